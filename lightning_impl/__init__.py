@@ -1,0 +1,1 @@
+"""PyTorch Lightning implementation: architectures, tasks, data and the `train` entry point."""

@@ -1,0 +1,84 @@
+"""The image-classification task: loss, metrics and optimisation around any architecture."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from lightning_impl.models import SpecifiedCNN
+from lightning_impl.schedules import warmup_cosine
+
+
+class ImageClassifier(L.LightningModule):
+    """Cross-entropy on logits; softmax only in `predict_step`, for probabilities.
+
+    Args:
+        model: the architecture (any nn.Module mapping images to logits).
+        optimizer: a callable taking the parameters, e.g. ``torch.optim.Adam`` (the default) or, from
+            the command line, ``--model.optimizer SGD --model.optimizer.lr 0.1``.
+        schedule: ``warmup_cosine`` (linear warm-up then cosine decay, per step, over the whole run),
+            or ``constant``.
+        warmup_fraction: share of the steps spent warming up.
+        label_smoothing: passed to the cross-entropy loss.
+        num_classes: for the accuracy metrics.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine",
+        warmup_fraction: float = 0.1,
+        label_smoothing: float = 0.0,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "optimizer"])
+        self.model = model if model is not None else SpecifiedCNN(num_classes=num_classes)
+        self.optimizer = optimizer
+        self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        # average="micro" is plain accuracy; torchmetrics' multiclass default is the macro average.
+        acc = partial(MulticlassAccuracy, num_classes=num_classes, average="micro")
+        self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _shared_step(self, batch, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.loss(logits, y)
+        metric(logits, y)
+        on_step = stage == "train"
+        self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(y))
+        self.log(f"{stage}_acc", metric, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train", self.train_acc)
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val", self.val_acc)
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test", self.test_acc)
+
+    def predict_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).softmax(dim=-1)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer(self.parameters())
+        if self.hparams.schedule == "constant":
+            return optimizer
+        total = self.trainer.estimated_stepping_batches
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, total, self.hparams.warmup_fraction)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,174 @@
+"""LightningDataModules for MNIST, Fashion-MNIST and CIFAR-10, held in memory as uint8 tensors.
+
+Why in memory: the datasets are small (MNIST 47 MB, CIFAR-10 150 MB as uint8), and converting every
+sample to a PIL image per step would make data loading, not the model, the bottleneck on a CPU.
+Batches are gathered with one fancy-index per batch (``__getitems__``) and normalised (and, for the
+training split only, augmented) as whole tensors on the training device in ``on_after_batch_transfer``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_impl.datasets import SPECS, default_data_dir, ensure_available, load_split
+
+
+class InMemoryDataset(Dataset):
+    """Images (uint8, N x C x H x W) and labels; a whole batch is fetched with one index operation."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        assert len(images) == len(labels)
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.images[i], self.labels[i]
+
+    def __getitems__(self, indices: list[int]):
+        idx = torch.as_tensor(indices)
+        return self.images[idx], self.labels[idx]
+
+
+def _already_batched(batch):
+    return batch
+
+
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images scaled to [0, 1] (float64 accumulation)."""
+    x = images.transpose(0, 1).reshape(images.shape[1], -1).double() / 255.0
+    return x.mean(dim=1).float(), x.std(dim=1).float()
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Train/validation split stratified by class and seeded; test set untouched until `test`.
+
+    Args:
+        data_dir: where the dataset lives (or will be downloaded to). Default: the environment variable
+            ``LIGHTNING_IMPL_DATA`` if set, else ``~/.cache/lightning_impl/data``.
+        batch_size: training batch size (per process under DDP).
+        eval_batch_size: batch size for validation and test.
+        val_fraction: share of the training set held out for validation (stratified).
+        split_seed: seed of the validation split; kept apart from the training seed so that runs over
+            several training seeds share one split.
+        download: allow downloading when the data is absent (never happens when it is present).
+        augment: a callable applied to normalised *training* batches on the device (see
+            lightning_impl.augment); validation and test batches are never augmented.
+    """
+
+    dataset_name: ClassVar[str]
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        download: bool = True,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError("batch sizes must be positive")
+        self.save_hyperparameters(ignore=["augment"])
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.spec = SPECS[self.dataset_name]
+        self.augment = augment
+        self._root: Path | None = None
+        self.train_set = self.val_set = self.test_set = None
+        self.mean = self.std = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.spec.classes)
+
+    def prepare_data(self) -> None:
+        # Runs once per node before setup: extraction/download happen here, never concurrently.
+        self._root = ensure_available(self.dataset_name, self.data_dir, self.hparams.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        root = self._root or ensure_available(self.dataset_name, self.data_dir, download=False)
+        images, labels = load_split(self.dataset_name, root, train=True)
+        train_idx, val_idx = train_test_split(
+            np.arange(len(labels)),
+            test_size=self.hparams.val_fraction,
+            stratify=labels.numpy(),
+            random_state=self.hparams.split_seed,
+        )
+        train_idx, val_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
+        self.train_set = InMemoryDataset(images[train_idx], labels[train_idx])
+        self.val_set = InMemoryDataset(images[val_idx], labels[val_idx])
+        self.test_set = InMemoryDataset(*load_split(self.dataset_name, root, train=False))
+        # Statistics of the training split only: validation and test must not leak into preprocessing.
+        self.mean, self.std = channel_stats(self.train_set.images)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) -> float32, scaled to [0, 1] and standardised with training statistics."""
+        c = images.shape[1]
+        mean = self.mean.to(images.device).view(1, c, 1, 1)
+        std = self.std.to(images.device).view(1, c, 1, 1)
+        return (images.float() / 255.0 - mean) / std
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch
+        x = self.normalize(x)
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            x = self.augment(x)
+        return x, y
+
+    def _loader(self, dataset: InMemoryDataset, batch_size: int, train: bool) -> DataLoader:
+        sampler = None
+        if not train and self.trainer is not None and self.trainer.world_size > 1:
+            # Lightning's default DistributedSampler pads the last shard with repeated samples, which
+            # would count some test images twice; this one does not.
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
+            )
+        return DataLoader(
+            dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+            collate_fn=_already_batched, drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.hparams.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.hparams.eval_batch_size, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.hparams.eval_batch_size, train=False)
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """A whole split as normalised float32 NHWC numpy arrays (what Keras expects) and int64 labels."""
+        dataset = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
+        x = self.normalize(dataset.images).permute(0, 2, 3, 1).contiguous().numpy()
+        return x, dataset.labels.numpy()
+
+
+class MNISTDataModule(ImageDataModule):
+    dataset_name = "mnist"
+
+
+class FashionMNISTDataModule(ImageDataModule):
+    dataset_name = "fashion_mnist"
+
+
+class CIFAR10DataModule(ImageDataModule):
+    dataset_name = "cifar10"
+
+
+DATAMODULES = {cls.dataset_name: cls for cls in (MNISTDataModule, FashionMNISTDataModule, CIFAR10DataModule)}
