@@ -19,7 +19,7 @@ class ImageClassifier(L.LightningModule):
     """Cross-entropy on logits; softmax only in `predict_step`, for probabilities.
 
     Args:
-        model: the architecture (any nn.Module mapping images to logits).
+        net: the architecture (any nn.Module mapping images to logits); default SpecifiedCNN.
         optimizer: a callable taking the parameters, e.g. ``torch.optim.Adam`` (the default) or, from
             the command line, ``--model.optimizer SGD --model.optimizer.lr 0.1``.
         schedule: ``warmup_cosine`` (linear warm-up then cosine decay, per step, over the whole run),
@@ -31,7 +31,7 @@ class ImageClassifier(L.LightningModule):
 
     def __init__(
         self,
-        model: nn.Module | None = None,
+        net: nn.Module | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine",
         warmup_fraction: float = 0.1,
@@ -39,8 +39,8 @@ class ImageClassifier(L.LightningModule):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "optimizer"])
-        self.model = model if model is not None else SpecifiedCNN(num_classes=num_classes)
+        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.net = net if net is not None else SpecifiedCNN(num_classes=num_classes)
         self.optimizer = optimizer
         self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # average="micro" is plain accuracy; torchmetrics' multiclass default is the macro average.
@@ -48,7 +48,7 @@ class ImageClassifier(L.LightningModule):
         self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.net(x)
 
     def _shared_step(self, batch, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
         x, y = batch
