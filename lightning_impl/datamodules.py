@@ -109,7 +109,9 @@ class ImageDataModule(L.LightningDataModule):
             stratify=labels.numpy(),
             random_state=self.hparams.split_seed,
         )
-        train_idx, val_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
+        # Kept (sorted) so that the split can be inspected and reproduced: indices into the official train set.
+        self.train_indices, self.val_indices = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
+        train_idx, val_idx = self.train_indices, self.val_indices
         self.train_set = InMemoryDataset(images[train_idx], labels[train_idx])
         self.val_set = InMemoryDataset(images[val_idx], labels[val_idx])
         self.test_set = InMemoryDataset(*load_split(self.dataset_name, root, train=False))

@@ -27,6 +27,7 @@ from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
 # The default recipe, in one visible place. configs/mnist_specified_cnn.yaml spells out the same run.
 DEFAULTS = {
     "data": {"class_path": "lightning_impl.datamodules.MNISTDataModule", "init_args": {"batch_size": 128}},
+    "model.net": {"class_path": "lightning_impl.models.SpecifiedCNN"},
     "model.optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 3e-3}},
     "trainer.max_epochs": 6,
     "trainer.logger": {
@@ -83,8 +84,8 @@ def main(args: list[str] | None = None) -> dict | None:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the checkpoints written so far are kept (last.ckpt resumes with --ckpt_path)")
+    run_dir = Path(cli.trainer.log_dir)  # a collective under DDP: every process must ask
     if cli.trainer.is_global_zero:
-        run_dir = Path(cli.trainer.log_dir)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         print(json.dumps({k: metrics[k] for k in ("test_acc", "test_loss", "best_val_acc", "epochs")}))
         print(run_dir.resolve())

@@ -2,7 +2,8 @@
 
 A new model joins the checks by adding a module under parity/pairs/ that calls `register`; the
 checks themselves never name a model. Layers correspond by name: every leaf module of the torch
-model (``named_modules``) has a Keras layer of the same name, in the same order.
+model (``named_modules``; a nested name ``block.conv`` may appear in Keras as ``block_conv``) has a
+Keras layer of the same name, in the same order.
 """
 
 from __future__ import annotations
@@ -12,19 +13,67 @@ from typing import Callable, Literal
 
 import keras_ref  # noqa: F401  (torch backend before keras)
 
+Task = Literal["classification", "denoising"]
+Loss = Literal["cross_entropy", "mse", "bce"]
+# A batch of real images (uint8, N x C x H x W), their labels, the datamodule that knows the training
+# statistics, and a seeded generator -> (inputs, targets) in torch layout.
+BatchFn = Callable[..., tuple["torch.Tensor", "torch.Tensor"]]  # noqa: F821
+
+DEFAULT_LOSS: dict[str, Loss] = {"classification": "cross_entropy", "denoising": "mse"}
+
 
 @dataclass(frozen=True)
 class ModelPair:
+    """One model in both frameworks, plus what the checks need to know about it.
+
+    Args:
+        name: the pair's name on the command line (``python -m parity --pairs NAME``).
+        torch_model / keras_model: factories taking no arguments (use ``functools.partial`` for options).
+        input_shape: torch layout (C, H, W); Keras gets (H, W, C).
+        dataset: real images for the numerical checks: mnist | fashion_mnist | cifar10.
+        task: classification (targets are labels) or denoising (targets are the clean images).
+        loss: the training loss both frameworks use, mean-reduced (check 4). Default: cross_entropy
+            (on logits) for classification, mse for denoising; bce expects sigmoid outputs in [0, 1].
+        make_batch: how real images become (inputs, targets); default: see ``parity.data.default_batch``.
+        score: the key of the run's metrics.json that check 5 compares (higher is better).
+        accuracy_band: declared band for the mean ``score`` of the full recipe, as fractions; None skips check 5.
+        quick_accuracy_band: the band for the quick budget (one seed, one epoch) run in CI.
+        accuracy_margin: largest allowed difference between the two frameworks' mean scores (full recipe).
+        train_args: extra command-line arguments per framework ("lightning": for lightning_impl.train,
+            "keras": for keras_ref.train) so that both run the pair's recipe; see parity.accuracy.
+    """
+
     name: str
     torch_model: Callable[[], "torch.nn.Module"]  # noqa: F821
     keras_model: Callable[[], "keras.Model"]  # noqa: F821
-    input_shape: tuple[int, int, int]  # torch layout (C, H, W); Keras gets (H, W, C)
-    dataset: str  # real images for the numerical checks: mnist | fashion_mnist | cifar10
-    task: Literal["classification", "denoising"] = "classification"
-    # Check 5: declared band for the mean test accuracy of the full recipe, as fractions.
+    input_shape: tuple[int, int, int]
+    dataset: str
+    task: Task = "classification"
+    loss: Loss | None = None
+    make_batch: BatchFn | None = None
+    score: str = "test_acc"
     accuracy_band: tuple[float, float] | None = None
-    # How to train each framework for check 5 (extra CLI arguments); see parity.accuracy.
+    quick_accuracy_band: tuple[float, float] | None = None
+    accuracy_margin: float = 0.004
     train_args: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in DEFAULT_LOSS:
+            raise ValueError(f"{self.name}: unknown task {self.task!r}; choose one of {sorted(DEFAULT_LOSS)}")
+        if self.loss is None:
+            object.__setattr__(self, "loss", DEFAULT_LOSS[self.task])  # frozen dataclass: set once, here
+        if self.loss not in ("cross_entropy", "mse", "bce"):
+            raise ValueError(f"{self.name}: unknown loss {self.loss!r}")
+        if self.task == "classification" and self.loss != "cross_entropy":
+            raise ValueError(f"{self.name}: a classification pair trains with cross_entropy, not {self.loss!r}")
+        if len(self.input_shape) != 3:
+            raise ValueError(f"{self.name}: input_shape is (C, H, W), got {self.input_shape}")
+        for band in (self.accuracy_band, self.quick_accuracy_band):
+            if band is not None and not 0.0 <= band[0] <= band[1]:
+                raise ValueError(f"{self.name}: a band is (low, high) with low <= high, got {band}")
+        unknown = set(self.train_args) - {"lightning", "keras"}
+        if unknown:
+            raise ValueError(f"{self.name}: train_args keys are 'lightning' and 'keras', got {sorted(unknown)}")
 
 
 PAIRS: dict[str, ModelPair] = {}

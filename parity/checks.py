@@ -1,0 +1,434 @@
+"""Checks 1-4 for one registered model pair; each returns rows (check, value, bound, passed).
+
+1. parameters: totals and per layer, trainable and non-trainable (BatchNorm statistics: torch buffers <->
+   Keras non-trainable weights; torch's num_batches_tracked counter has no twin and is not counted);
+2. output shapes, layer by layer, Keras NHWC mapped onto torch NCHW;
+3. numerical equivalence: weights copied torch -> Keras and Keras -> torch, the same real test images
+   through both, largest absolute difference over every layer's output (the worst layer is named);
+4. training-step parity: identical weights, the same batches, plain SGD for SGD_STEPS steps in each
+   framework's own training path, then the weights compared.
+
+Everything runs on the CPU in float32: no TF32, no GPU kernel choices, so the bounds mean the same everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import keras_ref  # noqa: F401  (torch backend before keras)
+import keras
+import numpy as np
+import torch
+from torch import nn
+
+from lightning_impl.datamodules import DATAMODULES, ImageDataModule
+from parity.registry import ModelPair
+from parity.shapes import (
+    LayerMismatch,
+    LayerPair,
+    keras_shape_in_torch_layout,
+    keras_to_torch_layout,
+    keras_trace,
+    torch_trace,
+)
+from parity.transfer import (
+    TransferError,
+    bn_differences,
+    dropout_differences,
+    keras_to_torch,
+    layer_pairs,
+    torch_to_keras,
+)
+
+# --- the checks' settings, in one place --------------------------------------------------------------------
+SEED = 0
+N_IMAGES = 256  # real test images through both models (check 3)
+OUTPUT_TOL = 1e-5  # check 3: max |torch - Keras| of any layer's output, float32 (the issue's bound)
+SGD_LR = 0.05  # check 4: plain SGD, no momentum, constant learning rate
+SGD_STEPS = 20
+SGD_BATCH = 32
+# Check 4 bound, relative to the largest weight change that training itself made (max |w_20 - w_0|).
+# Why relative: float32 rounding differs between the frameworks' kernels (summation order in convolutions,
+# matrix products and the loss' reductions), about 1e-7 relative per operation; 20 steps of a small network
+# grow that to ~1e-6 of the update (measured: see docs/parity.md). The mistakes this check exists for change
+# the update itself by a large factor: a summed instead of averaged loss multiplies it by the batch size (32),
+# a different learning-rate convention by its ratio, a wrong gradient by O(1). 1e-3 sits ~1000x above the
+# rounding noise and ~1000x below the smallest of those mistakes.
+TRAIN_TOL = 1e-3
+# Per-step losses: identical up to rounding (the first step sees identical weights).
+LOSS_TOL = 1e-4  # relative
+
+
+@dataclass
+class Row:
+    check: str
+    value: str
+    bound: str
+    passed: bool | None  # None: not run (the reason is in value)
+    number: float | None = None  # the measured figure behind `value`, for --json
+
+
+# --- data --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def datamodule(dataset: str) -> ImageDataModule:
+    if dataset not in DATAMODULES:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATAMODULES)}")
+    dm = DATAMODULES[dataset]()
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+def default_batch(
+    pair: ModelPair, images: torch.Tensor, labels: torch.Tensor, dm: ImageDataModule, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Classification: standardised images and labels, as training sees them. Denoising: images in [0, 1]
+    with Gaussian noise (std 0.3, clipped) as inputs and the clean images as targets."""
+    if pair.task == "classification":
+        return dm.normalize(images), labels
+    clean = images.float() / 255.0
+    noisy = (clean + 0.3 * torch.randn(clean.shape, generator=generator)).clamp(0.0, 1.0)
+    return noisy, clean
+
+
+def real_batch(pair: ModelPair, split: str, n: int, seed: int = SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """n real images of the pair's dataset (a seeded sample of the split), as the pair's (inputs, targets)."""
+    dm = datamodule(pair.dataset)
+    data = {"train": dm.train_set, "test": dm.test_set}[split]
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data), generator=generator)[:n]
+    images, labels = data.images[idx], data.labels[idx]
+    if tuple(images.shape[1:]) != tuple(pair.input_shape):
+        raise ValueError(f"{pair.name}: {pair.dataset} images are {tuple(images.shape[1:])}, the pair declares {pair.input_shape}")
+    make = pair.make_batch or default_batch
+    return make(pair, images, labels, dm, generator)
+
+
+def nhwc(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.permute(0, *range(2, x.dim()), 1).numpy()) if x.dim() > 2 else x.numpy()
+
+
+# --- models ------------------------------------------------------------------------------------------------
+
+
+def build(pair: ModelPair) -> tuple[nn.Module, keras.Model]:
+    """Both models, freshly initialised from the same seed, on the CPU."""
+    keras.utils.set_random_seed(SEED)
+    torch_model = pair.torch_model().float().cpu()
+    keras_model = pair.keras_model()
+    if not keras_model.built:
+        c, *spatial = pair.input_shape
+        keras_model.build((None, *spatial, c))
+    return torch_model, keras_model
+
+
+def perturb_torch(model: nn.Module, seed: int = SEED) -> None:
+    """Random biases and BatchNorm statistics: fresh layers hold zeros and ones there, which would hide a
+    missing bias or swapped statistics from check 3."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                if m.affine:
+                    m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+                m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=g))
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(m.running_var.shape, generator=g))
+            bias = getattr(m, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                bias.add_(0.1 * torch.randn(bias.shape, generator=g))
+
+
+def perturb_keras(model: keras.Model, seed: int = SEED) -> None:
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            if layer.scale:
+                layer.gamma.assign(0.5 + rng.random(layer.gamma.shape, dtype=np.float32))
+            layer.moving_mean.assign(0.2 * rng.standard_normal(layer.moving_mean.shape, dtype=np.float32))
+            layer.moving_variance.assign(0.5 + 1.5 * rng.random(layer.moving_variance.shape, dtype=np.float32))
+        bias = getattr(layer, "bias", None) if not isinstance(layer, keras.layers.BatchNormalization) else layer.beta
+        if bias is not None:
+            bias.assign(keras.ops.convert_to_numpy(bias) + 0.1 * rng.standard_normal(bias.shape, dtype=np.float32))
+
+
+def _count_torch(module: nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+    buffers = sum(b.numel() for n, b in module.named_buffers() if not n.endswith("num_batches_tracked"))
+    return trainable, frozen + buffers
+
+
+def _count_keras(obj) -> tuple[int, int]:
+    return (
+        sum(math.prod(w.shape) for w in obj.trainable_weights),
+        sum(math.prod(w.shape) for w in obj.non_trainable_weights),
+    )
+
+
+# --- check 1 -----------------------------------------------------------------------------------------------
+
+
+def check_parameters(pair: ModelPair) -> list[Row]:
+    torch_model, keras_model = build(pair)
+    (t_tr, t_nt), (k_tr, k_nt) = _count_torch(torch_model), _count_keras(keras_model)
+    rows = [
+        Row("1 parameters: trainable", f"torch {t_tr:,} / Keras {k_tr:,}", "equal", t_tr == k_tr, t_tr),
+        Row("1 parameters: non-trainable", f"torch {t_nt:,} / Keras {k_nt:,}", "equal", t_nt == k_nt, t_nt),
+    ]
+    pairs = layer_pairs(torch_model, keras_model, pair.input_shape)
+    bad = [
+        f"{p.name}: torch {t} / Keras {k} (trainable, non-trainable)"
+        for p in pairs
+        if (t := _count_torch(p.torch_layer)) != (k := _count_keras(p.keras_layer))
+    ]
+    value = f"{len(pairs)} layers agree" if not bad else "; ".join(bad)
+    rows.append(Row("1 parameters: per layer", value, "equal", not bad, len(bad)))
+    return rows
+
+
+# --- check 2 -----------------------------------------------------------------------------------------------
+
+
+def _fmt_shape(shape) -> str:
+    return "(" + ", ".join("N" if i == 0 else str(d) for i, d in enumerate(shape)) + ")"
+
+
+def check_shapes(pair: ModelPair) -> list[Row]:
+    torch_model, keras_model = build(pair)
+    pairs = layer_pairs(torch_model, keras_model, pair.input_shape)
+    x, _ = real_batch(pair, "test", 4)
+    torch_model.eval()
+    t_out = torch_trace(torch_model, x, [p.torch_name for p in pairs])
+    k_out = keras_trace(keras_model, nhwc(x))
+    bad = []
+    for p in pairs:
+        t_shape = tuple(t_out[p.torch_name][1].shape)
+        k_shape = keras_shape_in_torch_layout(k_out[p.name].shape)
+        if t_shape != k_shape:
+            bad.append(
+                f"{p.name}: torch {_fmt_shape(t_shape)} vs Keras {_fmt_shape(k_out[p.name].shape)} "
+                f"(= {_fmt_shape(k_shape)} in NCHW)"
+            )
+    final = _fmt_shape(t_out[pairs[-1].torch_name][1].shape)
+    value = f"{len(pairs)} layers agree, output {final}" if not bad else "; ".join(bad)
+    return [Row("2 output shapes per layer (NHWC -> NCHW)", value, "equal", not bad, len(bad))]
+
+
+# --- check 3 -----------------------------------------------------------------------------------------------
+
+
+def layer_differences(pairs: list[LayerPair], torch_model: nn.Module, keras_model: keras.Model, x: torch.Tensor) -> dict[str, float]:
+    """Max |torch - Keras| of every corresponding layer's output (inference mode), in torch layout."""
+    torch_model.eval()
+    t_out = torch_trace(torch_model, x, [p.torch_name for p in pairs])
+    k_out = keras_trace(keras_model, nhwc(x), training=False)
+    diffs = {}
+    for p in pairs:
+        t = t_out[p.torch_name][1].numpy()
+        k = keras_to_torch_layout(k_out[p.name], p)
+        diffs[p.name] = float(np.max(np.abs(t - k))) if t.shape == k.shape else math.inf
+    return diffs
+
+
+def _equivalence_row(pair: ModelPair, direction: str) -> Row:
+    torch_model, keras_model = build(pair)
+    label = f"3 outputs equal, weights {direction}"
+    try:
+        if direction == "torch -> Keras":
+            perturb_torch(torch_model)
+            torch_to_keras(torch_model, keras_model, pair.input_shape)
+        else:
+            perturb_keras(keras_model)
+            keras_to_torch(keras_model, torch_model, pair.input_shape)
+    except TransferError as err:
+        return Row(label, f"transfer failed: {err}", f"<= {OUTPUT_TOL:g}", False)
+    x, _ = real_batch(pair, "test", N_IMAGES)
+    diffs = layer_differences(layer_pairs(torch_model, keras_model, pair.input_shape), torch_model, keras_model, x)
+    worst = max(diffs, key=diffs.get)
+    last = next(reversed(diffs))
+    value = f"{diffs[worst]:.2e} (worst layer: {worst}; model output {diffs[last]:.2e})"
+    return Row(label, value, f"<= {OUTPUT_TOL:g} every layer", diffs[worst] <= OUTPUT_TOL, diffs[worst])
+
+
+def check_equivalence(pair: ModelPair) -> list[Row]:
+    torch_model, keras_model = build(pair)
+    pairs = layer_pairs(torch_model, keras_model, pair.input_shape)
+    diffs = bn_differences(pairs) + dropout_differences(pairs)
+    n_bn = sum(isinstance(p.torch_layer, nn.modules.batchnorm._BatchNorm) for p in pairs)
+    n_do = sum(isinstance(p.torch_layer, nn.modules.dropout._DropoutNd) for p in pairs)
+    value = f"{n_bn} BatchNorm, {n_do} Dropout layers agree" if not diffs else "; ".join(diffs)
+    rows = [Row("3 hyper-parameters (BatchNorm eps, momentum; Dropout rate)", value, "equal", not diffs, len(diffs))]
+    return rows + [_equivalence_row(pair, d) for d in ("torch -> Keras", "Keras -> torch")]
+
+
+# --- check 4 -----------------------------------------------------------------------------------------------
+
+# Mean-reduced losses, the same in both frameworks. Tests replace entries to plant mistakes.
+TORCH_LOSSES: dict[str, Callable[[], nn.Module]] = {
+    "cross_entropy": nn.CrossEntropyLoss,  # what lightning_impl.classifier.ImageClassifier trains with
+    "mse": nn.MSELoss,
+    "bce": nn.BCELoss,
+}
+KERAS_LOSSES: dict[str, Callable[[], keras.losses.Loss]] = {
+    "cross_entropy": lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True),  # as keras_ref.train
+    "mse": keras.losses.MeanSquaredError,
+    "bce": keras.losses.BinaryCrossentropy,
+}
+
+
+def torch_optimizer(params, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=0.0)
+
+
+def keras_optimizer(lr: float) -> keras.optimizers.Optimizer:
+    return keras.optimizers.SGD(learning_rate=lr, momentum=0.0)
+
+
+@contextlib.contextmanager
+def dropout_off(torch_model: nn.Module, keras_model: keras.Model):
+    """Training mode without dropout. Each framework draws its masks from its own random stream, which
+    cannot be matched; the rates are compared in check 3 instead."""
+    dropouts = [m for m in torch_model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    rates = {layer: layer.rate for layer in keras_model.layers if isinstance(layer, keras.layers.Dropout)}
+    for m in dropouts:
+        m.eval()
+    for layer in rates:
+        layer.rate = 0.0
+    try:
+        yield
+    finally:
+        for layer, rate in rates.items():
+            layer.rate = rate
+
+
+def train_torch(pair: ModelPair, model: nn.Module, batches) -> list[float]:
+    """What a Lightning training step does for these models: loss(net(x), y), backward, optimizer step."""
+    loss_fn, optimizer, losses = TORCH_LOSSES[pair.loss](), torch_optimizer(model.parameters(), SGD_LR), []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def train_keras(pair: ModelPair, model: keras.Model, batches) -> list[float]:
+    """Keras' own path: compile + train_on_batch runs the same train_step as model.fit (loss reduction,
+    gradient, optimizer update, BatchNorm moving statistics), so the check covers what keras_ref.train runs."""
+    model.compile(optimizer=keras_optimizer(SGD_LR), loss=KERAS_LOSSES[pair.loss]())
+    return [float(model.train_on_batch(nhwc(x), nhwc(y) if pair.task == "denoising" else y.numpy())) for x, y in batches]
+
+
+def _max_abs(tensors: list[torch.Tensor]) -> float:
+    return max((float(t.abs().max()) for t in tensors if t.numel()), default=0.0)
+
+
+def check_training(pair: ModelPair) -> list[Row]:
+    torch_model, keras_model = build(pair)
+    perturb_torch(torch_model)
+    torch_to_keras(torch_model, keras_model, pair.input_shape)
+    pairs = layer_pairs(torch_model, keras_model, pair.input_shape)
+    start = {k: v.clone() for k, v in torch_model.state_dict().items()}
+    x, y = real_batch(pair, "train", SGD_BATCH * SGD_STEPS)
+    batches = list(zip(x.split(SGD_BATCH), y.split(SGD_BATCH)))
+
+    torch_model.train()
+    keras.utils.set_random_seed(SEED)
+    with dropout_off(torch_model, keras_model):
+        t_losses = train_torch(pair, torch_model, batches)
+        k_losses = train_keras(pair, keras_model, batches)
+    trained = {k: v.clone() for k, v in torch_model.state_dict().items()}
+    keras_to_torch(keras_model, torch_model, pair.input_shape)  # Keras' weights, in torch layout
+    ported = torch_model.state_dict()
+
+    params = [n for n, _ in torch_model.named_parameters()]
+    delta = _max_abs([trained[n] - ported[n] for n in params])
+    update = _max_abs([trained[n] - start[n] for n in params])
+    rel = delta / update if update > 0 else math.inf
+    loss_rel = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(t_losses, k_losses))
+    rows = [
+        Row(
+            f"4 training: weights after {SGD_STEPS} SGD steps (lr {SGD_LR}, batch {SGD_BATCH}, {pair.loss})",
+            f"max abs diff {delta:.2e} = {rel:.1e} x max update {update:.2e}",
+            f"<= {TRAIN_TOL:g} x max update",
+            rel <= TRAIN_TOL,
+            rel,
+        ),
+        Row(
+            "4 training: loss per step",
+            f"max rel. diff {loss_rel:.1e} (step 1: {t_losses[0]:.4f} / {k_losses[0]:.4f})",
+            f"<= {LOSS_TOL:g}",
+            loss_rel <= LOSS_TOL,
+            loss_rel,
+        ),
+    ]
+    rows += _moving_statistics_rows(pairs, start, trained, ported)
+    return rows
+
+
+def _moving_statistics_rows(pairs: list[LayerPair], start, trained, ported) -> list[Row]:
+    """BatchNorm moving statistics after training. The mean uses the same convention in both frameworks.
+    The variance does not: torch updates running_var with the unbiased batch variance (x n/(n-1), n values
+    per channel), Keras with the biased one, so torch's exceeds Keras' by at most running_var / n. The row
+    passes when the difference stays within that (plus rounding); a wrong momentum moves it far outside."""
+    bns = [p for p in pairs if isinstance(p.torch_layer, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return []
+    names = {p.name: p.torch_name for p in bns}
+    mean_delta = _max_abs([trained[f"{names[p.name]}.running_mean"] - ported[f"{names[p.name]}.running_mean"] for p in bns])
+    mean_update = _max_abs([trained[f"{names[p.name]}.running_mean"] - start[f"{names[p.name]}.running_mean"] for p in bns])
+    mean_rel = mean_delta / mean_update if mean_update > 0 else math.inf
+    worst, worst_ratio = "", 0.0
+    for p in bns:
+        n = SGD_BATCH * math.prod(p.torch_out_shape[2:])
+        t_var, k_var = trained[f"{names[p.name]}.running_var"], ported[f"{names[p.name]}.running_var"]
+        allowed = t_var / n + TRAIN_TOL * (t_var - start[f"{names[p.name]}.running_var"]).abs().max()
+        ratio = float(((t_var - k_var).abs() / allowed).max())
+        if ratio >= worst_ratio:
+            worst, worst_ratio = p.name, ratio
+    return [
+        Row(
+            "4 training: BatchNorm moving mean",
+            f"max abs diff {mean_rel:.1e} x max update",
+            f"<= {TRAIN_TOL:g} x max update",
+            mean_rel <= TRAIN_TOL,
+            mean_rel,
+        ),
+        Row(
+            "4 training: BatchNorm moving variance (torch unbiased, Keras biased)",
+            f"{worst_ratio:.2f} x allowance (worst layer: {worst})",
+            "<= 1 x (var/n + rounding)",
+            worst_ratio <= 1.0,
+            worst_ratio,
+        ),
+    ]
+
+
+# --- all of them -------------------------------------------------------------------------------------------
+
+CHECKS: dict[str, Callable[[ModelPair], list[Row]]] = {
+    "parameters": check_parameters,
+    "shapes": check_shapes,
+    "equivalence": check_equivalence,
+    "training": check_training,
+}
+
+
+def run_checks(pair: ModelPair, names: list[str] | None = None) -> list[Row]:
+    """The rows of the named checks (default: 1-4). A pair whose layers cannot be matched fails each check
+    with the reason instead of stopping the run."""
+    rows = []
+    with keras.device("cpu"):
+        for name in names or list(CHECKS):
+            try:
+                rows += CHECKS[name](pair)
+            except (LayerMismatch, TransferError, NotImplementedError) as err:
+                rows.append(Row(f"{list(CHECKS).index(name) + 1} {name}", f"cannot run: {err}", "-", False))
+    return rows

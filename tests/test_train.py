@@ -1,0 +1,42 @@
+"""`python -m lightning_impl.train`: real MNIST smoke run, run folders, the config file equals the defaults."""
+
+import json
+
+import pytest
+import yaml
+
+from lightning_impl.classifier import ImageClassifier
+from lightning_impl.datamodules import ImageDataModule
+from lightning_impl.train import TrainCLI, main
+
+
+def parsed_config(args):
+    cli = TrainCLI(ImageClassifier, ImageDataModule, subclass_mode_data=True, run=False, args=args)
+    config = cli.config.as_dict()
+    config.pop("config", None)
+    return config
+
+
+def test_config_file_spells_out_the_default_run():
+    assert parsed_config(["--config", "configs/mnist_specified_cnn.yaml"]) == parsed_config([])
+
+
+@pytest.mark.parametrize("path", ["configs/mnist_specified_cnn.yaml"])
+def test_configs_parse(path):
+    assert yaml.safe_load(open(path))
+
+
+def test_one_epoch_on_full_mnist(tmp_path, capsys):
+    args = ["--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false"]
+    metrics = main(args)
+    run_dir = capsys.readouterr().out.strip().splitlines()[-1]
+    assert metrics["test_acc"] >= 0.97
+    saved = json.loads(open(f"{run_dir}/metrics.json").read())
+    assert saved["test_acc"] == metrics["test_acc"] and saved["parameters"] == 58796
+    for name in ("config.yaml", "metrics.csv", "checkpoints"):
+        assert (tmp_path / "mnist_specified_cnn" / "version_0" / name).exists(), name
+    # A second run gets a folder of its own.
+    main(args + ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1"])
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("version_1")
+    assert json.loads(open(f"{run_dir}/metrics.json").read()) == saved
