@@ -21,6 +21,14 @@ import keras
 from keras_ref.models import MODELS
 from lightning_impl.datamodules import DATAMODULES
 from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
+from lightning_impl.train import DEFAULTS
+
+# The same default recipe as `python -m lightning_impl.train`, read from the one place it is written.
+RECIPE = {
+    "epochs": DEFAULTS["trainer.max_epochs"],
+    "batch_size": DEFAULTS["data"]["init_args"]["batch_size"],
+    "lr": DEFAULTS["model.optimizer"]["init_args"]["lr"],
+}
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -76,12 +84,14 @@ def train(args: argparse.Namespace) -> tuple[dict, Path]:
 
     model = MODELS[args.model](input_shape=x_train.shape[1:], num_classes=dm.num_classes)
     steps_per_epoch = -(-len(x_train) // args.batch_size)
+    if args.limit_train_batches:  # like Lightning's --trainer.limit_train_batches: short runs for smoke tests
+        steps_per_epoch = min(steps_per_epoch, args.limit_train_batches)
     compile_model(model, args.lr, args.epochs * steps_per_epoch, args.warmup_fraction)
 
     run = new_run_dir(Path(args.runs_dir), f"keras_{args.dataset}_{args.model}")
     best = run / "checkpoints" / "best.weights.h5"
     best.parent.mkdir()
-    timer = EpochTimer(len(x_train))
+    timer = EpochTimer(min(len(x_train), steps_per_epoch * args.batch_size))
     callbacks = [
         keras.callbacks.ModelCheckpoint(best, monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True),
         keras.callbacks.CSVLogger(run / "metrics.csv"),
@@ -89,7 +99,8 @@ def train(args: argparse.Namespace) -> tuple[dict, Path]:
     ]
     history = model.fit(
         x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_data=(x_val, y_val),
-        callbacks=callbacks, verbose=args.verbose,
+        validation_batch_size=1000,
+        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=args.verbose,
     )
     model.load_weights(best)  # evaluate the model selected on validation, as lightning_impl.train does
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
@@ -115,9 +126,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default="mnist", choices=sorted(DATAMODULES))
     p.add_argument("--model", default="specified_cnn", choices=sorted(MODELS))
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of Adam")
+    p.add_argument("--epochs", type=int, default=RECIPE["epochs"])
+    p.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
+    p.add_argument("--lr", type=float, default=RECIPE["lr"], help="peak learning rate of Adam")
+    p.add_argument("--limit-train-batches", type=int, default=None, help="train on at most this many batches per epoch")
     p.add_argument("--warmup-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=42, help="training seed (initialisation, shuffling)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the validation split (shared with Lightning)")

@@ -110,3 +110,19 @@ class CropFlipAugment(nn.Module):
 
     def extra_repr(self) -> str:
         return f"padding={self.padding}, flip={self.flip}"
+
+
+# The defaults as plain functions, for YAML: ``data.init_args.augment: lightning_impl.augment.digit_augment``.
+# (The DataModules type ``augment`` as ``Callable[[Tensor], Tensor]``, which jsonargparse resolves only to an
+# import path of a function annotated to return a Tensor, not to ``class_path``/``init_args``.)
+_DIGITS, _CROP_FLIP = DigitAugment(), CropFlipAugment()
+
+
+def digit_augment(images: torch.Tensor) -> torch.Tensor:
+    """``DigitAugment()``: rotation up to +-10 degrees, shift up to +-10%, per image; no flip."""
+    return _DIGITS(images)
+
+
+def crop_flip_augment(images: torch.Tensor) -> torch.Tensor:
+    """``CropFlipAugment()``: shift up to +-4 px (mean-colour fill) and a random horizontal flip, per image."""
+    return _CROP_FLIP(images)

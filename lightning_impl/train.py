@@ -26,10 +26,10 @@ from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
 
 # The default recipe, in one visible place. configs/mnist_specified_cnn.yaml spells out the same run.
 DEFAULTS = {
-    "data": {"class_path": "lightning_impl.datamodules.MNISTDataModule", "init_args": {"batch_size": 128}},
+    "data": {"class_path": "lightning_impl.datamodules.MNISTDataModule", "init_args": {"batch_size": 64}},
     "model.net": {"class_path": "lightning_impl.models.SpecifiedCNN"},
-    "model.optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 3e-3}},
-    "trainer.max_epochs": 6,
+    "model.optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 5e-3}},
+    "trainer.max_epochs": 8,
     "trainer.logger": {
         "class_path": "lightning.pytorch.loggers.CSVLogger",
         "init_args": {"save_dir": "runs", "name": "mnist_specified_cnn"},

@@ -15,8 +15,8 @@ import keras_ref  # noqa: F401  (torch backend before keras)
 
 Task = Literal["classification", "denoising"]
 Loss = Literal["cross_entropy", "mse", "bce"]
-# A batch of real images (uint8, N x C x H x W), their labels, the datamodule that knows the training
-# statistics, and a seeded generator -> (inputs, targets) in torch layout.
+# make_batch(pair, images, labels, datamodule, generator) -> (inputs, targets) in torch layout: real images
+# (uint8, N x C x H x W), their labels, the datamodule that knows the training statistics, a seeded generator.
 BatchFn = Callable[..., tuple["torch.Tensor", "torch.Tensor"]]  # noqa: F821
 
 DEFAULT_LOSS: dict[str, Loss] = {"classification": "cross_entropy", "denoising": "mse"}
@@ -34,13 +34,14 @@ class ModelPair:
         task: classification (targets are labels) or denoising (targets are the clean images).
         loss: the training loss both frameworks use, mean-reduced (check 4). Default: cross_entropy
             (on logits) for classification, mse for denoising; bce expects sigmoid outputs in [0, 1].
-        make_batch: how real images become (inputs, targets); default: see ``parity.data.default_batch``.
+        make_batch: how real images become (inputs, targets); default: ``parity.checks.default_batch``
+            (standardised images and labels; denoising: noisy images in [0, 1] and the clean ones).
         score: the key of the run's metrics.json that check 5 compares (higher is better).
         accuracy_band: declared band for the mean ``score`` of the full recipe, as fractions; None skips check 5.
-        quick_accuracy_band: the band for the quick budget (one seed, one epoch) run in CI.
-        accuracy_margin: largest allowed difference between the two frameworks' mean scores (full recipe).
         train_args: extra command-line arguments per framework ("lightning": for lightning_impl.train,
             "keras": for keras_ref.train) so that both run the pair's recipe; see parity.accuracy.
+        quick_accuracy_band: the band for the quick budget (one seed, one epoch) run in CI.
+        accuracy_margin: largest allowed difference between the two frameworks' mean scores (full recipe).
     """
 
     name: str
@@ -49,13 +50,14 @@ class ModelPair:
     input_shape: tuple[int, int, int]
     dataset: str
     task: Task = "classification"
+    accuracy_band: tuple[float, float] | None = None
+    train_args: dict[str, list[str]] = field(default_factory=dict)
+    # Added for checks 4 and 5 (after the original fields, so positional construction still works).
     loss: Loss | None = None
     make_batch: BatchFn | None = None
     score: str = "test_acc"
-    accuracy_band: tuple[float, float] | None = None
     quick_accuracy_band: tuple[float, float] | None = None
     accuracy_margin: float = 0.004
-    train_args: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task not in DEFAULT_LOSS:

@@ -1,0 +1,239 @@
+"""The one-change-at-a-time ablation ladder: from the specified CNN to the improved recipe.
+
+    python -m lightning_impl.ablation --dataset mnist --budget quick          # minutes: CI / smoke
+    python -m lightning_impl.ablation --dataset mnist --budget full           # 3 seeds, full epochs
+    python -m lightning_impl.ablation --dataset cifar10 --budget full --seeds 1 --epochs 10
+    python -m lightning_impl.ablation --dataset mnist --framework keras --budget quick
+
+A ladder is the folder configs/ablation/<dataset>/: ``00_base.yaml`` is a complete LightningCLI config and
+every later file changes one thing (its first comment line says what). Step k trains the base with the
+overlays of the steps kept so far plus its own, for every seed, through lightning_impl.train.main (or the
+Keras twin, keras_ref.improved_cnn.train). A step is kept when its mean *validation* accuracy beats the
+last kept step's (``--keep-all`` keeps every step); test accuracy is read once per run, for the report only.
+
+Writes, under --out (default runs/ablation/<dataset>_<budget>_<framework>/): ladder.md, ladder.csv,
+ladder.png, results.json (every run) and configs/ (the merged config of every step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+LADDERS = Path(__file__).resolve().parents[1] / "configs" / "ablation"
+
+# Everything a budget changes, in one place. epochs=None keeps the ladder's own trainer.max_epochs.
+BUDGETS = {
+    "quick": {"epochs": 1, "train_fraction": 0.1, "seeds": 1},
+    "full": {"epochs": None, "train_fraction": 1.0, "seeds": 3},
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # file stem, e.g. 03_depth_width
+    change: str  # the file's first comment line
+    overlay: dict
+
+
+def load_ladder(dataset: str) -> list[Step]:
+    folder = LADDERS / dataset
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise SystemExit(f"error: no ladder for {dataset!r} (expected YAML files in {folder})")
+    steps = []
+    for f in files:
+        text = f.read_text()
+        first = text.lstrip().splitlines()[0] if text.strip() else ""
+        change = first.lstrip("# ").strip() if first.startswith("#") else f.stem
+        steps.append(Step(f.stem, change, yaml.safe_load(text) or {}))
+    return steps
+
+
+def merge(base, overlay):
+    """Deep-merge ``overlay`` into ``base``; a different class_path replaces the whole sub-config."""
+    if not (isinstance(base, dict) and isinstance(overlay, dict)):
+        return copy.deepcopy(overlay)
+    if "class_path" in overlay and overlay["class_path"] != base.get("class_path"):
+        return copy.deepcopy(overlay)
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+    return out
+
+
+def merged_config(steps: list[Step]) -> dict:
+    config: dict = {}
+    for step in steps:
+        config = merge(config, step.overlay)
+    return config
+
+
+def run_lightning(config_path: Path, seed: int, epochs: int | None, train_fraction: float, out: Path, name: str) -> dict:
+    from lightning_impl.train import main as train_main
+
+    args = [
+        "--config", str(config_path),
+        "--seed_everything", str(seed),
+        "--trainer.logger.init_args.save_dir", str(out / "runs"),
+        "--trainer.logger.init_args.name", name,
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+    ]
+    if epochs is not None:
+        args += ["--trainer.max_epochs", str(epochs)]
+    if train_fraction < 1.0:
+        args += ["--trainer.limit_train_batches", str(train_fraction)]
+    return train_main(args)
+
+
+def run_keras(config: dict, seed: int, epochs: int | None, train_fraction: float, out: Path, name: str) -> dict:
+    from keras_ref.improved_cnn import load_recipe, train
+
+    recipe = load_recipe(config)
+    recipe["seed"] = seed
+    if epochs is not None:
+        recipe["epochs"] = epochs
+    return train(recipe, runs_dir=str(out / "runs"), verbose=0, train_fraction=train_fraction)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
+
+
+def pct(mean: float, std: float) -> str:
+    return f"{100 * mean:.2f}" + ("" if std != std else f" ± {100 * std:.2f}")
+
+
+def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framework: str, keep_all: bool,
+               out: Path, only: list[int] | None = None) -> list[dict]:
+    steps = load_ladder(dataset)
+    spec = BUDGETS[budget]
+    epochs = epochs if epochs is not None else spec["epochs"]
+    (out / "configs").mkdir(parents=True, exist_ok=True)
+    kept: list[Step] = []
+    best_val = -1.0
+    rows, runs = [], []
+    started = time.perf_counter()
+    for i, step in enumerate(steps):
+        chain = kept + [step]
+        config = merged_config(chain)
+        config_path = out / "configs" / f"{step.name}.yaml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        if only is not None and i not in only:
+            kept.append(step)  # skipped steps are assumed kept, so later steps still build on them
+            continue
+        results = []
+        for seed in range(seeds):
+            print(f"[ablation] {dataset} {framework} step {i}/{len(steps) - 1} {step.name} seed {seed} "
+                  f"({time.perf_counter() - started:.0f} s elapsed)", flush=True)
+            t0 = time.perf_counter()
+            if framework == "lightning":
+                m = run_lightning(config_path, seed, epochs, spec["train_fraction"], out, step.name)
+            else:
+                m = run_keras(config, seed, epochs, spec["train_fraction"], out, step.name)
+            m = {**m, "step": step.name, "wall_s": time.perf_counter() - t0}
+            results.append(m)
+            runs.append(m)
+        val_mean, val_std = mean_std([r["best_val_acc"] for r in results])
+        test_mean, test_std = mean_std([r["test_acc"] for r in results])
+        keep = i == 0 or keep_all or val_mean > best_val
+        delta = float("nan") if i == 0 else val_mean - best_val
+        if keep:
+            kept, best_val = chain, val_mean
+        epoch_times = [t for r in results for t in r["epoch_time_s"]]
+        rows.append({
+            "step": step.name, "change": step.change, "parameters": results[0]["parameters"],
+            "seeds": len(results), "epochs": results[0]["epochs"],
+            "test_acc_mean": test_mean, "test_acc_std": test_std, "val_acc_mean": val_mean, "val_acc_std": val_std,
+            "delta_val": delta, "decision": "base" if i == 0 else ("kept" if keep else "dropped"),
+            "s_per_epoch": statistics.fmean(epoch_times) if epoch_times else float("nan"),
+            "wall_s": sum(r["wall_s"] for r in results),
+        })
+        write_reports(rows, runs, dataset, budget, framework, epochs, spec["train_fraction"], out)
+    return rows
+
+
+def write_reports(rows: list[dict], runs: list[dict], dataset: str, budget: str, framework: str,
+                  epochs: int | None, train_fraction: float, out: Path) -> None:
+    with open(out / "ladder.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "results.json").write_text(json.dumps(runs, indent=2, default=str) + "\n")
+    lines = [
+        f"# Ablation ladder: {dataset}, {framework}, budget {budget}",
+        "",
+        f"Epochs per run: {epochs if epochs is not None else 'as in each config'}; share of the training split "
+        f"per epoch: {train_fraction:g}. Test accuracy of the checkpoint with the best validation accuracy; "
+        "decisions use validation only. Mean ± sample std over seeds.",
+        "",
+        "| step | change | params | test acc % | val acc % | Δ val (pp) | decision | epochs | s/epoch | wall s |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        delta = "" if r["delta_val"] != r["delta_val"] else f"{100 * r['delta_val']:+.2f}"
+        lines.append(
+            f"| {r['step']} | {r['change']} | {r['parameters']:,} | {pct(r['test_acc_mean'], r['test_acc_std'])} | "
+            f"{pct(r['val_acc_mean'], r['val_acc_std'])} | {delta} | {r['decision']} | {r['epochs']} | "
+            f"{r['s_per_epoch']:.1f} | {r['wall_s']:.0f} |"
+        )
+    (out / "ladder.md").write_text("\n".join(lines) + "\n")
+    plot(rows, out / "ladder.png", f"{dataset} ({framework}, {budget})")
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(1.4 * len(rows) + 2, 4))
+    for key, label, shift in (("val", "validation", -0.08), ("test", "test", 0.08)):
+        means = [100 * r[f"{key}_acc_mean"] for r in rows]
+        stds = [0 if r[f"{key}_acc_std"] != r[f"{key}_acc_std"] else 100 * r[f"{key}_acc_std"] for r in rows]
+        ax.errorbar([i + shift for i in x], means, yerr=stds, fmt="o-", capsize=3, label=label)
+    ax.set_xticks(list(x), [r["step"] for r in rows], rotation=20, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True, choices=sorted(d.name for d in LADDERS.iterdir() if d.is_dir()))
+    p.add_argument("--budget", default="full", choices=sorted(BUDGETS))
+    p.add_argument("--seeds", type=int, help="seeds 0..N-1 per step (default: the budget's)")
+    p.add_argument("--epochs", type=int, help="epochs of every run (default: the budget's, else each config's)")
+    p.add_argument("--framework", default="lightning", choices=("lightning", "keras"))
+    p.add_argument("--keep-all", action="store_true", help="keep every step, whatever validation says")
+    p.add_argument("--steps", help="comma-separated step indices to run (others are assumed kept), e.g. 0,5")
+    p.add_argument("--out", type=Path, help="default runs/ablation/<dataset>_<budget>_<framework>")
+    args = p.parse_args(argv)
+    seeds = args.seeds if args.seeds is not None else BUDGETS[args.budget]["seeds"]
+    if seeds < 1 or (args.epochs is not None and args.epochs < 1):
+        p.error("--seeds and --epochs must be positive")
+    out = args.out or Path("runs") / "ablation" / f"{args.dataset}_{args.budget}_{args.framework}"
+    only = [int(s) for s in args.steps.split(",")] if args.steps else None
+    rows = run_ladder(args.dataset, args.budget, seeds, args.epochs, args.framework, args.keep_all, out, only)
+    print((out / "ladder.md").read_text())
+    print(out.resolve())
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main() and None)

@@ -1,0 +1,181 @@
+"""Additive Gaussian noise on [0, 1] images, and the DataModule that serves (noisy, clean) pairs.
+
+Training draws fresh noise for every batch (the model never sees the same corruption twice); validation
+and test use one fixed, seeded noisy copy, so every method -- networks and classical filters -- is scored
+on exactly the same inputs, run after run.
+"""
+
+from __future__ import annotations
+
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_impl.datamodules import DATAMODULES
+
+# Seeds of the fixed eval noise. One standard-normal draw z per split is scaled by sigma, so the copies at
+# different sigma share their noise pattern: a curve over sigma is not also a curve over noise draws.
+NOISE_SEEDS = {"val": 1001, "test": 2002, "tune": 3003}
+
+Sigma = float | tuple[float, float]  # one noise level, or a (low, high) range drawn per image ("blind")
+
+
+def add_noise(clean: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """clip(clean + sigma * N(0, 1), 0, 1). ``sigma`` is a float or one value per image (shape (N,))."""
+    noise = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+    return (clean + _per_image(sigma, clean) * noise).clamp_(0.0, 1.0)
+
+
+def _per_image(sigma: float | torch.Tensor, images: torch.Tensor) -> float | torch.Tensor:
+    if isinstance(sigma, torch.Tensor):
+        return sigma.to(images).view(-1, *([1] * (images.dim() - 1)))
+    return sigma
+
+
+def sample_sigmas(n: int, sigma: Sigma, generator: torch.Generator | None = None, device=None) -> float | torch.Tensor:
+    """A float sigma as is; a (low, high) range as n values drawn uniformly, one per image."""
+    if isinstance(sigma, (int, float)):
+        return float(sigma)
+    low, high = sigma
+    return low + (high - low) * torch.rand(n, generator=generator, device=device)
+
+
+def fixed_noisy_copy(clean: torch.Tensor, sigma: Sigma, seed: int) -> torch.Tensor:
+    """The noisy copy of ``clean`` (float in [0, 1]) that a given seed defines; the same on every call."""
+    generator = torch.Generator().manual_seed(seed)
+    sigmas = sample_sigmas(len(clean), sigma, generator)
+    return add_noise(clean, sigmas, generator)
+
+
+def check_sigma(sigma: Sigma) -> Sigma:
+    if isinstance(sigma, (int, float)):
+        if not 0.0 <= sigma <= 1.0:
+            raise ValueError(f"noise sigma must lie in [0, 1] (images are in [0, 1]), got {sigma}")
+        return float(sigma)
+    if len(sigma) != 2 or not 0.0 <= sigma[0] < sigma[1] <= 1.0:
+        raise ValueError(f"a noise range must be (low, high) with 0 <= low < high <= 1, got {sigma}")
+    return (float(sigma[0]), float(sigma[1]))
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1] (a denoiser wants the pixel scale, not standardised values)."""
+    return images.float() / 255.0
+
+
+class NoisyPairs(Dataset):
+    """Fixed (noisy float32, clean uint8) pairs; a whole batch is fetched with one index operation."""
+
+    def __init__(self, noisy: torch.Tensor, clean: torch.Tensor) -> None:
+        assert noisy.shape == clean.shape
+        self.noisy, self.clean = noisy, clean
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+    def __getitem__(self, i):
+        return self.noisy[i], self.clean[i]
+
+    def __getitems__(self, indices: list[int]):
+        idx = torch.as_tensor(indices)
+        return self.noisy[idx], self.clean[idx]
+
+
+class CleanImages(Dataset):
+    """Clean uint8 training images; noise is added per batch on the device (see NoisyDataModule)."""
+
+    def __init__(self, clean: torch.Tensor) -> None:
+        self.clean = clean
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+    def __getitem__(self, i):
+        return self.clean[i]
+
+    def __getitems__(self, indices: list[int]):
+        return self.clean[torch.as_tensor(indices)]
+
+
+def _already_batched(batch):
+    return batch
+
+
+def _first(images: torch.Tensor, limit: int | None) -> torch.Tensor:
+    return images if limit is None else images[:limit]
+
+
+class NoisyDataModule(L.LightningDataModule):
+    """(noisy, clean) float batches in [0, 1] built on the classification DataModules' split.
+
+    The train/validation split is the classification one (stratified, seeded: ``val_fraction``,
+    ``split_seed``); only the pixel scale differs -- [0, 1], not standardised.
+
+    Args:
+        dataset: mnist | fashion_mnist | cifar10.
+        sigma: the training noise level, or a (low, high) range drawn uniformly per image (a "blind" model).
+        eval_sigma: the noise of the fixed validation/test copies; default ``sigma``.
+        train_limit / val_limit / test_limit: use only the first n images of a split (quick runs, tests).
+    """
+
+    def __init__(
+        self,
+        dataset: str = "fashion_mnist",
+        sigma: Sigma = 0.3,
+        eval_sigma: Sigma | None = None,
+        data_dir: str | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        download: bool = True,
+        train_limit: int | None = None,
+        val_limit: int | None = None,
+        test_limit: int | None = None,
+    ) -> None:
+        super().__init__()
+        if dataset not in DATAMODULES:
+            raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATAMODULES)}")
+        self.sigma = check_sigma(sigma)
+        self.eval_sigma = check_sigma(eval_sigma) if eval_sigma is not None else self.sigma
+        self.save_hyperparameters()
+        self.source = DATAMODULES[dataset](
+            data_dir=data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size,
+            val_fraction=val_fraction, split_seed=split_seed, download=download,
+        )
+        self.train_set = self.val_set = self.test_set = None
+
+    def prepare_data(self) -> None:
+        self.source.prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self.source.setup()
+        hp = self.hparams
+        self.train_set = CleanImages(_first(self.source.train_set.images, hp.train_limit))
+        self.val_set = self.eval_pairs("val", self.eval_sigma, hp.val_limit)
+        self.test_set = self.eval_pairs("test", self.eval_sigma, hp.test_limit)
+
+    def eval_pairs(self, split: str, sigma: Sigma, limit: int | None = None) -> NoisyPairs:
+        """The fixed noisy copy of the first ``limit`` images of a split ('val' or 'test') at ``sigma``."""
+        source = {"val": self.source.val_set, "test": self.source.test_set}[split]
+        clean = _first(source.images, limit)
+        return NoisyPairs(fixed_noisy_copy(to_unit(clean), sigma, NOISE_SEEDS[split]), clean)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.trainer is not None and self.trainer.training:
+            clean = to_unit(batch)
+            # Fresh noise from the global (seeded) generator, on the batch's device.
+            return add_noise(clean, sample_sigmas(len(clean), self.sigma, device=clean.device)), clean
+        noisy, clean = batch
+        return noisy, to_unit(clean)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, collate_fn=_already_batched)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.hparams.eval_batch_size, collate_fn=_already_batched)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_set, batch_size=self.hparams.eval_batch_size, collate_fn=_already_batched)
