@@ -9,6 +9,8 @@ optimizer, schedule and label smoothing are translated one to one. Augmentation 
 training model, in front of the net; Keras runs them only when ``training=True``, so validation, test and
 the bare net (the parity twin) never see them.
 
+Not translated: ``trainer.precision`` (Keras trains in float32) and ``trainer.accelerator``/``devices``.
+
 BatchNorm convention: PyTorch's (momentum 0.1 for the *new* batch, eps 1e-5) everywhere. Keras' momentum
 weights the *old* running value, so torch 0.1 is Keras 0.9; its default epsilon (1e-3) is overridden.
 """
@@ -110,10 +112,13 @@ def crop_flip_augmentation(padding: int = 4, flip: bool = True, size: int = 32) 
     return keras.Sequential(stack, name="crop_flip_augmentation")
 
 
-# The Lightning augmentation classes and their Keras twins (same constructor arguments).
+# The Lightning augmentations (classes, and the functions that are their defaults) and their Keras twins
+# (same constructor arguments).
 AUGMENTATIONS = {
     "lightning_impl.augment.DigitAugment": digit_augmentation,
+    "lightning_impl.augment.digit_augment": digit_augmentation,
     "lightning_impl.augment.CropFlipAugment": crop_flip_augmentation,
+    "lightning_impl.augment.crop_flip_augment": crop_flip_augmentation,
 }
 
 # Lightning nets the Keras trainer can build, and the arguments that are implied by the data instead.
@@ -167,6 +172,8 @@ def load_recipe(config: dict | str | Path) -> dict:
         raise ValueError(f"no Keras twin for {net['class_path']!r}")
     data_args = dict(data.get("init_args", {}))
     augment = data_args.pop("augment", None)
+    if isinstance(augment, str):  # an import path of a function: its defaults
+        augment = {"class_path": augment, "init_args": {}}
     if augment is not None and augment["class_path"] not in AUGMENTATIONS:
         raise ValueError(f"no Keras twin for augmentation {augment['class_path']!r}")
     dataset = next(name for name, cls in DATAMODULES.items() if data["class_path"].endswith(cls.__name__))
@@ -203,15 +210,16 @@ def build(recipe: dict, input_shape: tuple[int, int, int], num_classes: int, ste
 
 
 def train(recipe: dict, data_dir: str | None = None, runs_dir: str = "runs", verbose: int = 2,
-          max_train_samples: int | None = None) -> dict:
+          train_fraction: float = 1.0) -> dict:
     """Train on the Lightning split and normalisation, keep the best epoch on validation, test it once."""
     keras.utils.set_random_seed(recipe["seed"])
     dm = DATAMODULES[recipe["dataset"]](data_dir=data_dir, val_fraction=recipe["val_fraction"], split_seed=recipe["split_seed"])
     dm.prepare_data()
     dm.setup()
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (dm.arrays(s) for s in ("train", "val", "test"))
-    if max_train_samples:  # for smoke tests
-        x_train, y_train = x_train[:max_train_samples], y_train[:max_train_samples]
+    if train_fraction < 1.0:  # quick budgets and smoke tests: a random share of the training split
+        keep = np.random.default_rng(recipe["seed"]).permutation(len(x_train))[: max(1, int(train_fraction * len(x_train)))]
+        x_train, y_train = x_train[keep], y_train[keep]
     onehot = lambda y: np.eye(dm.num_classes, dtype="float32")[y]  # noqa: E731
     steps = -(-len(x_train) // recipe["batch_size"])
     net, model = build(recipe, x_train.shape[1:], dm.num_classes, steps)

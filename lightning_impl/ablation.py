@@ -103,7 +103,9 @@ def run_keras(config: dict, seed: int, epochs: int | None, train_fraction: float
     recipe["seed"] = seed
     if epochs is not None:
         recipe["epochs"] = epochs
-    return train(recipe, runs_dir=str(out / "runs"), verbose=0, train_fraction=train_fraction)
+    metrics = train(recipe, runs_dir=str(out / "runs"), verbose=0, train_fraction=train_fraction)
+    # Keras counts BatchNorm's moving statistics as parameters; the table compares trainable ones, like torch.
+    return {**metrics, "parameters": metrics["trainable_parameters"]}
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -121,7 +123,7 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
     epochs = epochs if epochs is not None else spec["epochs"]
     (out / "configs").mkdir(parents=True, exist_ok=True)
     kept: list[Step] = []
-    best_val = -1.0
+    best_val: float | None = None  # mean validation accuracy of the last kept step that was run
     rows, runs = [], []
     started = time.perf_counter()
     for i, step in enumerate(steps):
@@ -146,8 +148,9 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
             runs.append(m)
         val_mean, val_std = mean_std([r["best_val_acc"] for r in results])
         test_mean, test_std = mean_std([r["test_acc"] for r in results])
-        keep = i == 0 or keep_all or val_mean > best_val
-        delta = float("nan") if i == 0 else val_mean - best_val
+        first = best_val is None
+        keep = first or keep_all or val_mean > best_val
+        delta = float("nan") if first else val_mean - best_val
         if keep:
             kept, best_val = chain, val_mean
         epoch_times = [t for r in results for t in r["epoch_time_s"]]
@@ -155,7 +158,7 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
             "step": step.name, "change": step.change, "parameters": results[0]["parameters"],
             "seeds": len(results), "epochs": results[0]["epochs"],
             "test_acc_mean": test_mean, "test_acc_std": test_std, "val_acc_mean": val_mean, "val_acc_std": val_std,
-            "delta_val": delta, "decision": "base" if i == 0 else ("kept" if keep else "dropped"),
+            "delta_val": delta, "decision": "first" if first else ("kept" if keep else "dropped"),
             "s_per_epoch": statistics.fmean(epoch_times) if epoch_times else float("nan"),
             "wall_s": sum(r["wall_s"] for r in results),
         })

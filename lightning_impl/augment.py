@@ -15,7 +15,6 @@ The Keras twins are keras_ref.improved_cnn.digit_augmentation / crop_flip_augmen
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F

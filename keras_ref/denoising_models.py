@@ -1,0 +1,80 @@
+"""Keras twins of lightning_impl.denoising_models: same layers, same names, NHWC instead of NCHW.
+
+Keras' Conv2DTranspose(3, strides=2, padding="same") crops the full transposed convolution 0 pixels
+before and 1 after; torch's padding=1, output_padding=1 crops 1 before -- a one-pixel shift. The torch
+side therefore uses SameConvTranspose2d, which crops the way Keras does (see its docstring).
+"""
+
+from __future__ import annotations
+
+import keras_ref  # noqa: F401  (sets the torch backend before keras is imported)
+import keras
+from keras import layers
+
+# torch BatchNorm2d defaults, in Keras terms (Keras momentum = 1 - torch momentum).
+BN_ARGS = {"momentum": 0.9, "epsilon": 1e-5}
+
+
+def denoising_ae(input_shape: tuple[int, int, int] = (28, 28, 1), filters: int = 32) -> keras.Sequential:
+    """Twin of lightning_impl.denoising_models.DenoisingAE (28,353 parameters); outputs images in (0, 1)."""
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            layers.Conv2D(filters, 3, padding="same", name="conv1"),
+            layers.ReLU(name="relu1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(filters, 3, padding="same", name="conv2"),
+            layers.ReLU(name="relu2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name="deconv1"),
+            layers.ReLU(name="relu3"),
+            layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name="deconv2"),
+            layers.ReLU(name="relu4"),
+            layers.Conv2D(input_shape[-1], 3, padding="same", name="conv3"),
+            layers.Activation("sigmoid", name="sigmoid"),
+        ],
+        name="DenoisingAE",
+    )
+
+
+class Logit(layers.Layer):
+    """log(x / (1 - x)) with x clipped to [eps, 1 - eps], like torch.logit(x, eps)."""
+
+    def __init__(self, eps: float = 1e-3, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.eps = eps
+
+    def call(self, x):
+        x = keras.ops.clip(x, self.eps, 1.0 - self.eps)
+        return keras.ops.log(x / (1.0 - x))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "eps": self.eps}
+
+
+def unet_dae(input_shape: tuple[int, int, int] = (28, 28, 1), widths: tuple[int, int, int] = (16, 32, 64)) -> keras.Model:
+    """Twin of lightning_impl.denoising_models.UNetDAE. The torch leaf modules appear here under the
+    same names and in the same order; concatenation, logit and the residual sum are extra Keras layers
+    (torch does them in ``forward``)."""
+    c1, c2, c3 = widths
+
+    def block(name: str, x, channels: int):
+        x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(**BN_ARGS, name=f"{name}_bn")(x)
+        return layers.ReLU(name=f"{name}_relu")(x)
+
+    inputs = keras.Input(input_shape)
+    e1 = block("enc1b", block("enc1a", inputs, c1), c1)
+    e2 = block("enc2b", block("enc2a", layers.MaxPooling2D(2, name="pool1")(e1), c2), c2)
+    m = block("midb", block("mida", layers.MaxPooling2D(2, name="pool2")(e2), c3), c3)
+    up2 = layers.Conv2DTranspose(c2, 3, strides=2, padding="same", name="up2")(m)
+    d2 = block("dec2", layers.Concatenate(name="cat2")([up2, e2]), c2)
+    up1 = layers.Conv2DTranspose(c1, 3, strides=2, padding="same", name="up1")(d2)
+    d1 = block("dec1", layers.Concatenate(name="cat1")([up1, e1]), c1)
+    correction = layers.Conv2D(input_shape[-1], 1, kernel_initializer="zeros", name="head")(d1)
+    logits = layers.Add(name="residual")([Logit(name="logit")(inputs), correction])
+    outputs = layers.Activation("sigmoid", name="sigmoid")(logits)
+    return keras.Model(inputs, outputs, name="UNetDAE")
+
+
+MODELS = {"denoising_ae": denoising_ae, "unet_dae": unet_dae}

@@ -1,0 +1,338 @@
+"""The denoising experiment on Fashion-MNIST: networks against tuned classical filters, per noise level.
+
+    python -m lightning_impl.denoise                      # the full experiment (--budget full)
+    python -m lightning_impl.denoise --budget quick       # tiny subsets, ~1 minute: what CI runs
+    python -m lightning_impl.denoise --compare-losses     # the MSE-vs-BCE measurement (validation set)
+
+Steps: (1) tune every classical filter's parameters on noisy *training* images, per sigma; (2) train the
+reference DenoisingAE and the improved UNetDAE, one model per sigma plus one "blind" model trained on a
+range of sigma; (3) run every method on the same fixed, seeded noisy test copies and score all of them
+with one function (lightning_impl.denoiser.score). Writes into runs/denoise/version_N/: results.md and
+results.csv (methods x sigma, PSNR/SSIM, tuned parameters, training times), results.json, grid_sigma*.png
+(clean / noisy / best classical / reference / improved) and metrics_vs_sigma.png; per-model training
+logs under models/. The run folder's path is the last line printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from lightning_impl import classical_denoisers as classical
+from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
+from lightning_impl.denoiser import Denoiser, score
+from lightning_impl.denoising_models import DenoisingAE, UNetDAE
+from lightning_impl.noise import NOISE_SEEDS, NoisyDataModule, fixed_noisy_copy, to_unit
+
+SIGMAS = (0.1, 0.2, 0.3, 0.5)
+BLIND_RANGE = (0.05, 0.55)  # the blind model's training noise, drawn uniformly per image
+ARCHITECTURES = {"reference": DenoisingAE, "improved": lambda: UNetDAE(widths=(16, 32, 64))}
+LABELS = {"reference": "reference AE", "improved": "improved U-Net"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of everything one run uses; the recipe itself (models, lr, loss) does not change."""
+
+    epochs: int
+    train_limit: int | None  # training images per model (None: the whole 54,000-image split)
+    val_limit: int | None
+    test_limit: int | None  # test images every method is scored on (None: all 10,000)
+    tune_images: int  # training images the classical filters are tuned on
+    batch_size: int = 128
+    lr: float = 3e-3
+    loss: str = "mse"  # from `--compare-losses`: see docs/denoise.md
+    seed: int = 0
+    figure_images: int = 10  # test images shown in the grids: the first of each class
+
+
+BUDGETS = {
+    "quick": Budget(epochs=1, train_limit=256, val_limit=64, test_limit=200, tune_images=16, batch_size=64),
+    "full": Budget(epochs=2, train_limit=None, val_limit=2000, test_limit=None, tune_images=500),
+}
+
+
+def log(message: str) -> None:
+    print(f"[denoise {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def sigma_tag(sigma) -> str:
+    return "blind" if isinstance(sigma, tuple) else f"sigma{sigma:g}"
+
+
+# ----------------------------------------------------------------------------- classical baselines
+
+
+def tuning_pairs(data: NoisyDataModule, sigma: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first n *training* images and their fixed noisy copy: what the classical filters are tuned on."""
+    clean = to_unit(data.source.train_set.images[:n])
+    noisy = fixed_noisy_copy(clean, sigma, NOISE_SEEDS["tune"])
+    return clean[:, 0].numpy(), noisy[:, 0].numpy()
+
+
+def tune_classical(data: NoisyDataModule, budget: Budget, n_jobs: int) -> dict[float, dict[str, dict]]:
+    """{sigma: {method: {"params": ..., "tune_psnr": ...}}}, from training images only."""
+    tuned: dict[float, dict[str, dict]] = {}
+    for sigma in SIGMAS:
+        clean, noisy = tuning_pairs(data, sigma, budget.tune_images)
+        tuned[sigma] = {}
+        for method in classical.METHODS.values():
+            start = time.perf_counter()
+            params, psnr = classical.tune(method, clean, noisy, sigma, n_jobs=n_jobs)
+            tuned[sigma][method.name] = {"params": params, "tune_psnr": psnr, "tune_s": time.perf_counter() - start}
+            edge = classical.on_grid_edge(method, params)
+            note = f"  (warning: {', '.join(edge)} on the edge of the grid)" if edge else ""
+            log(f"tuned {method.name} at sigma={sigma}: {params} -> {psnr:.2f} dB on {len(clean)} training images{note}")
+    return tuned
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+def train_network(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str | None, tag: str = "") -> tuple[Denoiser, float]:
+    """Train one network at a noise level (or range); returns it and its wall-clock training time."""
+    L.seed_everything(budget.seed, verbose=False)
+    data = NoisyDataModule(
+        sigma=sigma, data_dir=data_dir, batch_size=budget.batch_size, download=False,
+        train_limit=budget.train_limit, val_limit=budget.val_limit, test_limit=budget.test_limit,
+    )
+    model = Denoiser(
+        ARCHITECTURES[arch](), loss=budget.loss, optimizer=lambda p: torch.optim.Adam(p, lr=budget.lr)
+    )
+    trainer = L.Trainer(
+        max_epochs=budget.epochs, accelerator="auto", devices=1, enable_checkpointing=False, log_every_n_steps=10,
+        enable_model_summary=False, enable_progress_bar=sys.stderr.isatty(),
+        logger=CSVLogger(run_dir, name="models", version="_".join(filter(None, (arch, sigma_tag(sigma), tag)))),
+    )
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=data)
+    seconds = time.perf_counter() - start
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+    val = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+    log(f"trained {arch} at {sigma_tag(sigma)} ({budget.loss} loss) in {seconds:.0f} s: {val}")
+    torch.save(model.net.state_dict(), Path(trainer.log_dir) / "weights.pt")
+    return model.eval(), seconds
+
+
+@torch.no_grad()
+def restore(model: Denoiser, noisy: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    device = model.device
+    return torch.cat([model(noisy[i : i + batch_size].to(device)).clamp(0, 1).cpu() for i in range(0, len(noisy), batch_size)])
+
+
+# ----------------------------------------------------------------------------- the experiment
+
+
+def run(budget_name: str = "full", out_root: str = "runs", data_dir: str | None = None, n_jobs: int = 2) -> Path:
+    budget = BUDGETS[budget_name]
+    torch.set_float32_matmul_precision("high")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # one line per model is ours to print
+    run_dir = Path(CSVLogger(out_root, name="denoise").log_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log(f"budget {budget_name}: {asdict(budget)}; writing to {run_dir}")
+
+    data = NoisyDataModule(data_dir=data_dir, download=False, test_limit=budget.test_limit)
+    data.prepare_data()
+    data.setup()
+    test = {sigma: data.eval_pairs("test", sigma, budget.test_limit) for sigma in SIGMAS}
+    clean = to_unit(test[SIGMAS[0]].clean)
+    rows: list[dict] = []
+    restored_examples: dict[str, dict[float, torch.Tensor]] = {}
+    shown = first_of_each_class(data.source.test_set.labels[: len(clean)], budget.figure_images)
+
+    def record(method: str, kind: str, sigma: float, restored: torch.Tensor, **extra) -> None:
+        metrics = score(restored, clean)
+        rows.append({"method": method, "kind": kind, "sigma": sigma, "n_test": len(clean), **metrics, **extra})
+        restored_examples.setdefault(method, {})[sigma] = restored[shown]
+
+    # 1. Classical filters: tuned on training images, then run once on the test copies.
+    tuned = tune_classical(data, budget, n_jobs)
+    for sigma in SIGMAS:
+        noisy = test[sigma].noisy[:, 0].numpy()
+        for name, method in classical.METHODS.items():
+            start = time.perf_counter()
+            out = classical.apply(method, noisy, sigma, tuned[sigma][name]["params"], n_jobs=n_jobs)
+            record(name, "classical", sigma, torch.from_numpy(out).unsqueeze(1), params=tuned[sigma][name]["params"],
+                   apply_s=round(time.perf_counter() - start, 2))
+        log(f"classical filters scored at sigma={sigma}")
+
+    # 2. Networks: one per sigma, and one blind model scored at every sigma.
+    for arch in ARCHITECTURES:
+        for sigma in (*SIGMAS, BLIND_RANGE):
+            model, seconds = train_network(arch, sigma, budget, run_dir, data_dir)
+            for eval_sigma in SIGMAS if isinstance(sigma, tuple) else (sigma,):
+                label = LABELS[arch] + (" (blind)" if isinstance(sigma, tuple) else "")
+                record(label, "network", eval_sigma, restore(model, test[eval_sigma].noisy),
+                       train_s=round(seconds, 1), parameters=sum(p.numel() for p in model.net.parameters()))
+
+    write_results(rows, run_dir, budget_name, budget)
+    plot_grids(run_dir, clean[shown], {s: test[s].noisy[shown] for s in SIGMAS}, restored_examples, rows)
+    plot_curves(run_dir, rows)
+    return run_dir
+
+
+LOSS_STUDY_SIGMAS = (0.1, 0.5)  # the two ends of the range, where the losses could disagree
+LOSS_STUDY_TRAIN_LIMIT = 16_384  # training images per model: a ranking, not a result, so a third of an epoch
+
+
+def compare_losses(budget_name: str = "full", out_root: str = "runs", data_dir: str | None = None) -> Path:
+    """MSE against binary cross-entropy for both architectures, scored on the *validation* copies.
+
+    The loss is a training choice, so it is chosen on validation data; the test set is not touched.
+    """
+    budget = BUDGETS[budget_name]
+    budget = replace(budget, train_limit=min(budget.train_limit or LOSS_STUDY_TRAIN_LIMIT, LOSS_STUDY_TRAIN_LIMIT))
+    torch.set_float32_matmul_precision("high")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    run_dir = Path(CSVLogger(out_root, name="denoise_losses").log_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for arch in ARCHITECTURES:
+        for sigma in LOSS_STUDY_SIGMAS:
+            for loss in ("mse", "bce"):
+                model, seconds = train_network(arch, sigma, replace(budget, loss=loss), run_dir, data_dir, tag=loss)
+                data = NoisyDataModule(sigma=sigma, data_dir=data_dir, download=False, val_limit=budget.val_limit)
+                data.prepare_data(), data.setup()
+                metrics = score(restore(model, data.val_set.noisy), to_unit(data.val_set.clean))
+                rows.append({"architecture": arch, "sigma": sigma, "loss": loss, **metrics, "train_s": round(seconds, 1)})
+    lines = [f"# MSE vs BCE on {len(data.val_set)} validation images (budget `{budget_name}`: {budget.epochs} epoch(s) "
+             f"on {budget.train_limit} training images per model)", "",
+             "| architecture | σ | loss | PSNR (dB) | SSIM | training (s) |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['architecture']} | {r['sigma']:g} | {r['loss']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['train_s']:.0f} |" for r in rows]
+    (run_dir / "losses.md").write_text("\n".join(lines) + "\n")
+    (run_dir / "losses.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print("\n".join(lines), flush=True)
+    return run_dir
+
+
+def first_of_each_class(labels: torch.Tensor, n: int) -> torch.Tensor:
+    firsts = [int(torch.nonzero(labels == c)[0]) for c in labels.unique().tolist()]
+    return torch.tensor(sorted(firsts)[:n])
+
+
+def best_classical(rows: list[dict], sigma: float) -> dict:
+    return max((r for r in rows if r["kind"] == "classical" and r["sigma"] == sigma and r["method"] != "noisy input"),
+               key=lambda r: r["psnr"])
+
+
+def write_results(rows: list[dict], run_dir: Path, budget_name: str, budget: Budget) -> None:
+    with open(run_dir / "results.csv", "w", newline="") as f:
+        fields = ["method", "kind", "sigma", "psnr", "ssim", "params", "train_s", "parameters", "apply_s", "n_test"]
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: json.dumps(r.get(k)) if k == "params" else r.get(k, "") for k in fields})
+    (run_dir / "results.json").write_text(json.dumps({"budget": budget_name, **asdict(budget), "rows": rows}, indent=2) + "\n")
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = {(r["method"], r["sigma"]): r for r in rows}
+    n_test = rows[0]["n_test"]
+    lines = [
+        f"# Denoising Fashion-MNIST: PSNR (dB) / SSIM, mean over {n_test} test images (budget `{budget_name}`)",
+        "",
+        f"Every method is scored on the same fixed noisy copies of the first {n_test} test images (seed "
+        f"{NOISE_SEEDS['test']}), by the same function. Classical parameters were tuned per sigma on "
+        f"{budget.tune_images} training images; networks trained {budget.epochs} epoch(s) on "
+        f"{budget.train_limit or 54000} training images, loss `{budget.loss}`.",
+        "",
+        "| method | " + " | ".join(f"σ={s:g}" for s in SIGMAS) + " |",
+        "|---|" + "---|" * len(SIGMAS),
+    ]
+    for m in methods:
+        lines.append(f"| {m} | " + " | ".join(f"{cell[m, s]['psnr']:.2f} / {cell[m, s]['ssim']:.3f}" for s in SIGMAS) + " |")
+    lines += ["", "Margin over the best classical filter at each σ (ΔPSNR dB / ΔSSIM; target for the improved model: ≥ +4 dB and > 0):", "",
+              "| network | " + " | ".join(f"σ={s:g} (vs {best_classical(rows, s)['method']})" for s in SIGMAS) + " |",
+              "|---|" + "---|" * len(SIGMAS)]
+    for m in (m for m in methods if cell[m, SIGMAS[0]]["kind"] == "network"):
+        deltas = [(cell[m, s]["psnr"] - best_classical(rows, s)["psnr"], cell[m, s]["ssim"] - best_classical(rows, s)["ssim"]) for s in SIGMAS]
+        lines.append(f"| {m} | " + " | ".join(f"{dp:+.2f} / {ds:+.3f}" for dp, ds in deltas) + " |")
+    lines += ["", "Tuned classical parameters (on training images):", "", "| method | " + " | ".join(f"σ={s:g}" for s in SIGMAS) + " |",
+              "|---|" + "---|" * len(SIGMAS)]
+    for m in (m for m in methods if cell[m, SIGMAS[0]]["kind"] == "classical" and cell[m, SIGMAS[0]]["params"]):
+        lines.append(f"| {m} | " + " | ".join(", ".join(f"{k}={v}" for k, v in cell[m, s]["params"].items()) for s in SIGMAS) + " |")
+    lines += ["", "Training time per model (wall clock, this machine):", "", "| network | " + " | ".join(f"σ={s:g}" for s in SIGMAS) + " | blind |",
+              "|---|" + "---|" * (len(SIGMAS) + 1)]
+    for arch, label in LABELS.items():
+        times = [f"{cell[label, s]['train_s']:.0f} s" for s in SIGMAS] + [f"{cell[label + ' (blind)', SIGMAS[0]]['train_s']:.0f} s"]
+        lines.append(f"| {label} ({cell[label, SIGMAS[0]]['parameters']:,} parameters) | " + " | ".join(times) + " |")
+    (run_dir / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
+
+
+def plot_grids(run_dir: Path, clean: torch.Tensor, noisy: dict, restored: dict, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for sigma in SIGMAS:
+        best = best_classical(rows, sigma)["method"]
+        panels = [("clean", clean), (f"noisy σ={sigma:g}", noisy[sigma]), (f"best classical: {best}", restored[best][sigma]),
+                  (LABELS["reference"], restored[LABELS["reference"]][sigma]), (LABELS["improved"], restored[LABELS["improved"]][sigma])]
+        n = len(clean)
+        fig, axes = plt.subplots(len(panels), n, figsize=(1.1 * n, 1.25 * len(panels)), squeeze=False)
+        for r, (title, images) in enumerate(panels):
+            for c in range(n):
+                ax = axes[r][c]
+                ax.imshow(images[c, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+                ax.set_xticks([]), ax.set_yticks([])
+            axes[r][0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(run_dir / f"grid_sigma{sigma:g}.png", dpi=110)
+        plt.close(fig)
+
+
+def plot_curves(run_dir: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for method in dict.fromkeys(r["method"] for r in rows):
+        points = sorted((r["sigma"], r["psnr"], r["ssim"]) for r in rows if r["method"] == method)
+        style = "-o" if points and rows[[r["method"] for r in rows].index(method)]["kind"] == "network" else "--."
+        for ax, k in zip(axes, (1, 2)):
+            ax.plot([p[0] for p in points], [p[k] for p in points], style, label=method)
+    for ax, name in zip(axes, ("PSNR (dB)", "SSIM")):
+        ax.set_xlabel("noise σ"), ax.set_ylabel(name), ax.set_xticks(SIGMAS), ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(run_dir / "metrics_vs_sigma.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="full", help="quick: tiny subsets for CI; full: the experiment")
+    parser.add_argument("--out", default="runs", help="root of the run folders (runs/denoise/version_N)")
+    parser.add_argument("--data-dir", default=None, help="data root (default: $LIGHTNING_IMPL_DATA or the user cache)")
+    parser.add_argument("--compare-losses", action="store_true", help="measure MSE vs BCE on validation data instead")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes for the classical filters")
+    args = parser.parse_args(argv)
+    try:
+        if args.compare_losses:
+            run_dir = compare_losses(args.budget, args.out, args.data_dir)
+        else:
+            run_dir = run(args.budget, args.out, args.data_dir, args.jobs)
+    except (DatasetUnavailableError, DataIntegrityError) as err:
+        sys.exit(f"error: {err}")
+    print(run_dir.resolve())
+    return run_dir
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Denoising: models and their Keras twins, noise, metrics, classical tuning, the quick experiment."""
+
+from __future__ import annotations
+
+import csv
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import keras_ref  # noqa: F401  (torch backend before keras)
+import keras
+from keras_ref.denoising_models import denoising_ae, unet_dae
+from lightning_impl import classical_denoisers as classical
+from lightning_impl import denoise
+from lightning_impl.denoiser import Denoiser, score
+from lightning_impl.denoising_models import DenoisingAE, SameConvTranspose2d, UNetDAE
+from lightning_impl.noise import NoisyDataModule, add_noise, fixed_noisy_copy
+
+
+# ----------------------------------------------------------------------------- models and Keras twins
+
+
+def torch_leaves(model: nn.Module) -> dict[str, nn.Module]:
+    return {name: m for name, m in model.named_modules() if name and not list(m.children())}
+
+
+def copy_keras_to_torch(kmodel: keras.Model, tmodel: nn.Module) -> None:
+    """A minimal weight transfer for these layer types (the parity package has the general one)."""
+    with torch.no_grad():
+        for name, module in torch_leaves(tmodel).items():
+            weights = [np.asarray(keras.ops.convert_to_numpy(w)) for w in kmodel.get_layer(name).weights]
+            if isinstance(module, nn.ConvTranspose2d):  # Keras (kh, kw, out, in) -> torch (in, out, kh, kw)
+                module.weight.copy_(torch.from_numpy(weights[0].transpose(3, 2, 0, 1)))
+            elif isinstance(module, nn.Conv2d):  # Keras (kh, kw, in, out) -> torch (out, in, kh, kw)
+                module.weight.copy_(torch.from_numpy(weights[0].transpose(3, 2, 0, 1)))
+            elif isinstance(module, nn.BatchNorm2d):
+                gamma, beta, mean, var = weights
+                module.weight.copy_(torch.from_numpy(gamma)), module.bias.copy_(torch.from_numpy(beta))
+                module.running_mean.copy_(torch.from_numpy(mean)), module.running_var.copy_(torch.from_numpy(var))
+                continue
+            else:
+                continue
+            if module.bias is not None:
+                module.bias.copy_(torch.from_numpy(weights[1]))
+
+
+def randomise_keras(kmodel: keras.Model, seed: int = 0) -> None:
+    """Non-trivial weights everywhere, BatchNorm statistics and the zero-initialised head included."""
+    rng = np.random.default_rng(seed)
+    for w in kmodel.weights:
+        shape = tuple(w.shape)
+        value = rng.uniform(0.5, 1.5, shape) if "variance" in w.path else rng.normal(0, 0.2, shape)
+        w.assign(value.astype("float32"))
+
+
+@pytest.mark.parametrize("kernel,stride", [(3, 2), (3, 1), (4, 2), (5, 2), (2, 2)])
+def test_same_conv_transpose_matches_keras(kernel, stride):
+    x = np.random.default_rng(0).random((2, 5, 7, 3)).astype("float32")  # odd, non-square on purpose
+    layer = keras.layers.Conv2DTranspose(4, kernel, strides=stride, padding="same")
+    expected = keras.ops.convert_to_numpy(layer(x))
+    kernel_w, bias = (keras.ops.convert_to_numpy(w) for w in layer.weights)
+    ours = SameConvTranspose2d(3, 4, kernel, stride)
+    with torch.no_grad():
+        ours.weight.copy_(torch.from_numpy(kernel_w.transpose(3, 2, 0, 1))), ours.bias.copy_(torch.from_numpy(bias))
+        got = ours(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    assert got.shape == expected.shape == (2, 5 * stride, 7 * stride, 4)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_torch_symmetric_padding_is_shifted_against_keras():
+    # Why SameConvTranspose2d exists: same shape, different numbers.
+    x = np.random.default_rng(1).random((1, 7, 7, 2)).astype("float32")
+    layer = keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same", use_bias=False)
+    expected = keras.ops.convert_to_numpy(layer(x))
+    plain = nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1, output_padding=1, bias=False)
+    with torch.no_grad():
+        plain.weight.copy_(torch.from_numpy(keras.ops.convert_to_numpy(layer.kernel).transpose(3, 2, 0, 1)))
+        got = plain(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() > 0.1
+
+
+def test_same_conv_transpose_rejects_kernel_smaller_than_stride():
+    with pytest.raises(ValueError, match="kernel_size >= stride"):
+        SameConvTranspose2d(1, 1, kernel_size=1, stride=2)
+
+
+@pytest.mark.parametrize(
+    "torch_factory,keras_factory,parameters",
+    [(DenoisingAE, denoising_ae, 28_353), (lambda: UNetDAE(widths=(16, 32, 64)), unet_dae, None)],
+    ids=["reference", "unet"],
+)
+def test_keras_twin_has_same_layers_and_outputs(torch_factory, keras_factory, parameters):
+    tmodel, kmodel = torch_factory().eval(), keras_factory()
+    leaves = list(torch_leaves(tmodel))
+    keras_names = [layer.name for layer in kmodel.layers]
+    assert [n for n in keras_names if n in leaves] == leaves  # every torch leaf, same order
+    n_torch = sum(p.numel() for p in tmodel.parameters())
+    assert n_torch == kmodel.count_params() - sum(  # Keras counts BatchNorm statistics as parameters
+        int(np.prod(w.shape)) for w in kmodel.non_trainable_weights
+    )
+    if parameters is not None:
+        assert n_torch == parameters
+    randomise_keras(kmodel)
+    copy_keras_to_torch(kmodel, tmodel)
+    x = np.random.default_rng(2).random((4, 28, 28, 1)).astype("float32")
+    expected = keras.ops.convert_to_numpy(kmodel(x, training=False))
+    with torch.no_grad():
+        got = tmodel(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_unet_starts_as_identity_and_reference_pair_is_registered():
+    x = torch.rand(2, 1, 28, 28) * 0.9 + 0.05
+    torch.testing.assert_close(UNetDAE().eval()(x), x, atol=1e-5, rtol=0)
+    from parity.registry import all_pairs
+
+    pair = all_pairs()["denoising_ae"]
+    assert (pair.task, pair.dataset, pair.input_shape) == ("denoising", "fashion_mnist", (1, 28, 28))
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+def test_noise_is_clipped_and_has_the_requested_std():
+    mid = torch.full((200, 1, 28, 28), 0.5)
+    noisy = add_noise(mid, 0.1, torch.Generator().manual_seed(0))
+    assert abs(float((noisy - mid).std()) - 0.1) < 0.002  # 0.5 +- 5 sigma: clipping never bites
+    dark = add_noise(torch.zeros(50, 1, 28, 28), 0.5, torch.Generator().manual_seed(0))
+    assert dark.min() == 0 and dark.max() <= 1 and (dark == 0).float().mean() > 0.45  # half the draws clip
+    per_image = add_noise(mid[:2], torch.tensor([0.0, 0.2]), torch.Generator().manual_seed(0))
+    assert torch.equal(per_image[0], mid[0]) and not torch.equal(per_image[1], mid[1])
+
+
+def test_eval_noise_is_fixed_and_seeded():
+    clean = torch.rand(8, 1, 28, 28)
+    a, b = fixed_noisy_copy(clean, 0.3, seed=5), fixed_noisy_copy(clean, 0.3, seed=5)
+    assert torch.equal(a, b) and not torch.equal(a, fixed_noisy_copy(clean, 0.3, seed=6))
+    blind = fixed_noisy_copy(torch.full((400, 1, 8, 8), 0.5), (0.1, 0.3), seed=5)
+    stds = (blind - 0.5).flatten(1).std(dim=1)
+    assert 0.07 < float(stds.min()) and float(stds.max()) < 0.35 and float(stds.max() - stds.min()) > 0.1
+
+
+@pytest.fixture(scope="module")
+def datamodules():
+    make = lambda: NoisyDataModule(sigma=0.2, batch_size=16, eval_batch_size=32, download=False,  # noqa: E731
+                                   train_limit=64, val_limit=64, test_limit=64)
+    dms = make(), make()
+    for dm in dms:
+        dm.prepare_data(), dm.setup()
+    return dms
+
+
+def test_validation_and_test_noise_identical_across_passes_and_instances(datamodules):
+    first, second = datamodules
+    for split in ("val", "test"):
+        passes = [[b[0] for b in getattr(dm, f"{split}_dataloader")()] for dm in (first, first, second)]
+        for batches in passes[1:]:
+            assert all(torch.equal(x, y) for x, y in zip(passes[0], batches))
+    assert not torch.equal(first.val_set.noisy, first.test_set.noisy[: len(first.val_set)])
+
+
+def test_training_noise_is_fresh_for_every_batch(datamodules):
+    dm = datamodules[0]
+    dm.trainer = SimpleNamespace(training=True)
+    try:
+        batch = dm.train_set.clean[:16]
+        (noisy1, clean1), (noisy2, clean2) = (dm.on_after_batch_transfer(batch, 0) for _ in range(2))
+    finally:
+        dm.trainer = None
+    assert torch.equal(clean1, clean2) and clean1.max() <= 1 and clean1.dtype == torch.float32
+    assert not torch.equal(noisy1, noisy2)
+    assert abs(float((noisy1 - clean1)[(clean1 > 0.3) & (clean1 < 0.7)].std()) - 0.2) < 0.02
+
+
+def test_bad_sigma_is_refused():
+    with pytest.raises(ValueError, match="sigma"):
+        NoisyDataModule(sigma=1.5)
+    with pytest.raises(ValueError, match="range"):
+        NoisyDataModule(sigma=(0.5, 0.1))
+
+
+# ----------------------------------------------------------------------------- metrics and the task
+
+
+def test_psnr_and_ssim_on_a_known_case():
+    clean = torch.full((2, 1, 28, 28), 0.5)
+    restored = clean.clone()
+    restored[0] += 0.1  # MSE 1e-2 -> 20 dB
+    restored[1] += 0.01  # MSE 1e-4 -> 40 dB
+    result = score(restored, clean)
+    assert result["psnr"] == pytest.approx(30.0, abs=1e-3)  # mean of per-image PSNRs, not pooled (22.97)
+    assert score(clean, clean)["ssim"] == pytest.approx(1.0, abs=1e-6)
+    assert score(clean + 0.7, clean)["psnr"] == pytest.approx(score(torch.ones_like(clean), clean)["psnr"])  # clipped
+
+
+def test_denoiser_losses_and_a_training_step_lowers_the_loss():
+    with pytest.raises(ValueError, match="unknown loss"):
+        Denoiser(loss="l1")
+    torch.manual_seed(0)
+    clean = torch.rand(32, 1, 28, 28)
+    noisy = add_noise(clean, 0.2)
+    for loss in ("mse", "bce"):
+        model = Denoiser(UNetDAE(widths=(8, 8, 8)), loss=loss)
+        model.log = lambda *a, **k: None
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        losses = []
+        for _ in range(15):
+            value = model.training_step((noisy, clean), 0)
+            optimizer.zero_grad(), value.backward(), optimizer.step()
+            losses.append(float(value))
+        assert losses[-1] < losses[0]
+
+
+# ----------------------------------------------------------------------------- classical filters
+
+
+def test_tune_picks_the_grid_point_with_the_best_psnr():
+    clean = np.tile(np.linspace(0, 1, 28, dtype=np.float32), (6, 28, 1))
+    noisy = fixed_noisy_copy(torch.from_numpy(clean), 0.2, seed=0).numpy()
+    method = classical.METHODS["gaussian"]
+    params, best = classical.tune(method, clean, noisy, 0.2, n_jobs=1)
+    every = [score(torch.from_numpy(method.fn(noisy, 0.2, **p)), torch.from_numpy(clean), ssim=False)["psnr"] for p in method.grid]
+    assert best == pytest.approx(max(every)) and params == method.grid[int(np.argmax(every))]
+    assert best > score(torch.from_numpy(noisy), torch.from_numpy(clean))["psnr"] + 3
+
+
+def test_classical_tuning_never_reads_the_test_set(datamodules):
+    dm = datamodules[0]
+
+    class Forbidden:
+        def __getattr__(self, name):
+            raise AssertionError(f"classical tuning read the test set ({name})")
+
+    saved = dm.source.test_set
+    dm.source.test_set = Forbidden()
+    try:
+        tuned = denoise.tune_classical(dm, denoise.BUDGETS["quick"], n_jobs=1)
+    finally:
+        dm.source.test_set = saved
+    assert set(tuned) == set(denoise.SIGMAS) and set(tuned[0.1]) == set(classical.METHODS)
+
+
+def test_apply_in_parallel_equals_serial():
+    noisy = np.random.default_rng(0).random((70, 28, 28)).astype(np.float32)
+    method, params = classical.METHODS["tv"], {"weight": 0.1}
+    np.testing.assert_allclose(classical.apply(method, noisy, 0.2, params, n_jobs=2),
+                               classical.apply(method, noisy, 0.2, params, n_jobs=1), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the experiment, quick budget
+
+
+def test_quick_experiment_writes_table_and_figures(tmp_path, capsys):
+    run_dir = denoise.main(["--budget", "quick", "--out", str(tmp_path), "--jobs", "2"])
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir.resolve())
+    assert run_dir.parent.name == "denoise" and run_dir.name.startswith("version_")
+    with open(run_dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    methods = {r["method"] for r in rows}
+    assert methods == {*classical.METHODS, *denoise.LABELS.values(), *(f"{v} (blind)" for v in denoise.LABELS.values())}
+    assert len(rows) == len(methods) * len(denoise.SIGMAS)
+    cell = {(r["method"], float(r["sigma"])): r for r in rows}
+    for sigma, expected in zip(denoise.SIGMAS, (21.6, 16.0, 12.8, 9.3)):  # the issue's noisy-input figures
+        assert float(cell["noisy input", sigma]["psnr"]) == pytest.approx(expected, abs=0.3)
+        best = max(float(cell[m, sigma]["psnr"]) for m in classical.METHODS if m != "noisy input")
+        assert best > float(cell["noisy input", sigma]["psnr"]) + 0.5
+    assert json.loads(cell["tv", 0.3]["params"])["weight"] > 0
+    assert float(cell["reference AE", 0.1]["train_s"]) > 0
+    table = (run_dir / "results.md").read_text()
+    assert "| improved U-Net |" in table and "σ=0.5" in table
+    for name in ["metrics_vs_sigma.png", *(f"grid_sigma{s:g}.png" for s in denoise.SIGMAS)]:
+        assert (run_dir / name).stat().st_size > 1000

@@ -1,0 +1,285 @@
+"""The improved CNN family, its augmentation and the ablation ladder, in both frameworks.
+
+Every ladder step is built from its merged config and trained for two steps in Lightning (the real
+ImageClassifier/DataModule path) and in Keras (the twin recipe); no full training here.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import keras_ref  # noqa: F401  (torch backend before keras)
+import keras
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import yaml
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from keras_ref import improved_cnn as kic
+from lightning_impl import ablation
+from lightning_impl.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop
+from lightning_impl.classifier import ImageClassifier
+from lightning_impl.datamodules import DATAMODULES
+from lightning_impl.improved_cnn import ImprovedCNN
+from lightning_impl.models import SpecifiedCNN
+from lightning_impl.train import TrainCLI
+from parity.checks import check_equivalence, check_parameters, check_shapes
+from parity.registry import all_pairs
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ("mnist", "cifar10")
+
+
+@pytest.fixture(scope="module")
+def datamodules():
+    dms = {}
+    for name in DATASETS:
+        dm = DATAMODULES[name](batch_size=32, eval_batch_size=64, download=False)
+        dm.prepare_data()
+        dm.setup()
+        dms[name] = dm
+    return dms
+
+
+def ladder_configs(dataset: str) -> list[tuple[str, dict]]:
+    steps = ablation.load_ladder(dataset)
+    return [(s.name, ablation.merged_config(steps[: i + 1])) for i, s in enumerate(steps)]
+
+
+LADDER = [(d, name, cfg) for d in DATASETS for name, cfg in ladder_configs(d)]
+# Steps that change nothing Keras sees (trainer.precision) are the previous step's Keras recipe: test it once.
+KERAS_LADDER = [
+    step for i, step in enumerate(LADDER)
+    if i == 0 or LADDER[i - 1][0] != step[0] or kic.load_recipe(LADDER[i - 1][2]) != kic.load_recipe(step[2])
+]
+
+
+# --- the architecture ---------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_specified_cnn():
+    improved, specified = ImprovedCNN(), SpecifiedCNN()
+    assert sum(p.numel() for p in improved.parameters()) == sum(p.numel() for p in specified.parameters()) == 58_796
+    with torch.no_grad():
+        for a, b in zip(improved.parameters(), specified.parameters(), strict=True):
+            a.copy_(b)
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(improved(x), specified(x))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="one entry per stage"):
+        ImprovedCNN(widths=(32, 64, 128))
+    with pytest.raises(ValueError, match="dropout"):
+        ImprovedCNN(dropout=1.0)
+    with pytest.raises(ValueError, match="to nothing"):
+        ImprovedCNN(widths=(8,) * 6, kernel_sizes=(3,) * 6, paddings=("same",) * 6)
+
+
+@pytest.mark.parametrize("name", ["improved_cnn_mnist", "improved_cnn_cifar10"])
+def test_parity_of_the_final_models(name):
+    """Per-layer parameter counts and output shapes, BatchNorm/Dropout settings and outputs (weights copied)."""
+    pair = all_pairs()[name]
+    rows = check_parameters(pair) + check_shapes(pair)
+    if pair.dataset == "mnist":  # the CIFAR-10 net is the same code, four times the work
+        rows += check_equivalence(pair)
+    failed = [r for r in rows if not r.passed]
+    assert not failed, failed
+
+
+# --- augmentation -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("angle,shift", [(0.0, (3, -2)), (10.0, (2, 1)), (-7.0, (-3, 4)), (90.0, (0, 0))])
+def test_affine_is_torchvisions(angle, shift):
+    x = torch.rand(3, 1, 28, 28)
+    ours = affine(x, torch.full((3,), angle), torch.tensor([shift] * 3, dtype=torch.float))
+    ref = torch.stack([
+        TF.affine(im, angle=angle, translate=list(shift), scale=1.0, shear=[0.0, 0.0],
+                  interpolation=v2.InterpolationMode.BILINEAR)
+        for im in x
+    ])
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+
+
+def test_shift_crop_is_torchvisions_pad_and_crop():
+    x = torch.rand(4, 3, 32, 32)
+    offsets = torch.tensor([[0, 8], [4, 4], [8, 0], [1, 7]])  # (left, top)
+    ref = torch.stack([TF.crop(TF.pad(im, [4]), int(t), int(l), 32, 32) for im, (l, t) in zip(x, offsets)])
+    torch.testing.assert_close(shift_crop(x, 4, offsets), ref)
+
+
+def test_parameters_are_drawn_per_image():
+    torch.manual_seed(0)
+    same = torch.rand(1, 1, 28, 28).expand(16, 1, 28, 28).contiguous()
+    out = DigitAugment()(same)
+    assert len({tuple(o.flatten()[:50].tolist()) for o in out}) == 16
+    out = CropFlipAugment()(torch.rand(1, 3, 32, 32).expand(16, 3, 32, 32).contiguous())
+    assert len({tuple(o.flatten()[:50].tolist()) for o in out}) > 8
+
+
+def test_digits_are_never_flipped(datamodules):
+    dm = datamodules["mnist"]
+    x = dm.normalize(dm.test_set.images[:200])
+    torch.testing.assert_close(DigitAugment(degrees=0.0, translate=0.0)(x), x)  # no hidden flip
+    # A stroke in the left half stays in the left half under every rotation (<= 10 deg) and shift (<= 2.8 px).
+    torch.manual_seed(0)
+    strokes = torch.full((500, 1, 28, 28), float(x.amin()))
+    strokes[:, :, 8:20, 5:9] = float(x.amax())
+    out = digit_augment(strokes) - x.amin()
+    columns = torch.arange(28.0)
+    centre = (out.sum(dim=(1, 2)) * columns).sum(1) / out.sum(dim=(1, 2, 3))
+    assert centre.lt(11).all() and centre.std() > 0.5  # moved, never mirrored (a flip puts it near 21)
+    out = digit_augment(x)
+    # The fill is black, not the normalised zero (grey): the corners of shifted digits stay black.
+    assert torch.isclose(out.amin(), x.amin()) and torch.isclose(out[:, :, 0, 0], x.amin()).float().mean() > 0.95
+    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in kic.digit_augmentation().layers)
+
+
+def test_cifar_flip_is_a_fair_coin():
+    torch.manual_seed(0)
+    x = torch.rand(400, 3, 8, 8)
+    out = CropFlipAugment(padding=0)(x)
+    flipped = (out == x.flip(-1)).flatten(1).all(1)
+    assert ((out == x).flatten(1).all(1) | flipped).all()
+    assert 0.4 < flipped.float().mean() < 0.6
+
+
+class Recorder(ImageClassifier):
+    """Keeps the batches each stage's step receives."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = {"train": [], "val": [], "test": []}
+
+    def training_step(self, batch, batch_idx):
+        self.seen["train"].append(batch[0].clone())
+        return super().training_step(batch, batch_idx)
+
+    def validation_step(self, batch, batch_idx):
+        self.seen["val"].append(batch[0].clone())
+        super().validation_step(batch, batch_idx)
+
+    def test_step(self, batch, batch_idx):
+        self.seen["test"].append(batch[0].clone())
+        super().test_step(batch, batch_idx)
+
+
+def test_augmentation_reaches_training_batches_only(datamodules, tmp_path):
+    dm = datamodules["mnist"]
+    calls = []
+
+    def spy(x):
+        calls.append(len(x))
+        return digit_augment(x)
+
+    dm.augment = spy
+    try:
+        model = Recorder(net=ImprovedCNN(), schedule="constant")
+        trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=2, limit_test_batches=2,
+                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0)
+        trainer.fit(model, datamodule=dm)
+        trainer.test(model, datamodule=dm, verbose=False)
+    finally:
+        dm.augment = None
+    assert calls == [32, 32]  # the two training batches, nothing else
+    n = dm.hparams.eval_batch_size
+    for stage, dataset in (("val", dm.val_set), ("test", dm.test_set)):
+        assert len(model.seen[stage]) == 2
+        for i, x in enumerate(model.seen[stage]):  # evaluation loaders are not shuffled
+            torch.testing.assert_close(x, dm.normalize(dataset.images[i * n:(i + 1) * n]))
+    # Training batches were changed: no augmented image equals its normalised original anywhere in the split.
+    x = model.seen["train"][0]
+    originals = dm.normalize(dm.train_set.images).flatten(1)
+    assert torch.cdist(x.flatten(1), originals).amin(dim=1).gt(1e-3).all()
+
+
+def test_keras_augmentation_is_off_at_inference():
+    net = kic.improved_cnn((32, 32, 3), 10, batch_norm=True)
+    model = kic.training_model(net, kic.crop_flip_augmentation())
+    x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)),
+                               keras.ops.convert_to_numpy(net(x, training=False)), atol=1e-6)
+    assert not np.allclose(keras.ops.convert_to_numpy(model.layers[0](x, training=True)), x)
+
+
+# --- the ladder ---------------------------------------------------------------------------------------
+
+
+def test_final_configs_are_the_last_rungs():
+    for dataset in DATASETS:
+        final = yaml.safe_load((ROOT / "configs" / f"{dataset}_improved.yaml").read_text())
+        assert final == ladder_configs(dataset)[-1][1]
+
+
+def test_each_step_changes_one_thing():
+    for dataset in DATASETS:
+        for step in ablation.load_ladder(dataset)[1:]:
+            assert step.change.startswith("+ "), step.name
+            assert len(step.overlay) == 1, f"{step.name} touches {sorted(step.overlay)}"
+
+
+@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+@pytest.mark.parametrize("dataset,name,config", LADDER, ids=[f"{d}-{n}" for d, n, _ in LADDER])
+def test_step_trains_in_lightning(dataset, name, config, datamodules, tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli = TrainCLI(ImageClassifier, None, subclass_mode_data=True, run=False,
+                   args=["--config", str(path), "--trainer.logger", "false"], seed_everything_default=0)
+    dm = datamodules[dataset]
+    dm.augment = cli.datamodule.augment
+    try:
+        before = [p.detach().clone() for p in cli.model.parameters()]
+        trainer = L.Trainer(max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                            precision=cli.trainer.precision)
+        trainer.fit(cli.model, datamodule=dm)
+    finally:
+        dm.augment = None
+    assert trainer.global_step == 2
+    assert torch.isfinite(trainer.callback_metrics["train_loss_step"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, cli.model.parameters()))
+
+
+@pytest.mark.parametrize("dataset,name,config", KERAS_LADDER, ids=[f"{d}-{n}" for d, n, _ in KERAS_LADDER])
+def test_step_trains_in_keras(dataset, name, config, datamodules):
+    recipe = kic.load_recipe(config)
+    recipe["epochs"] = 1
+    dm = datamodules[dataset]
+    x = dm.normalize(dm.train_set.images[:32]).permute(0, 2, 3, 1).numpy()
+    y = np.eye(10, dtype="float32")[dm.train_set.labels[:32].numpy()]
+    keras.utils.set_random_seed(0)
+    net, model = kic.build(recipe, x.shape[1:], 10, steps_per_epoch=2)
+    before = [w.copy() for w in net.get_weights()]
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+    torch_net = ImprovedCNN(**config["model"]["net"].get("init_args", {}))
+    assert sum(p.numel() for p in torch_net.parameters()) == sum(int(np.prod(w.shape)) for w in net.trainable_weights)
+
+
+def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
+    # Fake runs: validation rises except at the dropout step; test accuracy is reported but never decides.
+    val = {"00_base": 0.90, "01_batch_norm": 0.95, "02_dropout": 0.94, "03_depth_width": 0.97,
+           "04_augmentation": 0.98, "05_schedule": 0.99}
+    seen_configs = {}
+
+    def fake_run(config_path, seed, epochs, train_fraction, out, name):
+        seen_configs[name] = yaml.safe_load(Path(config_path).read_text())
+        return {"best_val_acc": val[name] + 0.001 * seed, "test_acc": 0.5, "parameters": 1, "epochs": epochs,
+                "epoch_time_s": [1.0]}
+
+    monkeypatch.setattr(ablation, "run_lightning", fake_run)
+    rows = ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
+    assert [r["decision"] for r in rows] == ["first", "kept", "dropped", "kept", "kept", "kept"]
+    net = seen_configs["03_depth_width"]["model"]["net"]["init_args"]
+    assert net["batch_norm"] and "dropout" not in net  # built on the kept steps only
+    assert rows[1]["val_acc_std"] == pytest.approx(0.001 * 2**0.5 / 2)
+    for f in ("ladder.md", "ladder.csv", "ladder.png", "results.json"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert len(list(csv.DictReader(open(tmp_path / "ladder.csv")))) == 6
