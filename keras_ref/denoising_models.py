@@ -37,25 +37,10 @@ def denoising_ae(input_shape: tuple[int, int, int] = (28, 28, 1), filters: int =
     )
 
 
-class Logit(layers.Layer):
-    """log(x / (1 - x)) with x clipped to [eps, 1 - eps], like torch.logit(x, eps)."""
-
-    def __init__(self, eps: float = 1e-3, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.eps = eps
-
-    def call(self, x):
-        x = keras.ops.clip(x, self.eps, 1.0 - self.eps)
-        return keras.ops.log(x / (1.0 - x))
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "eps": self.eps}
-
-
 def unet_dae(input_shape: tuple[int, int, int] = (28, 28, 1), widths: tuple[int, int, int] = (16, 32, 64)) -> keras.Model:
     """Twin of lightning_impl.denoising_models.UNetDAE. The torch leaf modules appear here under the
-    same names and in the same order; concatenation, logit and the residual sum are extra Keras layers
-    (torch does them in ``forward``)."""
+    same names and in the same order; the concatenations and the residual sum are extra Keras layers
+    (torch does them in ``forward``). Outputs are not clipped (see UNetDAE)."""
     c1, c2, c3 = widths
 
     def block(name: str, x, channels: int):
@@ -72,8 +57,7 @@ def unet_dae(input_shape: tuple[int, int, int] = (28, 28, 1), widths: tuple[int,
     up1 = layers.Conv2DTranspose(c1, 3, strides=2, padding="same", name="up1")(d2)
     d1 = block("dec1", layers.Concatenate(name="cat1")([up1, e1]), c1)
     correction = layers.Conv2D(input_shape[-1], 1, kernel_initializer="zeros", name="head")(d1)
-    logits = layers.Add(name="residual")([Logit(name="logit")(inputs), correction])
-    outputs = layers.Activation("sigmoid", name="sigmoid")(logits)
+    outputs = layers.Add(name="residual")([inputs, correction])
     return keras.Model(inputs, outputs, name="UNetDAE")
 
 

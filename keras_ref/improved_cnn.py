@@ -70,9 +70,7 @@ def improved_cnn(
             raise ValueError(f"stage {s} shrinks the input to nothing")
     stack.append(layers.GlobalAveragePooling2D(name="gap") if global_pool else layers.Flatten(name="flatten"))
     for k, units in enumerate(hidden, start=1):
-        stack.append(layers.Dense(units, use_bias=not batch_norm, name=f"fc{k}"))
-        if batch_norm:
-            stack.append(layers.BatchNormalization(name=f"bn_fc{k}", **KERAS_BN))
+        stack.append(layers.Dense(units, name=f"fc{k}"))  # no BatchNorm in the head, as in ImprovedCNN
         stack.append(layers.ReLU(name=f"relu_fc{k}"))
         if dropout:
             stack.append(layers.Dropout(dropout, name=f"drop_fc{k}"))

@@ -38,7 +38,7 @@ from lightning_impl.noise import NOISE_SEEDS, NoisyDataModule, fixed_noisy_copy,
 
 SIGMAS = (0.1, 0.2, 0.3, 0.5)
 BLIND_RANGE = (0.05, 0.55)  # the blind model's training noise, drawn uniformly per image
-ARCHITECTURES = {"reference": DenoisingAE, "improved": lambda: UNetDAE(widths=(16, 32, 64))}
+ARCHITECTURES = {"reference": DenoisingAE, "improved": UNetDAE}
 LABELS = {"reference": "reference AE", "improved": "improved U-Net"}
 
 

@@ -15,7 +15,13 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from lightning_impl.denoising_models import DenoisingAE
 from lightning_impl.schedules import warmup_cosine
 
-LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
+def _bce(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    # Binary cross-entropy needs outputs in (0, 1): exact for sigmoid outputs; an unbounded output (the
+    # residual UNetDAE) is clamped, and gets no gradient where it lies outside.
+    return F.binary_cross_entropy(restored.clamp(1e-6, 1 - 1e-6), clean)
+
+
+LOSSES = {"mse": F.mse_loss, "bce": _bce}
 
 
 def image_metrics(prefix: str = "") -> MetricCollection:
@@ -59,7 +65,7 @@ class Denoiser(L.LightningModule):
     Args:
         net: the architecture, images in [0, 1] to images in [0, 1]; default the reference DenoisingAE.
         loss: ``mse`` or ``bce`` (binary cross-entropy on the output probabilities, as Keras computes
-            it; the clean pixels act as soft targets). docs/denoise.md has the measurement behind the default.
+            it; the clean pixels act as soft targets). docs/denoise.md has the measurement behind the choice.
         optimizer: a callable taking the parameters (default Adam); ``--model.optimizer.lr`` on the CLI.
         schedule: ``warmup_cosine`` (per step over the whole run) or ``constant``.
         warmup_fraction: share of the steps spent warming up.

@@ -65,13 +65,14 @@ class UNetDAE(nn.Module):
     - skip connections at 28x28 and 14x14 carry fine detail around the 7x7 bottleneck, which is what the
       reference loses at low noise;
     - BatchNorm after every convolution lets it train at a high learning rate in the few epochs a CPU allows;
-    - it predicts a correction to the noisy input, in logit space: ``sigmoid(logit(x) + f(x))``, so the
-      identity is its starting point (low noise needs little change) and the output stays in (0, 1),
-      which keeps binary cross-entropy usable.
-    Widths are (28x28, 14x14, 7x7) channel counts; the cost on a CPU is dominated by the 28x28 stage.
+    - it predicts a correction to the noisy input, ``x + f(x)`` (residual learning, as in DnCNN), and
+      starts as the identity (zero-initialised head): at low noise little has to change. The output is
+      not squashed -- a sigmoid would make the identity unreachable and a clamp would stop gradients --
+      so the Denoiser clips it to [0, 1] for scoring and prediction only.
+    Widths are the (28x28, 14x14, 7x7) channel counts; the 28x28 stage dominates the cost on a CPU.
     """
 
-    def __init__(self, in_channels: int = 1, widths: tuple[int, int, int] = (32, 64, 64)) -> None:
+    def __init__(self, in_channels: int = 1, widths: tuple[int, int, int] = (16, 32, 64)) -> None:
         super().__init__()
         c1, c2, c3 = widths
         self._conv_bn_relu("enc1a", in_channels, c1)
@@ -87,8 +88,7 @@ class UNetDAE(nn.Module):
         self.up1 = SameConvTranspose2d(c2, c1, 3, stride=2)
         self._conv_bn_relu("dec1", 2 * c1, c1)  # after concatenating the 28x28 skip
         self.head = nn.Conv2d(c1, in_channels, 1)
-        self.sigmoid = nn.Sigmoid()
-        nn.init.zeros_(self.head.weight)  # start as the identity: sigmoid(logit(x)) = x
+        nn.init.zeros_(self.head.weight)  # start as the identity: x + 0
         nn.init.zeros_(self.head.bias)
 
     def _conv_bn_relu(self, name: str, cin: int, cout: int) -> None:
@@ -106,9 +106,7 @@ class UNetDAE(nn.Module):
         m = self._block("midb", self._block("mida", self.pool2(e2)))
         d2 = self._block("dec2", torch.cat([self.up2(m), e2], dim=1))
         d1 = self._block("dec1", torch.cat([self.up1(d2), e1], dim=1))
-        # logit(x) of the clipped input: clamp away from 0 and 1 where the logit is infinite.
-        eps = 1e-3
-        return self.sigmoid(torch.logit(x, eps=eps) + self.head(d1))
+        return x + self.head(d1)
 
 
 DENOISERS = {"reference": DenoisingAE, "unet": UNetDAE}

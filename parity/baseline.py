@@ -47,10 +47,10 @@ CHOSEN = {
     "mnist": {
         "hog": {"orientations": 9, "pixels_per_cell": (4, 7), "cells_per_block": 2, "block_norm": "L2-Hys",
                 "deskew": True},
-        "C": 10.0,
-        "gamma_factor": 0.1,
-        "chosen_by": "python -m parity.baseline --dataset mnist --search --search-train-size 10000 (pending)",
-        "val_acc": None,
+        "C": 30.0,
+        "gamma_factor": 0.05,
+        "chosen_by": "python -m parity.baseline --dataset mnist --search  (search fitted on 10000 training images)",
+        "val_acc": 0.9868,
     },
     "fashion_mnist": {
         "hog": {"orientations": 9, "pixels_per_cell": (4, 7), "cells_per_block": 2, "block_norm": "L2-Hys",

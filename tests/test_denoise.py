@@ -91,7 +91,7 @@ def test_same_conv_transpose_rejects_kernel_smaller_than_stride():
 
 @pytest.mark.parametrize(
     "torch_factory,keras_factory,parameters",
-    [(DenoisingAE, denoising_ae, 28_353), (lambda: UNetDAE(widths=(16, 32, 64)), unet_dae, None)],
+    [(DenoisingAE, denoising_ae, 28_353), (UNetDAE, unet_dae, None)],
     ids=["reference", "unet"],
 )
 def test_keras_twin_has_same_layers_and_outputs(torch_factory, keras_factory, parameters):

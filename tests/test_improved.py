@@ -38,7 +38,7 @@ DATASETS = ("mnist", "cifar10")
 def datamodules():
     dms = {}
     for name in DATASETS:
-        dm = DATAMODULES[name](batch_size=32, eval_batch_size=64, download=False)
+        dm = DATAMODULES[name](batch_size=16, eval_batch_size=64, download=False)
         dm.prepare_data()
         dm.setup()
         dms[name] = dm
@@ -187,7 +187,7 @@ def test_augmentation_reaches_training_batches_only(datamodules, tmp_path):
         trainer.test(model, datamodule=dm, verbose=False)
     finally:
         dm.augment = None
-    assert calls == [32, 32]  # the two training batches, nothing else
+    assert calls == [16, 16]  # the two training batches, nothing else
     n = dm.hparams.eval_batch_size
     for stage, dataset in (("val", dm.val_set), ("test", dm.test_set)):
         assert len(model.seen[stage]) == 2
@@ -251,12 +251,12 @@ def test_step_trains_in_keras(dataset, name, config, datamodules):
     recipe = kic.load_recipe(config)
     recipe["epochs"] = 1
     dm = datamodules[dataset]
-    x = dm.normalize(dm.train_set.images[:32]).permute(0, 2, 3, 1).numpy()
-    y = np.eye(10, dtype="float32")[dm.train_set.labels[:32].numpy()]
+    x = dm.normalize(dm.train_set.images[:16]).permute(0, 2, 3, 1).numpy()
+    y = np.eye(10, dtype="float32")[dm.train_set.labels[:16].numpy()]
     keras.utils.set_random_seed(0)
     net, model = kic.build(recipe, x.shape[1:], 10, steps_per_epoch=2)
     before = [w.copy() for w in net.get_weights()]
-    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert any(not np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
     torch_net = ImprovedCNN(**config["model"]["net"].get("init_args", {}))
