@@ -59,7 +59,7 @@ class Budget:
 
 
 BUDGETS = {
-    "quick": Budget(epochs=1, train_limit=256, val_limit=64, test_limit=200, tune_images=16, batch_size=64),
+    "quick": Budget(epochs=1, train_limit=128, val_limit=32, test_limit=100, tune_images=8, batch_size=64),
     "full": Budget(epochs=2, train_limit=None, val_limit=2000, test_limit=None, tune_images=500),
 }
 

@@ -202,14 +202,14 @@ def test_denoiser_losses_and_a_training_step_lowers_the_loss():
     with pytest.raises(ValueError, match="unknown loss"):
         Denoiser(loss="l1")
     torch.manual_seed(0)
-    clean = torch.rand(32, 1, 28, 28)
+    clean = torch.rand(8, 1, 28, 28)
     noisy = add_noise(clean, 0.2)
     for loss in ("mse", "bce"):
-        model = Denoiser(UNetDAE(widths=(8, 8, 8)), loss=loss)
+        model = Denoiser(UNetDAE(widths=(4, 4, 4)), loss=loss)
         model.log = lambda *a, **k: None
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
         losses = []
-        for _ in range(15):
+        for _ in range(8):
             value = model.training_step((noisy, clean), 0)
             optimizer.zero_grad(), value.backward(), optimizer.step()
             losses.append(float(value))
