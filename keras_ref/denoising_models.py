@@ -37,7 +37,9 @@ def denoising_ae(input_shape: tuple[int, int, int] = (28, 28, 1), filters: int =
     )
 
 
-def unet_dae(input_shape: tuple[int, int, int] = (28, 28, 1), widths: tuple[int, int, int] = (16, 32, 64)) -> keras.Model:
+def unet_dae(
+    input_shape: tuple[int, int, int] = (28, 28, 1), widths: tuple[int, int, int] = (32, 64, 128), decoder_convs: int = 2
+) -> keras.Model:
     """Twin of lightning_impl.denoising_models.UNetDAE. The torch leaf modules appear here under the
     same names and in the same order; the concatenations and the residual sum are extra Keras layers
     (torch does them in ``forward``). Outputs are not clipped (see UNetDAE)."""
@@ -53,9 +55,13 @@ def unet_dae(input_shape: tuple[int, int, int] = (28, 28, 1), widths: tuple[int,
     e2 = block("enc2b", block("enc2a", layers.MaxPooling2D(2, name="pool1")(e1), c2), c2)
     m = block("midb", block("mida", layers.MaxPooling2D(2, name="pool2")(e2), c3), c3)
     up2 = layers.Conv2DTranspose(c2, 3, strides=2, padding="same", name="up2")(m)
-    d2 = block("dec2", layers.Concatenate(name="cat2")([up2, e2]), c2)
+    d2 = layers.Concatenate(name="cat2")([up2, e2])
+    for i in range(decoder_convs):
+        d2 = block(f"dec2{chr(ord('a') + i)}", d2, c2)
     up1 = layers.Conv2DTranspose(c1, 3, strides=2, padding="same", name="up1")(d2)
-    d1 = block("dec1", layers.Concatenate(name="cat1")([up1, e1]), c1)
+    d1 = layers.Concatenate(name="cat1")([up1, e1])
+    for i in range(decoder_convs):
+        d1 = block(f"dec1{chr(ord('a') + i)}", d1, c1)
     correction = layers.Conv2D(input_shape[-1], 1, kernel_initializer="zeros", name="head")(d1)
     outputs = layers.Add(name="residual")([inputs, correction])
     return keras.Model(inputs, outputs, name="UNetDAE")

@@ -51,9 +51,10 @@ class Budget:
     val_limit: int | None
     test_limit: int | None  # test images every method is scored on (None: all 10,000)
     tune_images: int  # training images the classical filters are tuned on
-    batch_size: int = 128
+    batch_size: int = 32  # measured against 128 and 16 on validation: more steps matter in few epochs
     lr: float = 3e-3
     loss: str = "mse"  # from `--compare-losses`: see docs/denoise.md
+    precision: str = "bf16-mixed"  # ~2x faster convolutions on CPUs with AMX / AVX-512-BF16, weights stay float32
     seed: int = 0
     figure_images: int = 10  # test images shown in the grids: the first of each class
 
@@ -112,7 +113,7 @@ def train_network(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str
         ARCHITECTURES[arch](), loss=budget.loss, optimizer=lambda p: torch.optim.Adam(p, lr=budget.lr)
     )
     trainer = L.Trainer(
-        max_epochs=budget.epochs, accelerator="auto", devices=1, enable_checkpointing=False, log_every_n_steps=10,
+        max_epochs=budget.epochs, accelerator="auto", devices=1, precision=budget.precision, enable_checkpointing=False, log_every_n_steps=10,
         enable_model_summary=False, enable_progress_bar=sys.stderr.isatty(),
         logger=CSVLogger(run_dir, name="models", version="_".join(filter(None, (arch, sigma_tag(sigma), tag)))),
     )

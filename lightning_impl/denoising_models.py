@@ -69,11 +69,15 @@ class UNetDAE(nn.Module):
       starts as the identity (zero-initialised head): at low noise little has to change. The output is
       not squashed -- a sigmoid would make the identity unreachable and a clamp would stop gradients --
       so the Denoiser clips it to [0, 1] for scoring and prediction only.
+    - ``decoder_convs`` convolutions per decoder stage (default 2): at low noise the per-pixel estimate is made
+      at 28x28, where one convolution after the skip was too little (measured, docs/denoise.md).
     Widths are the (28x28, 14x14, 7x7) channel counts; the 28x28 stage dominates the cost on a CPU.
     """
 
-    def __init__(self, in_channels: int = 1, widths: tuple[int, int, int] = (16, 32, 64)) -> None:
+    def __init__(self, in_channels: int = 1, widths: tuple[int, int, int] = (32, 64, 128), decoder_convs: int = 2) -> None:
         super().__init__()
+        if decoder_convs < 1:
+            raise ValueError(f"decoder_convs must be >= 1, got {decoder_convs}")
         c1, c2, c3 = widths
         self._conv_bn_relu("enc1a", in_channels, c1)
         self._conv_bn_relu("enc1b", c1, c1)
@@ -84,12 +88,22 @@ class UNetDAE(nn.Module):
         self._conv_bn_relu("mida", c2, c3)
         self._conv_bn_relu("midb", c3, c3)
         self.up2 = SameConvTranspose2d(c3, c2, 3, stride=2)
-        self._conv_bn_relu("dec2", 2 * c2, c2)  # after concatenating the 14x14 skip
+        self.dec2_names = self._decoder_names("dec2", decoder_convs)
+        self._conv_bn_relu(self.dec2_names[0], 2 * c2, c2)  # after concatenating the 14x14 skip
+        for name in self.dec2_names[1:]:
+            self._conv_bn_relu(name, c2, c2)
         self.up1 = SameConvTranspose2d(c2, c1, 3, stride=2)
-        self._conv_bn_relu("dec1", 2 * c1, c1)  # after concatenating the 28x28 skip
+        self.dec1_names = self._decoder_names("dec1", decoder_convs)
+        self._conv_bn_relu(self.dec1_names[0], 2 * c1, c1)  # after concatenating the 28x28 skip
+        for name in self.dec1_names[1:]:
+            self._conv_bn_relu(name, c1, c1)
         self.head = nn.Conv2d(c1, in_channels, 1)
         nn.init.zeros_(self.head.weight)  # start as the identity: x + 0
         nn.init.zeros_(self.head.bias)
+
+    @staticmethod
+    def _decoder_names(stage: str, n: int) -> list[str]:
+        return [f"{stage}{chr(ord('a') + i)}" for i in range(n)]
 
     def _conv_bn_relu(self, name: str, cin: int, cout: int) -> None:
         # No conv bias: the BatchNorm right after it has its own shift.
@@ -104,8 +118,12 @@ class UNetDAE(nn.Module):
         e1 = self._block("enc1b", self._block("enc1a", x))
         e2 = self._block("enc2b", self._block("enc2a", self.pool1(e1)))
         m = self._block("midb", self._block("mida", self.pool2(e2)))
-        d2 = self._block("dec2", torch.cat([self.up2(m), e2], dim=1))
-        d1 = self._block("dec1", torch.cat([self.up1(d2), e1], dim=1))
+        d2 = torch.cat([self.up2(m), e2], dim=1)
+        for name in self.dec2_names:
+            d2 = self._block(name, d2)
+        d1 = torch.cat([self.up1(d2), e1], dim=1)
+        for name in self.dec1_names:
+            d1 = self._block(name, d1)
         return x + self.head(d1)
 
 
