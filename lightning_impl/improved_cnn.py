@@ -106,8 +106,8 @@ class ImprovedCNN(nn.Sequential):
             self.add_module("flatten", nn.Flatten())  # (C, H, W) order; Keras flattens (H, W, C)
             features = channels * size * size
         for k, units in enumerate(hidden, start=1):
-            # No BatchNorm in the dense head: measured, BatchNorm1d there made 20 SGD steps diverge between
-            # torch and Keras from float32 rounding alone (parity check 4), and Dropout regularises the head.
+            # No BatchNorm in the dense head: the trunk's BatchNorm conditions the features and Dropout
+            # regularises the head; the ladder in docs/improved.md was measured this way.
             self.add_module(f"fc{k}", nn.Linear(features, units))
             self.add_module(f"relu_fc{k}", nn.ReLU())
             if dropout:

@@ -96,8 +96,8 @@ def annotate(pairs: list[LayerPair], torch_model: nn.Module, input_shape: tuple[
     """Fill in each pair's torch output shape and the feature orders a Flatten introduces (one dummy forward)."""
     was_training = torch_model.training
     torch_model.eval()
-    device = next(torch_model.parameters(), torch.zeros(())).device
-    trace = torch_trace(torch_model, torch.zeros(2, *input_shape, device=device), [p.torch_name for p in pairs])
+    like = next(torch_model.parameters(), torch.zeros(()))  # the dummy batch takes the model's device and dtype
+    trace = torch_trace(torch_model, like.new_zeros(2, *input_shape), [p.torch_name for p in pairs])
     torch_model.train(was_training)
     order = None
     for p in pairs:

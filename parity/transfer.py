@@ -36,7 +36,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def _assign_keras(pair: LayerPair, var, value: np.ndarray, what: str) -> None:
     if tuple(var.shape) != value.shape:
         raise TransferError(f"{pair.name}: {what} from torch has shape {value.shape}, Keras expects {tuple(var.shape)}")
-    var.assign(value.astype(np.float32))
+    var.assign(value.astype(keras.backend.standardize_dtype(var.dtype)))  # float32, or float64 in check 4
 
 
 def _assign_torch(pair: LayerPair, tensor: torch.Tensor, value: np.ndarray, what: str) -> None:

@@ -266,7 +266,7 @@ def test_step_trains_in_keras(dataset, name, config, datamodules):
 def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
     # Fake runs: validation rises except at the dropout step; test accuracy is reported but never decides.
     val = {"00_base": 0.90, "01_batch_norm": 0.95, "02_dropout": 0.94, "03_depth_width": 0.97,
-           "04_augmentation": 0.98, "05_schedule": 0.99}
+           "04_augmentation": 0.98, "05_schedule": 0.99, "06_bf16": 0.995}
     seen_configs = {}
 
     def fake_run(config_path, seed, epochs, train_fraction, out, name):
@@ -276,10 +276,10 @@ def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
 
     monkeypatch.setattr(ablation, "run_lightning", fake_run)
     rows = ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
-    assert [r["decision"] for r in rows] == ["first", "kept", "dropped", "kept", "kept", "kept"]
+    assert [r["decision"] for r in rows] == ["first", "kept", "dropped", "kept", "kept", "kept", "kept"]
     net = seen_configs["03_depth_width"]["model"]["net"]["init_args"]
     assert net["batch_norm"] and "dropout" not in net  # built on the kept steps only
     assert rows[1]["val_acc_std"] == pytest.approx(0.001 * 2**0.5 / 2)
     for f in ("ladder.md", "ladder.csv", "ladder.png", "results.json"):
         assert (tmp_path / f).stat().st_size > 0
-    assert len(list(csv.DictReader(open(tmp_path / "ladder.csv")))) == 6
+    assert len(list(csv.DictReader(open(tmp_path / "ladder.csv")))) == len(val)
