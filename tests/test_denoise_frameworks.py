@@ -120,7 +120,7 @@ def test_recipe_translation_reads_the_lightning_config():
     recipe = keras_denoise.load_recipe(UNET)
     assert recipe["net"] == "lightning_impl.denoising_models.UNetDAE" and recipe["net_args"] == {}  # in_channels: from the data
     assert (recipe["epochs"], recipe["seed"], recipe["loss"], recipe["warmup_fraction"]) == (2, 0, "mse", 0.05)
-    assert recipe["optimizer"]["init_args"]["lr"] == 0.003 and recipe["data"]["batch_size"] == 128
+    assert recipe["optimizer"]["init_args"]["lr"] == 0.003 and recipe["data"]["batch_size"] == 32
     assert (recipe["name"], recipe["data"]["sigma"]) == ("denoise_unet", 0.3)
     # A bare config gets the Lightning classes' own defaults.
     bare = keras_denoise.load_recipe({})
