@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -49,14 +51,26 @@ class TrainCLI(LightningCLI):
         parser.set_defaults(DEFAULTS)
 
 
-def fit_and_test(cli: LightningCLI) -> dict:
+def fit_then_test_best(cli: LightningCLI) -> tuple[dict[str, float], str | None, EpochTimer, float]:
+    """Fit, then test the best checkpoint (chosen on validation): (test metrics, checkpoint, timer, fit seconds).
+
+    Shared by every LightningCLI entry point of the project (this one, lightning_impl.train_denoiser).
+    """
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    start = time.perf_counter()
     trainer.fit(model, datamodule=data)
+    fit_s = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt
     checkpoint = trainer.checkpoint_callback.best_model_path or None
     (results,) = trainer.test(model, datamodule=data, ckpt_path=checkpoint)
     timer = next(c for c in trainer.callbacks if isinstance(c, EpochTimer))
+    return {k: float(v) for k, v in results.items()}, checkpoint, timer, fit_s
+
+
+def fit_and_test(cli: LightningCLI) -> dict:
+    results, checkpoint, timer, _ = fit_then_test_best(cli)
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
     return {
         "dataset": data.dataset_name,
         "model": type(model.net).__name__,
@@ -65,21 +79,19 @@ def fit_and_test(cli: LightningCLI) -> dict:
         "epochs": trainer.current_epoch,
         "best_checkpoint": checkpoint,
         "best_val_acc": float(trainer.checkpoint_callback.best_model_score or float("nan")),
-        **{k: float(v) for k, v in results.items()},
+        **results,
         "epoch_time_s": timer.epoch_times,
         "train_images_per_s": timer.images_per_sec,
         "world_size": trainer.world_size,
     }
 
 
-def main(args: list[str] | None = None) -> dict | None:
+def run_cli(make_cli: Callable[[], LightningCLI], metrics_of: Callable[[LightningCLI], dict], summary: Sequence[str]) -> dict:
+    """Build the CLI, train and test; write metrics.json into the run folder, print `summary` and the folder last."""
     torch.set_float32_matmul_precision("high")
     try:
-        cli = TrainCLI(
-            ImageClassifier, ImageDataModule, subclass_mode_data=True, run=False, args=args,
-            seed_everything_default=42, save_config_kwargs={"overwrite": False},
-        )
-        metrics = fit_and_test(cli)
+        cli = make_cli()
+        metrics = metrics_of(cli)
     except (DatasetUnavailableError, DataIntegrityError) as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt:
@@ -87,9 +99,20 @@ def main(args: list[str] | None = None) -> dict | None:
     run_dir = Path(cli.trainer.log_dir)  # a collective under DDP: every process must ask
     if cli.trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        print(json.dumps({k: metrics[k] for k in ("test_acc", "test_loss", "best_val_acc", "epochs")}))
+        print(json.dumps({k: metrics[k] for k in summary}))
         print(run_dir.resolve())
     return metrics
+
+
+def main(args: list[str] | None = None) -> dict | None:
+    return run_cli(
+        lambda: TrainCLI(
+            ImageClassifier, ImageDataModule, subclass_mode_data=True, run=False, args=args,
+            seed_everything_default=42, save_config_kwargs={"overwrite": False},
+        ),
+        fit_and_test,
+        ("test_acc", "test_loss", "best_val_acc", "epochs"),
+    )
 
 
 if __name__ == "__main__":

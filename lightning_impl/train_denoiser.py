@@ -18,19 +18,13 @@ experiment (every sigma, classical filters, figures) is ``python -m lightning_im
 
 from __future__ import annotations
 
-import json
-import sys
-import time
-from pathlib import Path
-
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lightning_impl.callbacks import EpochTimer
-from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
 from lightning_impl.denoiser import Denoiser
 from lightning_impl.noise import NoisyDataModule
+from lightning_impl.train import fit_then_test_best, run_cli
 
 # Defaults when no --config is given (keras_ref.denoise reads them too): the reference recipe lives in
 # configs/denoise_reference.yaml; these name the run, choose the checkpoint as lightning_impl.train does,
@@ -58,15 +52,8 @@ class DenoiserCLI(LightningCLI):
 
 
 def fit_and_test(cli: LightningCLI) -> dict:
+    results, checkpoint, timer, train_s = fit_then_test_best(cli)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=data)
-    train_s = time.perf_counter() - start
-    if trainer.interrupted:
-        raise KeyboardInterrupt
-    checkpoint = trainer.checkpoint_callback.best_model_path or None
-    (results,) = trainer.test(model, datamodule=data, ckpt_path=checkpoint)
-    timer = next(c for c in trainer.callbacks if isinstance(c, EpochTimer))
     best = trainer.checkpoint_callback.best_model_score
     return {
         "framework": "lightning",
@@ -82,7 +69,7 @@ def fit_and_test(cli: LightningCLI) -> dict:
         "test_images": len(data.test_set),
         "best_checkpoint": checkpoint,
         "best_val_psnr": float(best) if best is not None else float("nan"),
-        **{k: float(v) for k, v in results.items()},  # test_loss, test_psnr, test_ssim
+        **results,  # test_loss, test_psnr, test_ssim
         "train_s": train_s,
         "epoch_time_s": timer.epoch_times,
         "train_images_per_s": timer.images_per_sec,
@@ -91,23 +78,14 @@ def fit_and_test(cli: LightningCLI) -> dict:
 
 
 def main(args: list[str] | None = None) -> dict | None:
-    torch.set_float32_matmul_precision("high")
-    try:
-        cli = DenoiserCLI(
+    return run_cli(
+        lambda: DenoiserCLI(
             Denoiser, NoisyDataModule, run=False, args=args,
             seed_everything_default=SEED, save_config_kwargs={"overwrite": False},
-        )
-        metrics = fit_and_test(cli)
-    except (DatasetUnavailableError, DataIntegrityError) as err:
-        sys.exit(f"error: {err}")
-    except KeyboardInterrupt:
-        sys.exit("interrupted: the checkpoints written so far are kept (last.ckpt resumes with --ckpt_path)")
-    run_dir = Path(cli.trainer.log_dir)  # a collective under DDP: every process must ask
-    if cli.trainer.is_global_zero:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        print(json.dumps({k: metrics[k] for k in SUMMARY}))
-        print(run_dir.resolve())
-    return metrics
+        ),
+        fit_and_test,
+        SUMMARY,
+    )
 
 
 if __name__ == "__main__":
