@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--precision", default="bf16-mixed")
+    p.add_argument("--loss", default="mse", choices=("mse", "bce", "log_mse"))
     p.add_argument("--val-images", type=int, default=2000)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--data-dir", default=None)
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     data = NoisyDataModule(sigma=args.sigma, data_dir=args.data_dir, download=False, batch_size=args.batch_size,
                            val_limit=args.val_images, test_limit=1)
     net = UNetDAE(widths=tuple(args.widths), decoder_convs=args.decoder_convs)
-    model = Denoiser(net, loss="mse", optimizer=lambda params: torch.optim.Adam(params, lr=args.lr))
+    model = Denoiser(net, loss=args.loss, optimizer=lambda params: torch.optim.Adam(params, lr=args.lr))
     trainer = L.Trainer(max_epochs=args.epochs, precision=args.precision, devices=1, enable_checkpointing=False,
                         enable_model_summary=False, enable_progress_bar=False, logger=False)
     start = time.perf_counter()

@@ -64,7 +64,13 @@ def _bce(clean, restored):
     return -ops.mean(clean * ops.log(p) + (1.0 - clean) * ops.log(1.0 - p))
 
 
-LOSSES = {"mse": _mse, "bce": _bce}  # the keys of lightning_impl.denoiser.LOSSES
+def _log_mse(clean, restored):
+    # As lightning_impl.denoiser._log_mse: mean over images of log10(per-image MSE + 1e-8).
+    per_image = ops.mean(ops.square(ops.subtract(restored, clean)), axis=(1, 2, 3))
+    return ops.mean(ops.log10(per_image + 1e-8))
+
+
+LOSSES = {"mse": _mse, "bce": _bce, "log_mse": _log_mse}  # the keys of lightning_impl.denoiser.LOSSES
 
 
 def nhwc(images: torch.Tensor) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Callable, ClassVar
 import lightning as L
 import numpy as np
 import torch
+from torch import nn
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
@@ -61,8 +62,9 @@ class ImageDataModule(L.LightningDataModule):
         split_seed: seed of the validation split; kept apart from the training seed so that runs over
             several training seeds share one split.
         download: allow downloading when the data is absent (never happens when it is present).
-        augment: a callable applied to normalised *training* batches on the device (see
-            lightning_impl.augment); validation and test batches are never augmented.
+        augment: a module or function applied to normalised *training* batches on the device (see
+            lightning_impl.augment); validation and test batches are never augmented. In YAML either an
+            import path (``lightning_impl.augment.digit_augment``) or ``class_path``/``init_args``.
     """
 
     dataset_name: ClassVar[str]
@@ -75,7 +77,7 @@ class ImageDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         download: bool = True,
-        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        augment: nn.Module | Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 < val_fraction < 1.0:

@@ -7,6 +7,8 @@ parameter (58,796); the ablation ladder then changes one argument at a time:
     dropout=..., conv_dropout=...            Dropout after each hidden dense layer / each pooled stage
     widths, kernel_sizes, paddings, convs_per_stage
                                              depth and width of the convolutional trunk
+    pool_after="first"                       pool after each stage's first convolution, so the others run at
+                                             half resolution (the layout of the fast CIFAR-10 nets, e.g. airbench)
 
 Layer names are shared with the Keras twin (keras_ref.improved_cnn.improved_cnn), in the same order:
 stage ``s`` holds ``conv{s}_{j}``, ``bn{s}_{j}``, ``relu{s}_{j}`` for its ``j``-th convolution, then
@@ -57,6 +59,8 @@ class ImprovedCNN(nn.Sequential):
         dropout: Dropout rate after every hidden dense layer's ReLU (0 = no layer).
         conv_dropout: Dropout rate after every stage's pooling (0 = no layer).
         global_pool: average the last feature map over space instead of flattening it.
+        pool_after: ``last`` (VGG: pool after a stage's last convolution) or ``first`` (after its first; the
+            stage's other convolutions then cost a quarter as much -- the layout of the fast CIFAR-10 nets).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class ImprovedCNN(nn.Sequential):
         dropout: float = 0.0,
         conv_dropout: float = 0.0,
         global_pool: bool = False,
+        pool_after: Literal["last", "first"] = "last",
     ) -> None:
         super().__init__()
         if not len(widths) == len(kernel_sizes) == len(paddings):
@@ -82,6 +87,8 @@ class ImprovedCNN(nn.Sequential):
             )
         if convs_per_stage < 1 or not widths:
             raise ValueError("need at least one stage and one convolution per stage")
+        if pool_after not in ("last", "first"):
+            raise ValueError(f"pool_after is 'last' or 'first', got {pool_after!r}")
         if not (0.0 <= dropout < 1.0 and 0.0 <= conv_dropout < 1.0):
             raise ValueError(f"dropout rates must lie in [0, 1), got {dropout} and {conv_dropout}")
         channels, size = in_channels, input_size
@@ -93,8 +100,9 @@ class ImprovedCNN(nn.Sequential):
                     self.add_module(f"bn{s}_{j}", nn.BatchNorm2d(width, eps=BN_EPS, momentum=BN_MOMENTUM))
                 self.add_module(f"relu{s}_{j}", nn.ReLU())
                 channels, size = width, conv_output_size(size, k, padding)
-            self.add_module(f"pool{s}", nn.MaxPool2d(2))
-            size //= 2
+                if j == (1 if pool_after == "first" else convs_per_stage):
+                    self.add_module(f"pool{s}", nn.MaxPool2d(2))
+                    size //= 2
             if conv_dropout:
                 self.add_module(f"drop{s}", nn.Dropout(conv_dropout))
             if size < 1:

@@ -4,6 +4,7 @@
     python -m parity --pairs specified_cnn --json parity.json
     python -m parity --accuracy --quick               # + check 5 on the CI budget (1 seed, 1 epoch)
     python -m parity --accuracy --seeds 3 --baseline runs/<baseline run>/metrics.json
+    python -m parity --pairs specified_cnn --accuracy --parallel --baseline ...   # frameworks side by side
 
 Prints one table per pair (check, value, bound, result) and exits with status 1 if any check fails.
 """
@@ -34,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="HOG+SVM test accuracy (0.9936 or 99.36) or its metrics.json (python -m parity.baseline); repeatable")
     p.add_argument("--runs-dir", default=None, help="check 5: where the training runs go (default: each entry point's runs/)")
     p.add_argument("--verbose", action="store_true", help="check 5: show the training progress of every run")
+    p.add_argument("--parallel", action="store_true",
+                   help="check 5: train the two frameworks at the same time, each in its own process on half the cores")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
     args = p.parse_args(argv)
     if args.seeds < 1 or (args.epochs is not None and args.epochs < 1):
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[parity] {name}: checks {', '.join(args.checks)}", file=sys.stderr, flush=True)
         rows = run_checks(pairs[name], args.checks)
         if args.accuracy:
-            rows += check_accuracy(pairs[name], args.seeds, args.epochs, args.quick, args.baselines, args.runs_dir, args.verbose)
+            rows += check_accuracy(pairs[name], args.seeds, args.epochs, args.quick, args.baselines, args.runs_dir, args.verbose,
+                                   args.parallel)
         results[name] = rows
         print(table(name, rows) + "\n", flush=True)
     if args.json:

@@ -103,6 +103,21 @@ FRAMEWORKS = {
 }
 
 
+# Pairs with a ``recipe`` (a LightningCLI YAML): both frameworks read the same file.
+RECIPE_FRAMEWORKS = {
+    "lightning": Framework("lightning_impl.train", **_LIGHTNING_COMMON),
+    "keras": Framework("keras_ref.improved_cnn", **_KERAS_COMMON),
+}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def framework_of(pair: ModelPair, framework: str) -> tuple[Framework, list[str]]:
+    """The entry point that trains ``pair`` in ``framework``, and the arguments that select its recipe."""
+    if pair.recipe is None:
+        return FRAMEWORKS[pair.task][framework], list(pair.train_args.get(framework, []))
+    return RECIPE_FRAMEWORKS[framework], ["--config", str(REPO / pair.recipe)] + list(pair.train_args.get(framework, []))
+
+
 def baseline_from(spec: str) -> tuple[float, str | None, str]:
     """`--baseline` as (accuracy as a fraction, dataset or None, where it came from): a figure (0.9936 or 99.36)
     or the path of the metrics.json written by ``python -m parity.baseline`` (key "test_acc")."""
@@ -137,11 +152,11 @@ def train_runs(
 ) -> list[dict]:
     import importlib
 
-    fw = FRAMEWORKS[pair.task][framework]
+    fw, recipe_args = framework_of(pair, framework)
     main = importlib.import_module(fw.entry).main
     results = []
     for i, seed in enumerate(seeds, 1):
-        argv = list(pair.train_args.get(framework, [])) + fw.seed(seed)
+        argv = recipe_args + fw.seed(seed)
         argv += fw.epochs(epochs) if epochs else []
         argv += budget_args(fw, quick)
         argv += fw.runs_dir(runs_dir) if runs_dir else []
@@ -158,6 +173,37 @@ def train_runs(
               f"in {metrics['wall_s']:.0f} s", file=sys.stderr, flush=True)
         results.append(metrics)
     return results
+
+
+def _scores(pair: ModelPair, framework: str, *args, threads: int | None = None) -> list[float]:
+    if threads:  # a worker process of _scores_in_parallel: its share of the cores
+        import torch
+
+        torch.set_num_threads(threads)
+    return [m[pair.score] for m in train_runs(pair, framework, *args)]
+
+
+def _scores_worker(pair_name: str, framework: str, args: tuple, threads: int) -> list[float]:
+    from parity.registry import all_pairs
+
+    return _scores(all_pairs()[pair_name], framework, *args, threads=threads)
+
+
+def _scores_in_parallel(pair: ModelPair, frameworks: list[str], *args) -> dict[str, list[float]]:
+    """Each framework's seeds in its own process, the cores split between them (``--parallel``).
+
+    On a small machine this halves the wall time of check 5: one framework's training does not use two
+    cores fully (Keras' per-step overhead, small batches), so two single-threaded runs side by side do more.
+    Each process starts fresh (spawn), so the frameworks cannot share global state.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 2) // len(frameworks))
+    with ProcessPoolExecutor(len(frameworks), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {fw: pool.submit(_scores_worker, pair.name, fw, args, threads) for fw in frameworks}
+        return {fw: f.result() for fw, f in futures.items()}
 
 
 def _pct(x: float) -> str:
@@ -185,6 +231,7 @@ def check_accuracy(
     baselines: list[tuple[float, str | None, str]] = (),
     runs_dir: str | None = None,
     verbose: bool = False,
+    parallel: bool = False,
 ) -> list[Row]:
     band = pair.quick_accuracy_band if quick else pair.accuracy_band
     budget = "quick" if quick else "full"
@@ -195,10 +242,11 @@ def check_accuracy(
         seeds, epochs = quick_budget.seeds, quick_budget.epochs
     margin = quick_budget.margin if quick_budget else pair.accuracy_margin
     seed_list = list(range(1, seeds + 1))
-    scores = {
-        fw: [m[pair.score] for m in train_runs(pair, fw, seed_list, epochs, runs_dir, verbose, quick_budget)]
-        for fw in FRAMEWORKS[pair.task]
-    }
+    frameworks = list(FRAMEWORKS[pair.task])
+    if parallel:
+        scores = _scores_in_parallel(pair, frameworks, seed_list, epochs, runs_dir, verbose, quick_budget)
+    else:
+        scores = {fw: _scores(pair, fw, seed_list, epochs, runs_dir, verbose, quick_budget) for fw in frameworks}
     means = {fw: statistics.fmean(s) for fw, s in scores.items()}
     recipe = f"{seeds} seed{'s' if seeds > 1 else ''}, " + (f"{epochs} epoch{'s' if epochs > 1 else ''}" if epochs else "recipe epochs")
     if quick_budget and quick_budget.limits:

@@ -42,6 +42,9 @@ class ModelPair:
             "keras": for keras_ref.train) so that both run the pair's recipe; see parity.accuracy.
         quick_accuracy_band: the band for the quick budget (one seed, one epoch) run in CI.
         accuracy_margin: largest allowed difference between the two frameworks' mean scores (full recipe).
+        recipe: a LightningCLI YAML (relative to the repository root) that check 5 trains in both frameworks
+            (``lightning_impl.train --config`` and its Keras reader ``keras_ref.improved_cnn --config``)
+            instead of the task's default entry points; ``train_args`` are appended.
     """
 
     name: str
@@ -58,6 +61,7 @@ class ModelPair:
     score: str = "test_acc"
     quick_accuracy_band: tuple[float, float] | None = None
     accuracy_margin: float = 0.004
+    recipe: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in DEFAULT_LOSS:

@@ -21,7 +21,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from keras_ref import improved_cnn as kic
 from lightning_impl import ablation
-from lightning_impl.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop
+from lightning_impl.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop, small_digit_augment
 from lightning_impl.classifier import ImageClassifier
 from lightning_impl.datamodules import DATAMODULES
 from lightning_impl.improved_cnn import ImprovedCNN
@@ -51,6 +51,11 @@ def ladder_configs(dataset: str) -> list[tuple[str, dict]]:
 
 
 LADDER = [(d, name, cfg) for d in DATASETS for name, cfg in ladder_configs(d)]
+# Recipes outside the ladders: the specified CNN's augmented recipe (parity check 5), the fast CPU CIFAR-10 one.
+RECIPES = [
+    ("mnist", "specified_cnn_augmented", yaml.safe_load((ROOT / "configs/mnist_specified_cnn_augmented.yaml").read_text())),
+    ("cifar10", "fast", yaml.safe_load((ROOT / "configs/cifar10_fast.yaml").read_text())),
+]
 # Steps that change nothing Keras sees (trainer.precision) are the previous step's Keras recipe: test it once.
 KERAS_LADDER = [
     step for i, step in enumerate(LADDER)
@@ -140,6 +145,32 @@ def test_digits_are_never_flipped(datamodules):
     assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in kic.digit_augmentation().layers)
 
 
+def test_keras_digit_augmentation_is_the_twin(datamodules):
+    """The Keras layer moves a stroke as DigitAugment does (same spread, never mirrored), keeps its mass and
+    fills with black; identity with zero ranges and at inference."""
+    keras.utils.set_random_seed(0)
+    dm = datamodules["mnist"]
+    x = dm.normalize(dm.test_set.images[:200]).permute(0, 2, 3, 1).numpy()
+    aug = kic.digit_augmentation()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(aug(x, training=False)), x)
+    still = kic.digit_augmentation(degrees=0.0, translate=0.0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(still(x, training=True)), x, atol=1e-6)
+    black, white = float(x.min()), float(x.max())
+    strokes = np.full((500, 28, 28, 1), black, dtype="float32")
+    strokes[:, 8:20, 5:9] = white
+    out = keras.ops.convert_to_numpy(aug(strokes, training=True)) - black
+    centre = (out.sum(axis=(1, 3)) * np.arange(28.0)).sum(1) / out.sum(axis=(1, 2, 3))
+    # Lightning's twin on the same strokes (the test above): shifts uniform in +-2.8 px, so std ~1.6 px.
+    torch.manual_seed(0)
+    twin = digit_augment(torch.from_numpy(strokes).permute(0, 3, 1, 2)) - black
+    twin_centre = (twin.sum(dim=(1, 2)) * torch.arange(28.0)).sum(1) / twin.sum(dim=(1, 2, 3))
+    assert (centre < 11).all() and abs(centre.std() - float(twin_centre.std())) < 0.3
+    assert abs(centre.mean() - 6.5) < 0.3  # unbiased: rotations and shifts are symmetric
+    np.testing.assert_allclose(out.sum(axis=(1, 2, 3)).mean(), (strokes - black).sum(axis=(1, 2, 3)).mean(), rtol=0.02)
+    out = keras.ops.convert_to_numpy(aug(x, training=True))
+    assert np.isclose(out.min(), black, atol=1e-5) and np.isclose(out[:, 0, 0, 0], black, atol=1e-5).mean() > 0.95
+
+
 def test_cifar_flip_is_a_fair_coin():
     torch.manual_seed(0)
     x = torch.rand(400, 3, 8, 8)
@@ -211,6 +242,24 @@ def test_keras_augmentation_is_off_at_inference():
 # --- the ladder ---------------------------------------------------------------------------------------
 
 
+def test_augmentation_in_yaml_by_function_or_by_class():
+    """``augment`` takes an import path (a function, its defaults) or class_path/init_args, in both frameworks."""
+    specified, fast = (TrainCLI(ImageClassifier, None, subclass_mode_data=True, run=False, seed_everything_default=0,
+                                args=["--config", str(ROOT / "configs" / name), "--trainer.logger", "false"])
+                       for name in ("mnist_specified_cnn_augmented.yaml", "cifar10_fast.yaml"))
+    assert specified.datamodule.augment is small_digit_augment
+    assert isinstance(fast.datamodule.augment, CropFlipAugment) and fast.datamodule.augment.padding == 2
+    assert isinstance(fast.model.net.pool1, torch.nn.MaxPool2d)
+    names = [n for n, _ in fast.model.net.named_children()]
+    assert names.index("pool1") == names.index("relu1_1") + 1  # pool_after: first
+    layer = kic.load_recipe(RECIPES[0][2])
+    assert layer["augment"]["class_path"].endswith("small_digit_augment") and layer["model"] == "specified_cnn"
+    rotate_shift = kic.AUGMENTATIONS[layer["augment"]["class_path"]]().layers[0]
+    assert (rotate_shift.degrees, rotate_shift.translate) == (5.0, 0.07)
+    with pytest.raises(ValueError, match="weight_decay"):  # torch SGD's L2 term has no exact Keras twin
+        kic.build(kic.load_recipe(RECIPES[1][2]), (32, 32, 3), 10, steps_per_epoch=1)
+
+
 def test_final_configs_are_the_last_rungs():
     for dataset in DATASETS:
         final = yaml.safe_load((ROOT / "configs" / f"{dataset}_improved.yaml").read_text())
@@ -225,7 +274,7 @@ def test_each_step_changes_one_thing():
 
 
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
-@pytest.mark.parametrize("dataset,name,config", LADDER, ids=[f"{d}-{n}" for d, n, _ in LADDER])
+@pytest.mark.parametrize("dataset,name,config", LADDER + RECIPES, ids=[f"{d}-{n}" for d, n, _ in LADDER + RECIPES])
 def test_step_trains_in_lightning(dataset, name, config, datamodules, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -246,7 +295,7 @@ def test_step_trains_in_lightning(dataset, name, config, datamodules, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, cli.model.parameters()))
 
 
-@pytest.mark.parametrize("dataset,name,config", KERAS_LADDER, ids=[f"{d}-{n}" for d, n, _ in KERAS_LADDER])
+@pytest.mark.parametrize("dataset,name,config", KERAS_LADDER + RECIPES[:1], ids=[f"{d}-{n}" for d, n, _ in KERAS_LADDER + RECIPES[:1]])
 def test_step_trains_in_keras(dataset, name, config, datamodules):
     recipe = kic.load_recipe(config)
     recipe["epochs"] = 1

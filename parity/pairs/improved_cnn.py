@@ -1,5 +1,5 @@
-"""The improved CNNs of configs/mnist_improved.yaml and configs/cifar10_improved.yaml, built from those files,
-so that the pairs checked are exactly the nets the recipes train.
+"""The improved CNNs of configs/mnist_improved.yaml, configs/cifar10_improved.yaml and configs/cifar10_fast.yaml,
+built from those files, so that the pairs checked are exactly the nets the recipes train.
 
 Check 5 (accuracy) is not declared: keras_ref.train, which it runs, has no augmentation, label smoothing or
 weight decay; the Keras recipe runs through keras_ref.improved_cnn instead (see docs/improved.md).
@@ -21,13 +21,17 @@ def net_args(config: str) -> dict:
     return yaml.safe_load((CONFIGS / config).read_text())["model"]["net"]["init_args"]
 
 
-for dataset, config in (("mnist", "mnist_improved.yaml"), ("cifar10", "cifar10_improved.yaml")):
+for name, dataset, config in (
+    ("improved_cnn_mnist", "mnist", "mnist_improved.yaml"),
+    ("improved_cnn_cifar10", "cifar10", "cifar10_improved.yaml"),
+    ("improved_cnn_cifar10_fast", "cifar10", "cifar10_fast.yaml"),
+):
     args = net_args(config)
     c, size = args["in_channels"], args["input_size"]
     keras_args = {k: v for k, v in args.items() if k not in FROM_DATA}
     register(
         ModelPair(
-            name=f"improved_cnn_{dataset}",
+            name=name,
             torch_model=partial(ImprovedCNN, **args),
             keras_model=partial(improved_cnn, (size, size, c), 10, **keras_args),
             input_shape=(c, size, size),

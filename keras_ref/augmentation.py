@@ -1,0 +1,64 @@
+"""Per-image rotation and translation of a whole batch in one resampling, written in keras.ops.
+
+Why not ``keras.layers.RandomRotation`` + ``RandomTranslation``: on the torch backend,
+``keras.ops.image.affine_transform`` loops over the images of a batch in Python (one ``map_coordinates`` per
+image), ~70 ms per layer for an MNIST batch of 64 on one core -- four times the training step of the specified
+CNN. This layer draws the same parameters per image and resamples the batch with one gather, like
+lightning_impl.augment.DigitAugment does with ``grid_sample``; it uses only ``keras.ops``, so it runs on any
+Keras backend.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers, ops
+
+
+class RandomRotateShift(layers.Layer):
+    """Rotate each image about its centre by an angle uniform in [-degrees, degrees], then shift it by up to
+    ``translate`` x its width (height) per axis; bilinear, uncovered pixels filled with the batch's minimum
+    (black, for digits: the twin of DigitAugment's fill). Channels-last. Identity unless ``training``."""
+
+    def __init__(self, degrees: float = 10.0, translate: float = 0.1, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if degrees < 0 or not 0.0 <= translate < 1.0:
+            raise ValueError(f"need degrees >= 0 and translate in [0, 1), got {degrees} and {translate}")
+        self.degrees, self.translate, self.seed = degrees, translate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        n = ops.shape(images)[0]
+        h, w, c = images.shape[1], images.shape[2], images.shape[3]
+        angle = keras.random.uniform((n, 1), -1.0, 1.0, seed=self.seed_generator) * (self.degrees * math.pi / 180)
+        dx = keras.random.uniform((n, 1), -1.0, 1.0, seed=self.seed_generator) * (self.translate * w)
+        dy = keras.random.uniform((n, 1), -1.0, 1.0, seed=self.seed_generator) * (self.translate * h)
+        # Output pixel centres relative to the image centre; the inverse map gives where each one samples from.
+        ys, xs = ops.meshgrid(ops.arange(h, dtype="float32"), ops.arange(w, dtype="float32"), indexing="ij")
+        xs = ops.reshape(xs, (1, h * w)) - (w - 1) / 2 - dx
+        ys = ops.reshape(ys, (1, h * w)) - (h - 1) / 2 - dy
+        cos, sin = ops.cos(angle), ops.sin(angle)
+        src_x = cos * xs + sin * ys + (w - 1) / 2
+        src_y = -sin * xs + cos * ys + (h - 1) / 2
+
+        black = ops.min(images)
+        flat = ops.reshape(images - black, (n, h * w, c))  # fill with 0 here = black after adding it back
+        x0, y0 = ops.floor(src_x), ops.floor(src_y)
+        out = 0.0
+        for ox, oy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            xi, yi = x0 + ox, y0 + oy
+            weight = (1 - ops.abs(src_x - xi)) * (1 - ops.abs(src_y - yi))
+            inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
+            index = ops.cast(ops.clip(yi, 0, h - 1) * w + ops.clip(xi, 0, w - 1), "int32")
+            pixels = ops.take_along_axis(flat, ops.repeat(ops.expand_dims(index, -1), c, axis=-1), axis=1)
+            out = out + pixels * ops.expand_dims(ops.where(inside, weight, 0.0), -1)
+        return ops.reshape(out, (n, h, w, c)) + black
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "degrees": self.degrees, "translate": self.translate, "seed": self.seed}
