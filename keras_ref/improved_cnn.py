@@ -168,6 +168,8 @@ def load_recipe(config: dict | str | Path) -> dict:
         net, name = {"class_path": "lightning_impl.improved_cnn.ImprovedCNN", "init_args": {}}, "specified_cnn"
     if net["class_path"] not in NETS:
         raise ValueError(f"no Keras twin for {net['class_path']!r}")
+    if model.get("flip_tta"):
+        raise ValueError("flip_tta (test-time flips) has no Keras translation: the Keras trainer evaluates plain images")
     data_args = dict(data.get("init_args", {}))
     augment = data_args.pop("augment", None)
     if isinstance(augment, str):  # an import path of a function: its defaults

@@ -27,6 +27,8 @@ class ImageClassifier(L.LightningModule):
         warmup_fraction: share of the steps spent warming up.
         label_smoothing: passed to the cross-entropy loss.
         num_classes: for the accuracy metrics.
+        flip_tta: validation, test and prediction average the logits of each image and of its mirror image
+            (test-time augmentation). Only where a mirrored image keeps its label: photographs, never digits.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class ImageClassifier(L.LightningModule):
         warmup_fraction: float = 0.1,
         label_smoothing: float = 0.0,
         num_classes: int = 10,
+        flip_tta: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer"])
@@ -50,9 +53,14 @@ class ImageClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def eval_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for evaluation and prediction: with ``flip_tta``, the mean over the image and its mirror."""
+        logits = self(x)
+        return (logits + self(x.flip(-1))) / 2 if self.hparams.flip_tta else logits
+
     def _shared_step(self, batch, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
+        logits = self(x) if stage == "train" else self.eval_logits(x)
         loss = self.loss(logits, y)
         metric(logits, y)
         on_step = stage == "train"
@@ -71,7 +79,7 @@ class ImageClassifier(L.LightningModule):
 
     def predict_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(x).softmax(dim=-1)
+        return self.eval_logits(x).softmax(dim=-1)
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

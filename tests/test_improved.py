@@ -256,8 +256,22 @@ def test_augmentation_in_yaml_by_function_or_by_class():
     assert layer["augment"]["class_path"].endswith("small_digit_augment") and layer["model"] == "specified_cnn"
     rotate_shift = kic.AUGMENTATIONS[layer["augment"]["class_path"]]().layers[0]
     assert (rotate_shift.degrees, rotate_shift.translate) == (5.0, 0.07)
+    with pytest.raises(ValueError, match="flip_tta"):  # not translated: refused, not silently dropped
+        kic.load_recipe(RECIPES[1][2])
+    no_tta = {**RECIPES[1][2], "model": {**RECIPES[1][2]["model"], "flip_tta": False}}
     with pytest.raises(ValueError, match="weight_decay"):  # torch SGD's L2 term has no exact Keras twin
-        kic.build(kic.load_recipe(RECIPES[1][2]), (32, 32, 3), 10, steps_per_epoch=1)
+        kic.build(kic.load_recipe(no_tta), (32, 32, 3), 10, steps_per_epoch=1)
+
+
+def test_flip_tta_averages_an_image_and_its_mirror_at_evaluation_only():
+    torch.manual_seed(0)
+    net = ImprovedCNN(in_channels=3, input_size=32, widths=(8, 8), kernel_sizes=(3, 3), paddings=("same", "same"))
+    x = torch.randn(4, 3, 32, 32)
+    model = ImageClassifier(net=net, flip_tta=True).eval()
+    torch.testing.assert_close(model.eval_logits(x), (net(x) + net(x.flip(-1))) / 2)
+    torch.testing.assert_close(model.eval_logits(x.flip(-1)), model.eval_logits(x))  # mirror-invariant
+    torch.testing.assert_close(ImageClassifier(net=net).eval_logits(x), net(x))  # off by default
+    assert not yaml.safe_load((ROOT / "configs/mnist_improved.yaml").read_text())["model"].get("flip_tta")
 
 
 def test_final_configs_are_the_last_rungs():
