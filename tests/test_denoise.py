@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import csv
 import json
 from types import SimpleNamespace
@@ -278,3 +279,14 @@ def test_quick_experiment_writes_table_and_figures(tmp_path, capsys):
     assert "| improved U-Net |" in table and "σ=0.5" in table
     for name in ["metrics_vs_sigma.png", *(f"grid_sigma{s:g}.png" for s in denoise.SIGMAS)]:
         assert (run_dir / name).stat().st_size > 1000
+
+
+def test_budgets_build_the_improved_net_they_name(tmp_path, monkeypatch):
+    """The large budget trains the wider U-Net (the one measured at sigma 0.1 in docs/denoise.md)."""
+    assert denoise.BUDGETS["full"].improved_widths == (32, 64, 128)
+    built = []
+    monkeypatch.setattr(denoise, "ARCHITECTURES", {**denoise.ARCHITECTURES, "improved": lambda **kw: built.append(kw) or UNetDAE(**kw)})
+    tiny = dataclasses.replace(denoise.BUDGETS["quick"], improved_widths=denoise.BUDGETS["large"].improved_widths, train_limit=32)
+    model, _ = denoise.train_network("improved", 0.1, tiny, tmp_path, None)
+    assert built == [{"widths": (48, 96, 192)}]
+    assert sum(p.numel() for p in model.net.parameters()) == 1_163_761
