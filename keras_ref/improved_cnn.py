@@ -18,7 +18,6 @@ weights the *old* running value, so torch 0.1 is Keras 0.9; its default epsilon 
 from __future__ import annotations
 
 import argparse
-from functools import partial
 import json
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ from keras_ref.augmentation import RandomRotateShift
 from keras_ref.train import EpochTimer, new_run_dir
 from lightning_impl.datamodules import DATAMODULES
 from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
-from lightning_impl.improved_cnn import BN_EPS, BN_MOMENTUM, conv_output_size
+from lightning_impl.improved_cnn import BN_EPS, BN_MOMENTUM, conv_output_size, pooling_conv
 
 KERAS_BN = {"momentum": 1.0 - BN_MOMENTUM, "epsilon": BN_EPS}
 
@@ -56,6 +55,7 @@ def improved_cnn(
     """Twin of lightning_impl.improved_cnn.ImprovedCNN: the same layers, names and order; outputs logits."""
     if not len(widths) == len(kernel_sizes) == len(paddings):
         raise ValueError("widths, kernel_sizes and paddings need one entry per stage")
+    pool_at = pooling_conv(pool_after, convs_per_stage)
     stack: list = [keras.Input(input_shape)]
     size = input_shape[0]
     for s, (width, k, padding) in enumerate(zip(widths, kernel_sizes, paddings), start=1):
@@ -65,7 +65,7 @@ def improved_cnn(
                 stack.append(layers.BatchNormalization(name=f"bn{s}_{j}", **KERAS_BN))
             stack.append(layers.ReLU(name=f"relu{s}_{j}"))
             size = conv_output_size(size, k, padding)
-            if j == (1 if pool_after == "first" else convs_per_stage):
+            if j == pool_at:
                 stack.append(layers.MaxPooling2D(2, name=f"pool{s}"))
                 size //= 2
         if conv_dropout:
@@ -113,7 +113,6 @@ def crop_flip_augmentation(padding: int = 4, flip: bool = True, size: int = 32) 
 AUGMENTATIONS = {
     "lightning_impl.augment.DigitAugment": digit_augmentation,
     "lightning_impl.augment.digit_augment": digit_augmentation,
-    "lightning_impl.augment.small_digit_augment": partial(digit_augmentation, degrees=5.0, translate=0.07),
     "lightning_impl.augment.CropFlipAugment": crop_flip_augmentation,
     "lightning_impl.augment.crop_flip_augment": crop_flip_augmentation,
 }
@@ -225,7 +224,7 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str = "runs", ver
     steps = -(-len(x_train) // recipe["batch_size"])
     net, model = build(recipe, x_train.shape[1:], dm.num_classes, steps)
 
-    run = new_run_dir(Path(runs_dir), f"keras_{recipe['dataset']}_{recipe.get('model', 'improved_cnn')}")
+    run = new_run_dir(Path(runs_dir), f"keras_{recipe['dataset']}_{recipe['model']}")
     best = run / "checkpoints" / "best.weights.h5"
     best.parent.mkdir()
     timer = EpochTimer(len(x_train))
@@ -244,7 +243,7 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str = "runs", ver
     metrics = {
         "framework": "keras",
         "dataset": recipe["dataset"],
-        "model": recipe.get("model", "improved_cnn"),
+        "model": recipe["model"],
         "parameters": net.count_params(),
         "trainable_parameters": sum(int(np.prod(w.shape)) for w in net.trainable_weights),
         "seed": recipe["seed"],

@@ -111,25 +111,14 @@ class CropFlipAugment(nn.Module):
         return f"padding={self.padding}, flip={self.flip}"
 
 
-# The defaults as plain functions, for YAML: ``data.init_args.augment: lightning_impl.augment.digit_augment``.
-# (The DataModules type ``augment`` as ``Callable[[Tensor], Tensor]``, which jsonargparse resolves only to an
-# import path of a function annotated to return a Tensor, not to ``class_path``/``init_args``.)
-_DIGITS, _SMALL_DIGITS, _CROP_FLIP = DigitAugment(), DigitAugment(degrees=5.0, translate=0.07), CropFlipAugment()
+# The defaults as plain functions, the short form in YAML: ``data.init_args.augment: lightning_impl.augment.digit_augment``.
+# Other settings go through ``class_path``/``init_args`` (e.g. ``DigitAugment`` with ``degrees: 5``).
+_DIGITS, _CROP_FLIP = DigitAugment(), CropFlipAugment()
 
 
 def digit_augment(images: torch.Tensor) -> torch.Tensor:
     """``DigitAugment()``: rotation up to +-10 degrees, shift up to +-10%, per image; no flip."""
     return _DIGITS(images)
-
-
-def small_digit_augment(images: torch.Tensor) -> torch.Tensor:
-    """``DigitAugment(degrees=5, translate=0.07)``: rotation up to +-5 degrees, shift up to +-2 px, per image.
-
-    For the small specified CNN (58,796 parameters): under the default (+-10 degrees, +-10 %) it still
-    underfits after 15 epochs (99.47 % training accuracy, 99.28 % best validation); with this it reached
-    99.42 % validation (docs/parity.md, "A recipe that beats HOG+SVM").
-    """
-    return _SMALL_DIGITS(images)
 
 
 def crop_flip_augment(images: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,13 @@ def conv_output_size(size: int, kernel_size: int, padding: Padding) -> int:
     return size if padding == "same" else size - kernel_size + 1
 
 
+def pooling_conv(pool_after: str, convs_per_stage: int) -> int:
+    """The convolution (1-based, within each stage) after which the stage pools; shared with the Keras twin."""
+    if pool_after not in ("last", "first"):
+        raise ValueError(f"pool_after is 'last' or 'first', got {pool_after!r}")
+    return 1 if pool_after == "first" else convs_per_stage
+
+
 class GlobalAvgPool(nn.Module):
     """(N, C, H, W) -> (N, C): one leaf layer, like Keras' GlobalAveragePooling2D."""
 
@@ -87,10 +94,9 @@ class ImprovedCNN(nn.Sequential):
             )
         if convs_per_stage < 1 or not widths:
             raise ValueError("need at least one stage and one convolution per stage")
-        if pool_after not in ("last", "first"):
-            raise ValueError(f"pool_after is 'last' or 'first', got {pool_after!r}")
         if not (0.0 <= dropout < 1.0 and 0.0 <= conv_dropout < 1.0):
             raise ValueError(f"dropout rates must lie in [0, 1), got {dropout} and {conv_dropout}")
+        pool_at = pooling_conv(pool_after, convs_per_stage)
         channels, size = in_channels, input_size
         for s, (width, k, padding) in enumerate(zip(widths, kernel_sizes, paddings), start=1):
             for j in range(1, convs_per_stage + 1):
@@ -100,7 +106,7 @@ class ImprovedCNN(nn.Sequential):
                     self.add_module(f"bn{s}_{j}", nn.BatchNorm2d(width, eps=BN_EPS, momentum=BN_MOMENTUM))
                 self.add_module(f"relu{s}_{j}", nn.ReLU())
                 channels, size = width, conv_output_size(size, k, padding)
-                if j == (1 if pool_after == "first" else convs_per_stage):
+                if j == pool_at:
                     self.add_module(f"pool{s}", nn.MaxPool2d(2))
                     size //= 2
             if conv_dropout:

@@ -175,18 +175,18 @@ def train_runs(
     return results
 
 
-def _scores(pair: ModelPair, framework: str, *args, threads: int | None = None) -> list[float]:
-    if threads:  # a worker process of _scores_in_parallel: its share of the cores
-        import torch
-
-        torch.set_num_threads(threads)
+def _scores(pair: ModelPair, framework: str, *args) -> list[float]:
     return [m[pair.score] for m in train_runs(pair, framework, *args)]
 
 
 def _scores_worker(pair_name: str, framework: str, args: tuple, threads: int) -> list[float]:
+    """A process of _scores_in_parallel: its share of the cores, the pair looked up again (spawned fresh)."""
+    import torch
+
     from parity.registry import all_pairs
 
-    return _scores(all_pairs()[pair_name], framework, *args, threads=threads)
+    torch.set_num_threads(threads)
+    return _scores(all_pairs()[pair_name], framework, *args)
 
 
 def _scores_in_parallel(pair: ModelPair, frameworks: list[str], *args) -> dict[str, list[float]]:

@@ -21,7 +21,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from keras_ref import improved_cnn as kic
 from lightning_impl import ablation
-from lightning_impl.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop, small_digit_augment
+from lightning_impl.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop
 from lightning_impl.classifier import ImageClassifier
 from lightning_impl.datamodules import DATAMODULES
 from lightning_impl.improved_cnn import ImprovedCNN
@@ -244,17 +244,21 @@ def test_keras_augmentation_is_off_at_inference():
 
 def test_augmentation_in_yaml_by_function_or_by_class():
     """``augment`` takes an import path (a function, its defaults) or class_path/init_args, in both frameworks."""
-    specified, fast = (TrainCLI(ImageClassifier, None, subclass_mode_data=True, run=False, seed_everything_default=0,
-                                args=["--config", str(ROOT / "configs" / name), "--trainer.logger", "false"])
-                       for name in ("mnist_specified_cnn_augmented.yaml", "cifar10_fast.yaml"))
-    assert specified.datamodule.augment is small_digit_augment
+    improved, specified, fast = (
+        TrainCLI(ImageClassifier, None, subclass_mode_data=True, run=False, seed_everything_default=0,
+                 args=["--config", str(ROOT / "configs" / name), "--trainer.logger", "false"])
+        for name in ("mnist_improved.yaml", "mnist_specified_cnn_augmented.yaml", "cifar10_fast.yaml")
+    )
+    assert improved.datamodule.augment is digit_augment
+    augment = specified.datamodule.augment
+    assert isinstance(augment, DigitAugment) and (augment.degrees, augment.translate) == (5.0, 0.07)
     assert isinstance(fast.datamodule.augment, CropFlipAugment) and fast.datamodule.augment.padding == 2
     assert isinstance(fast.model.net.pool1, torch.nn.MaxPool2d)
     names = [n for n, _ in fast.model.net.named_children()]
     assert names.index("pool1") == names.index("relu1_1") + 1  # pool_after: first
     layer = kic.load_recipe(RECIPES[0][2])
-    assert layer["augment"]["class_path"].endswith("small_digit_augment") and layer["model"] == "specified_cnn"
-    rotate_shift = kic.AUGMENTATIONS[layer["augment"]["class_path"]]().layers[0]
+    assert layer["augment"]["class_path"].endswith("DigitAugment") and layer["model"] == "specified_cnn"
+    rotate_shift = kic.AUGMENTATIONS[layer["augment"]["class_path"]](**layer["augment"]["init_args"]).layers[0]
     assert (rotate_shift.degrees, rotate_shift.translate) == (5.0, 0.07)
     with pytest.raises(ValueError, match="flip_tta"):  # not translated: refused, not silently dropped
         kic.load_recipe(RECIPES[1][2])
