@@ -3,6 +3,8 @@
     python -m lightning_impl.denoise                      # the full experiment (--budget full)
     python -m lightning_impl.denoise --budget quick       # tiny subsets, ~1 minute: what CI runs
     python -m lightning_impl.denoise --compare-losses     # the MSE-vs-BCE measurement (validation set)
+    python -m lightning_impl.denoise --budget large --workers 2               # two networks at a time
+    python -m lightning_impl.denoise --budget large --resume runs/denoise/version_3   # after an interruption
 
 Steps: (1) tune every classical filter's parameters on noisy *training* images, per sigma; (2) train the
 reference DenoisingAE and the improved UNetDAE, one model per sigma plus one "blind" model trained on a
@@ -10,15 +12,21 @@ range of sigma; (3) run every method on the same fixed, seeded noisy test copies
 with one function (lightning_impl.denoiser.score). Writes into runs/denoise/version_N/: results.md and
 results.csv (methods x sigma, PSNR/SSIM, tuned parameters, training times), results.json, grid_sigma*.png
 (clean / noisy / best classical / reference / improved) and metrics_vs_sigma.png; per-model training
-logs under models/. The run folder's path is the last line printed.
+logs and weights under models/. The run folder's path is the last line printed.
+
+Nothing finished is lost: the classical filters' tuned parameters (classical_tuning.json) and every trained
+network (models/<name>/weights.pt + train.json) are kept as they finish, and ``--resume RUN_DIR`` reuses them,
+training only what is missing, with the budget the folder was started with (budget.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import time
@@ -115,7 +123,7 @@ def train_network(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str
         sigma=sigma, data_dir=data_dir, batch_size=budget.batch_size, download=False,
         train_limit=budget.train_limit, val_limit=budget.val_limit, test_limit=budget.test_limit,
     )
-    net = ARCHITECTURES[arch](widths=budget.improved_widths) if arch == "improved" else ARCHITECTURES[arch]()
+    net = build_net(arch, budget)
     model = Denoiser(
         net, loss=budget.loss, optimizer=lambda p: torch.optim.Adam(p, lr=budget.lr)
     )
@@ -132,7 +140,52 @@ def train_network(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str
     val = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     log(f"trained {arch} at {sigma_tag(sigma)} ({budget.loss} loss) in {seconds:.0f} s: {val}")
     torch.save(model.net.state_dict(), Path(trainer.log_dir) / "weights.pt")
+    # Written last: its presence marks the network as finished (see --resume).
+    (Path(trainer.log_dir) / "train.json").write_text(json.dumps({"train_s": seconds, "val": val}) + "\n")
     return model.eval(), seconds
+
+
+def model_dir(run_dir: Path, arch: str, sigma) -> Path:
+    return run_dir / "models" / f"{arch}_{sigma_tag(sigma)}"
+
+
+def build_net(arch: str, budget: Budget) -> torch.nn.Module:
+    return ARCHITECTURES[arch](widths=budget.improved_widths) if arch == "improved" else ARCHITECTURES[arch]()
+
+
+def load_network(arch: str, sigma, budget: Budget, run_dir: Path) -> tuple[Denoiser, float]:
+    """A network trained earlier in this run folder (by this process, a worker, or an interrupted run)."""
+    folder = model_dir(run_dir, arch, sigma)
+    net = build_net(arch, budget)
+    net.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
+    seconds = json.loads((folder / "train.json").read_text())["train_s"]
+    return Denoiser(net, loss=budget.loss).eval(), seconds
+
+
+def _train_job(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str | None, threads: int) -> tuple[str, object]:
+    """One network in a worker process, with its share of the cores."""
+    torch.set_num_threads(threads)
+    torch.set_float32_matmul_precision("high")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    train_network(arch, sigma, budget, run_dir, data_dir)
+    return arch, sigma
+
+
+def train_missing(jobs: list[tuple[str, object]], budget: Budget, run_dir: Path, data_dir: str | None, workers: int) -> None:
+    """Train every (arch, sigma) in ``jobs``; ``workers`` > 1 trains that many at once in spawned processes,
+    each with cores // workers threads (small networks on few cores use cores better side by side)."""
+    if workers <= 1:
+        for arch, sigma in jobs:
+            train_network(arch, sigma, budget, run_dir, data_dir)
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // workers)
+    log(f"training {len(jobs)} networks in {workers} processes, {threads} thread(s) each")
+    context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_train_job, arch, sigma, budget, run_dir, data_dir, threads) for arch, sigma in jobs]
+        for future in concurrent.futures.as_completed(futures):
+            future.result()  # re-raises a worker's error here; finished networks stay on disk
 
 
 @torch.no_grad()
@@ -144,13 +197,33 @@ def restore(model: Denoiser, noisy: torch.Tensor, batch_size: int = 1000) -> tor
 # ----------------------------------------------------------------------------- the experiment
 
 
-def run(budget_name: str = "full", out_root: str = "runs", data_dir: str | None = None, n_jobs: int = 2) -> Path:
+def start_or_resume(budget_name: str, out_root: str, resume: str | Path | None) -> Path:
+    """A new run folder with its budget recorded, or an existing one whose budget must be the one asked for."""
+    wanted = json.loads(json.dumps({"budget": budget_name, **asdict(BUDGETS[budget_name])}))
+    if resume is None:
+        run_dir = Path(CSVLogger(out_root, name="denoise").log_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "budget.json").write_text(json.dumps(wanted, indent=2) + "\n")
+        return run_dir
+    run_dir = Path(resume)
+    if not (run_dir / "budget.json").is_file():
+        raise SystemExit(f"error: {run_dir} is not a run folder of this experiment (no budget.json)")
+    stored = json.loads((run_dir / "budget.json").read_text())
+    if stored != wanted:
+        changed = sorted(k for k in {*stored, *wanted} if stored.get(k) != wanted.get(k))
+        raise SystemExit(f"error: {run_dir} was started with budget {stored.get('budget')!r}; resuming it as "
+                         f"{budget_name!r} would change {', '.join(changed)} (pass --budget {stored.get('budget')})")
+    return run_dir
+
+
+def run(budget_name: str = "full", out_root: str = "runs", data_dir: str | None = None, n_jobs: int = 2,
+        resume: str | Path | None = None, workers: int = 1) -> Path:
     budget = BUDGETS[budget_name]
     torch.set_float32_matmul_precision("high")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # one line per model is ours to print
-    run_dir = Path(CSVLogger(out_root, name="denoise").log_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = start_or_resume(budget_name, out_root, resume)
     log(f"budget {budget_name}: {asdict(budget)}; writing to {run_dir}")
+    log(f"if interrupted, go on with: python -m lightning_impl.denoise --budget {budget_name} --resume {run_dir}")
 
     data = NoisyDataModule(data_dir=data_dir, download=False, test_limit=budget.test_limit)
     data.prepare_data()
@@ -167,7 +240,13 @@ def run(budget_name: str = "full", out_root: str = "runs", data_dir: str | None 
         restored_examples.setdefault(method, {})[sigma] = restored[shown]
 
     # 1. Classical filters: tuned on training images, then run once on the test copies.
-    tuned = tune_classical(data, budget, n_jobs)
+    tuning_file = run_dir / "classical_tuning.json"
+    if tuning_file.is_file():
+        tuned = {float(s): v for s, v in json.loads(tuning_file.read_text()).items()}
+        log(f"classical parameters from {tuning_file}")
+    else:
+        tuned = tune_classical(data, budget, n_jobs)
+        tuning_file.write_text(json.dumps({str(s): v for s, v in tuned.items()}, indent=2) + "\n")
     for sigma in SIGMAS:
         noisy = test[sigma].noisy[:, 0].numpy()
         for name, method in classical.METHODS.items():
@@ -177,10 +256,16 @@ def run(budget_name: str = "full", out_root: str = "runs", data_dir: str | None 
                    apply_s=round(time.perf_counter() - start, 2))
         log(f"classical filters scored at sigma={sigma}")
 
-    # 2. Networks: one per sigma, and one blind model scored at every sigma.
+    # 2. Networks: one per sigma, and one blind model scored at every sigma. The improved ones first: they
+    #    take longest, which balances the workers.
+    jobs = [(arch, sigma) for arch in reversed(ARCHITECTURES) for sigma in (*SIGMAS, BLIND_RANGE)]
+    missing = [(a, s) for a, s in jobs if not (model_dir(run_dir, a, s) / "train.json").is_file()]
+    if len(missing) < len(jobs):
+        log(f"{len(jobs) - len(missing)} of {len(jobs)} networks already trained in {run_dir / 'models'}")
+    train_missing(missing, budget, run_dir, data_dir, workers)
     for arch in ARCHITECTURES:
         for sigma in (*SIGMAS, BLIND_RANGE):
-            model, seconds = train_network(arch, sigma, budget, run_dir, data_dir)
+            model, seconds = load_network(arch, sigma, budget, run_dir)
             for eval_sigma in SIGMAS if isinstance(sigma, tuple) else (sigma,):
                 label = LABELS[arch] + (" (blind)" if isinstance(sigma, tuple) else "")
                 record(label, "network", eval_sigma, restore(model, test[eval_sigma].noisy),
@@ -330,12 +415,18 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--data-dir", default=None, help="data root (default: $LIGHTNING_IMPL_DATA or the user cache)")
     parser.add_argument("--compare-losses", action="store_true", help="measure MSE vs BCE on validation data instead")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes for the classical filters")
+    parser.add_argument("--workers", type=int, default=1, help="networks trained at once, in separate processes (sharing the cores)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="go on with an interrupted run: reuse its tuning and trained networks")
     args = parser.parse_args(argv)
+    if args.workers < 1 or args.jobs < 1:
+        parser.error("--workers and --jobs must be positive")
+    if args.resume and args.compare_losses:
+        parser.error("--resume applies to the experiment, not to --compare-losses")
     try:
         if args.compare_losses:
             run_dir = compare_losses(args.budget, args.out, args.data_dir)
         else:
-            run_dir = run(args.budget, args.out, args.data_dir, args.jobs)
+            run_dir = run(args.budget, args.out, args.data_dir, args.jobs, args.resume, args.workers)
     except (DatasetUnavailableError, DataIntegrityError) as err:
         sys.exit(f"error: {err}")
     print(run_dir.resolve())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import csv
+import dataclasses
+import io
 import json
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -259,16 +262,28 @@ def test_apply_in_parallel_equals_serial():
 # ----------------------------------------------------------------------------- the experiment, quick budget
 
 
-def test_quick_experiment_writes_table_and_figures(tmp_path, capsys):
-    run_dir = denoise.main(["--budget", "quick", "--out", str(tmp_path), "--jobs", "2"])
-    assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir.resolve())
-    assert run_dir.parent.name == "denoise" and run_dir.name.startswith("version_")
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """The quick experiment, its networks trained two at a time in worker processes."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        run_dir = denoise.main(["--budget", "quick", "--out", str(tmp_path_factory.mktemp("quick")), "--jobs", "2", "--workers", "2"])
+    return run_dir, out.getvalue()
+
+
+def read_rows(run_dir) -> dict:
     with open(run_dir / "results.csv") as f:
-        rows = list(csv.DictReader(f))
-    methods = {r["method"] for r in rows}
+        return {(r["method"], float(r["sigma"])): r for r in csv.DictReader(f)}
+
+
+def test_quick_experiment_writes_table_and_figures(quick_run):
+    run_dir, stdout = quick_run
+    assert stdout.strip().splitlines()[-1] == str(run_dir.resolve())
+    assert run_dir.parent.name == "denoise" and run_dir.name.startswith("version_")
+    cell = read_rows(run_dir)
+    methods = {m for m, _ in cell}
     assert methods == {*classical.METHODS, *denoise.LABELS.values(), *(f"{v} (blind)" for v in denoise.LABELS.values())}
-    assert len(rows) == len(methods) * len(denoise.SIGMAS)
-    cell = {(r["method"], float(r["sigma"])): r for r in rows}
+    assert len(cell) == len(methods) * len(denoise.SIGMAS)
     for sigma, expected in zip(denoise.SIGMAS, (21.6, 16.0, 12.8, 9.3)):  # the issue's noisy-input figures
         assert float(cell["noisy input", sigma]["psnr"]) == pytest.approx(expected, abs=0.3)
         best = max(float(cell[m, sigma]["psnr"]) for m in classical.METHODS if m != "noisy input")
@@ -279,6 +294,35 @@ def test_quick_experiment_writes_table_and_figures(tmp_path, capsys):
     assert "| improved U-Net |" in table and "σ=0.5" in table
     for name in ["metrics_vs_sigma.png", *(f"grid_sigma{s:g}.png" for s in denoise.SIGMAS)]:
         assert (run_dir / name).stat().st_size > 1000
+    # every network was trained (by a worker) and left its weights and completion record
+    assert len(list((run_dir / "models").glob("*/train.json"))) == 2 * (len(denoise.SIGMAS) + 1)
+
+
+def test_resume_trains_only_what_is_missing_and_reuses_the_tuning(quick_run, tmp_path, monkeypatch):
+    original, _ = quick_run
+    run_dir = tmp_path / "version_0"
+    shutil.copytree(original, run_dir)
+    (run_dir / "models" / "improved_sigma0.3" / "train.json").unlink()  # as if interrupted while training it
+    trained = []
+    train = denoise.train_network
+    monkeypatch.setattr(denoise, "train_network", lambda arch, sigma, *a, **k: trained.append((arch, sigma)) or train(arch, sigma, *a, **k))
+    monkeypatch.setattr(classical, "tune", lambda *a, **k: pytest.fail("the stored tuning must be reused"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert denoise.main(["--budget", "quick", "--resume", str(run_dir), "--jobs", "1"]) == run_dir
+    assert trained == [("improved", 0.3)]
+    before, after = read_rows(original), read_rows(run_dir)
+    assert before.keys() == after.keys()
+    for key in before:  # everything not retrained scores exactly as before: same weights, same inputs
+        if key != ("improved U-Net", 0.3):
+            assert after[key]["psnr"] == before[key]["psnr"], key
+
+
+def test_resume_refuses_another_budget_or_a_foreign_folder(quick_run, tmp_path):
+    run_dir, _ = quick_run
+    with pytest.raises(SystemExit, match="started with budget 'quick'.*improved_widths"):
+        denoise.main(["--budget", "large", "--resume", str(run_dir)])
+    with pytest.raises(SystemExit, match="no budget.json"):
+        denoise.main(["--budget", "quick", "--resume", str(tmp_path)])
 
 
 def test_budgets_build_the_improved_net_they_name(tmp_path, monkeypatch):
