@@ -13,6 +13,10 @@ last kept step's (``--keep-all`` keeps every step); test accuracy is read once p
 
 Writes, under --out (default runs/ablation/<dataset>_<budget>_<framework>/): ladder.md, ladder.csv,
 ladder.png, results.json (every run) and configs/ (the merged config of every step).
+
+results.json is rewritten after every run, so an interrupted ladder loses at most the run in progress:
+``--resume`` goes on in the same folder, reusing every finished run whose step, seed, merged config, epochs
+and share of the data are unchanged (a ladder of hours can be run over several sittings).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import hashlib
 import json
 import statistics
 import sys
@@ -108,6 +113,22 @@ def run_keras(config: dict, seed: int, epochs: int | None, train_fraction: float
     return {**metrics, "parameters": metrics["trainable_parameters"]}
 
 
+def run_key(step: str, seed: int, config: dict, epochs: int | None, train_fraction: float, framework: str) -> str:
+    """What makes two runs the same run: a finished one with this key is reused by --resume."""
+    text = json.dumps([step, seed, config, epochs, train_fraction, framework], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def finished_runs(out: Path, resume: bool) -> dict[str, dict]:
+    path = out / "results.json"
+    if not path.is_file():
+        return {}
+    if not resume:
+        raise SystemExit(f"error: {out} already holds a ladder (results.json); pass --resume to go on with it "
+                         "(finished runs are reused), or --out to start another")
+    return {r["key"]: r for r in json.loads(path.read_text()) if "key" in r}
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
@@ -117,10 +138,11 @@ def pct(mean: float, std: float) -> str:
 
 
 def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framework: str, keep_all: bool,
-               out: Path, only: list[int] | None = None) -> list[dict]:
+               out: Path, only: list[int] | None = None, resume: bool = False) -> list[dict]:
     steps = load_ladder(dataset)
     spec = BUDGETS[budget]
     epochs = epochs if epochs is not None else spec["epochs"]
+    done = finished_runs(out, resume)
     (out / "configs").mkdir(parents=True, exist_ok=True)
     kept: list[Step] = []
     best_val: float | None = None  # mean validation accuracy of the last kept step that was run
@@ -136,6 +158,13 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
             continue
         results = []
         for seed in range(seeds):
+            key = run_key(step.name, seed, config, epochs, spec["train_fraction"], framework)
+            if key in done:
+                print(f"[ablation] {dataset} {framework} step {i}/{len(steps) - 1} {step.name} seed {seed}: "
+                      "finished earlier, reused", flush=True)
+                results.append(done[key])
+                runs.append(done[key])
+                continue
             print(f"[ablation] {dataset} {framework} step {i}/{len(steps) - 1} {step.name} seed {seed} "
                   f"({time.perf_counter() - started:.0f} s elapsed)", flush=True)
             t0 = time.perf_counter()
@@ -143,9 +172,10 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
                 m = run_lightning(config_path, seed, epochs, spec["train_fraction"], out, step.name)
             else:
                 m = run_keras(config, seed, epochs, spec["train_fraction"], out, step.name)
-            m = {**m, "step": step.name, "wall_s": time.perf_counter() - t0}
+            m = {**m, "step": step.name, "seed": seed, "key": key, "wall_s": time.perf_counter() - t0}
             results.append(m)
             runs.append(m)
+            write_runs(runs, done, out)
         val_mean, val_std = mean_std([r["best_val_acc"] for r in results])
         test_mean, test_std = mean_std([r["test_acc"] for r in results])
         first = best_val is None
@@ -162,17 +192,26 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
             "s_per_epoch": statistics.fmean(epoch_times) if epoch_times else float("nan"),
             "wall_s": sum(r["wall_s"] for r in results),
         })
-        write_reports(rows, runs, dataset, budget, framework, epochs, spec["train_fraction"], out)
+        write_runs(runs, done, out)
+        write_reports(rows, dataset, budget, framework, epochs, spec["train_fraction"], out)
     return rows
 
 
-def write_reports(rows: list[dict], runs: list[dict], dataset: str, budget: str, framework: str,
+def write_runs(runs: list[dict], earlier: dict[str, dict], out: Path) -> None:
+    """Every run so far, plus earlier finished ones not (yet) reused; replaced atomically."""
+    keys = {r.get("key") for r in runs}
+    everything = runs + [r for k, r in earlier.items() if k not in keys]
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(everything, indent=2, default=str) + "\n")
+    tmp.replace(out / "results.json")
+
+
+def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
                   epochs: int | None, train_fraction: float, out: Path) -> None:
     with open(out / "ladder.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (out / "results.json").write_text(json.dumps(runs, indent=2, default=str) + "\n")
     lines = [
         f"# Ablation ladder: {dataset}, {framework}, budget {budget}",
         "",
@@ -226,13 +265,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--keep-all", action="store_true", help="keep every step, whatever validation says")
     p.add_argument("--steps", help="comma-separated step indices to run (others are assumed kept), e.g. 0,5")
     p.add_argument("--out", type=Path, help="default runs/ablation/<dataset>_<budget>_<framework>")
+    p.add_argument("--resume", action="store_true", help="go on with the ladder in --out, reusing its finished runs")
     args = p.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else BUDGETS[args.budget]["seeds"]
     if seeds < 1 or (args.epochs is not None and args.epochs < 1):
         p.error("--seeds and --epochs must be positive")
     out = args.out or Path("runs") / "ablation" / f"{args.dataset}_{args.budget}_{args.framework}"
     only = [int(s) for s in args.steps.split(",")] if args.steps else None
-    rows = run_ladder(args.dataset, args.budget, seeds, args.epochs, args.framework, args.keep_all, out, only)
+    rows = run_ladder(args.dataset, args.budget, seeds, args.epochs, args.framework, args.keep_all, out, only, args.resume)
     print((out / "ladder.md").read_text())
     print(out.resolve())
     return rows

@@ -7,6 +7,7 @@ ImageClassifier/DataModule path) and in Keras (the twin recipe); no full trainin
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import keras_ref  # noqa: F401  (torch backend before keras)
@@ -353,3 +354,34 @@ def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
     for f in ("ladder.md", "ladder.csv", "ladder.png", "results.json"):
         assert (tmp_path / f).stat().st_size > 0
     assert len(list(csv.DictReader(open(tmp_path / "ladder.csv")))) == len(val)
+
+
+def test_interrupted_ladder_resumes_without_rerunning_finished_runs(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(config_path, seed, epochs, train_fraction, out, name):
+        if (name, seed) == ("03_depth_width", 1) and not calls[-1:] == ["resumed"]:
+            raise RuntimeError("power cut")
+        calls.append((name, seed))
+        return {"best_val_acc": 0.9 + 0.01 * int(name[:2]), "test_acc": 0.5, "parameters": 1, "epochs": epochs, "epoch_time_s": [1.0]}
+
+    monkeypatch.setattr(ablation, "run_lightning", fake_run)
+    with pytest.raises(RuntimeError, match="power cut"):
+        ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
+    finished = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["step"], r["seed"]) for r in finished] == calls  # every finished run was saved, up to 03 seed 0
+    assert calls[-1] == ("03_depth_width", 0)
+
+    with pytest.raises(SystemExit, match="--resume"):  # never overwrite a ladder by accident
+        ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
+    calls.clear()
+    calls.append("resumed")
+    rows = ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path, resume=True)
+    assert calls[1:] == [("03_depth_width", 1), *((f"0{k}_{n}", s) for k, n in ((4, "augmentation"), (5, "schedule"), (6, "bf16")) for s in (0, 1))]
+    assert len(rows) == 7 and all(r["seeds"] == 2 for r in rows)
+    assert len(json.loads((tmp_path / "results.json").read_text())) == 14
+
+    # a changed setting (here the epochs) is a different run: nothing is reused
+    calls[:] = ["resumed"]
+    ablation.run_ladder("mnist", "quick", seeds=1, epochs=2, framework="lightning", keep_all=False, out=tmp_path, resume=True)
+    assert len(calls) == 1 + 7
