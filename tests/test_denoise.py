@@ -308,7 +308,7 @@ def test_resume_trains_only_what_is_missing_and_reuses_the_tuning(quick_run, tmp
     monkeypatch.setattr(denoise, "train_network", lambda arch, sigma, *a, **k: trained.append((arch, sigma)) or train(arch, sigma, *a, **k))
     monkeypatch.setattr(classical, "tune", lambda *a, **k: pytest.fail("the stored tuning must be reused"))
     with contextlib.redirect_stdout(io.StringIO()):
-        assert denoise.main(["--budget", "quick", "--resume", str(run_dir), "--jobs", "1"]) == run_dir
+        assert denoise.main(["--resume", str(run_dir), "--jobs", "1"]) == run_dir  # the folder's budget: quick
     assert trained == [("improved", 0.3)]
     before, after = read_rows(original), read_rows(run_dir)
     assert before.keys() == after.keys()
