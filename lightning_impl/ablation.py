@@ -192,7 +192,6 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
             "s_per_epoch": statistics.fmean(epoch_times) if epoch_times else float("nan"),
             "wall_s": sum(r["wall_s"] for r in results),
         })
-        write_runs(runs, done, out)
         write_reports(rows, dataset, budget, framework, epochs, spec["train_fraction"], out)
     return rows
 

@@ -79,6 +79,12 @@ BUDGETS = {
 }
 
 
+def setup_process() -> None:
+    """What every process of the experiment sets: bf16-friendly matmuls, and one log line per model (ours)."""
+    torch.set_float32_matmul_precision("high")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+
+
 def log(message: str) -> None:
     print(f"[denoise {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -130,7 +136,7 @@ def train_network(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str
     trainer = L.Trainer(
         max_epochs=budget.epochs, accelerator="auto", devices=1, precision=budget.precision, enable_checkpointing=False, log_every_n_steps=10,
         enable_model_summary=False, enable_progress_bar=sys.stderr.isatty(),
-        logger=CSVLogger(run_dir, name="models", version="_".join(filter(None, (arch, sigma_tag(sigma), tag)))),
+        logger=CSVLogger(run_dir, name="models", version=model_dir(run_dir, arch, sigma, tag).name),
     )
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
@@ -145,8 +151,9 @@ def train_network(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str
     return model.eval(), seconds
 
 
-def model_dir(run_dir: Path, arch: str, sigma) -> Path:
-    return run_dir / "models" / f"{arch}_{sigma_tag(sigma)}"
+def model_dir(run_dir: Path, arch: str, sigma, tag: str = "") -> Path:
+    """Where train_network leaves a network's log, weights.pt and train.json."""
+    return run_dir / "models" / "_".join(filter(None, (arch, sigma_tag(sigma), tag)))
 
 
 def build_net(arch: str, budget: Budget) -> torch.nn.Module:
@@ -165,8 +172,7 @@ def load_network(arch: str, sigma, budget: Budget, run_dir: Path) -> tuple[Denoi
 def _train_job(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str | None, threads: int) -> tuple[str, object]:
     """One network in a worker process, with its share of the cores."""
     torch.set_num_threads(threads)
-    torch.set_float32_matmul_precision("high")
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    setup_process()
     train_network(arch, sigma, budget, run_dir, data_dir)
     return arch, sigma
 
@@ -197,31 +203,36 @@ def restore(model: Denoiser, noisy: torch.Tensor, batch_size: int = 1000) -> tor
 # ----------------------------------------------------------------------------- the experiment
 
 
-def start_or_resume(budget_name: str, out_root: str, resume: str | Path | None) -> Path:
-    """A new run folder with its budget recorded, or an existing one whose budget must be the one asked for."""
-    wanted = json.loads(json.dumps({"budget": budget_name, **asdict(BUDGETS[budget_name])}))
+def start_or_resume(budget_name: str | None, out_root: str, resume: str | Path | None) -> tuple[Path, str]:
+    """A new run folder with its budget recorded (default ``large``), or an existing one, whose budget is
+    the one asked for (default: the folder's). Returns the folder and the budget's name."""
+    def record(name: str) -> dict:
+        return json.loads(json.dumps({"budget": name, **asdict(BUDGETS[name])}))
+
     if resume is None:
+        budget_name = budget_name or "large"
         run_dir = Path(CSVLogger(out_root, name="denoise").log_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "budget.json").write_text(json.dumps(wanted, indent=2) + "\n")
-        return run_dir
+        (run_dir / "budget.json").write_text(json.dumps(record(budget_name), indent=2) + "\n")
+        return run_dir, budget_name
     run_dir = Path(resume)
     if not (run_dir / "budget.json").is_file():
         raise SystemExit(f"error: {run_dir} is not a run folder of this experiment (no budget.json)")
     stored = json.loads((run_dir / "budget.json").read_text())
+    budget_name = budget_name or stored.get("budget")
+    wanted = record(budget_name) if budget_name in BUDGETS else {}
     if stored != wanted:
         changed = sorted(k for k in {*stored, *wanted} if stored.get(k) != wanted.get(k))
         raise SystemExit(f"error: {run_dir} was started with budget {stored.get('budget')!r}; resuming it as "
                          f"{budget_name!r} would change {', '.join(changed)} (pass --budget {stored.get('budget')})")
-    return run_dir
+    return run_dir, budget_name
 
 
-def run(budget_name: str = "large", out_root: str = "runs", data_dir: str | None = None, n_jobs: int = 2,
+def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | None = None, n_jobs: int = 2,
         resume: str | Path | None = None, workers: int = 1) -> Path:
+    setup_process()
+    run_dir, budget_name = start_or_resume(budget_name, out_root, resume)
     budget = BUDGETS[budget_name]
-    torch.set_float32_matmul_precision("high")
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # one line per model is ours to print
-    run_dir = start_or_resume(budget_name, out_root, resume)
     log(f"budget {budget_name}: {asdict(budget)}; writing to {run_dir}")
     log(f"if interrupted, go on with: python -m lightning_impl.denoise --budget {budget_name} --resume {run_dir}")
 
@@ -288,8 +299,7 @@ def compare_losses(budget_name: str = "full", out_root: str = "runs", data_dir: 
     """
     budget = BUDGETS[budget_name]
     budget = replace(budget, train_limit=min(budget.train_limit or LOSS_STUDY_TRAIN_LIMIT, LOSS_STUDY_TRAIN_LIMIT))
-    torch.set_float32_matmul_precision("high")
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    setup_process()
     run_dir = Path(CSVLogger(out_root, name="denoise_losses").log_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -424,15 +434,9 @@ def main(argv: list[str] | None = None) -> Path:
         parser.error("--workers and --jobs must be positive")
     if args.resume and args.compare_losses:
         parser.error("--resume applies to the experiment, not to --compare-losses")
-    if args.budget is None:
-        stored = Path(args.resume) / "budget.json" if args.resume else None
-        if stored is not None and stored.is_file():
-            args.budget = json.loads(stored.read_text()).get("budget", "large")
-        else:
-            args.budget = "full" if args.compare_losses else "large"
     try:
         if args.compare_losses:
-            run_dir = compare_losses(args.budget, args.out, args.data_dir)
+            run_dir = compare_losses(args.budget or "full", args.out, args.data_dir)
         else:
             run_dir = run(args.budget, args.out, args.data_dir, args.jobs, args.resume, args.workers)
     except (DatasetUnavailableError, DataIntegrityError) as err:
