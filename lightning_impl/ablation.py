@@ -10,6 +10,8 @@ every later file changes one thing (its first comment line says what). Step k tr
 overlays of the steps kept so far plus its own, for every seed, through lightning_impl.train.main (or the
 Keras twin, keras_ref.improved_cnn.train). A step is kept when its mean *validation* accuracy beats the
 last kept step's (``--keep-all`` keeps every step); test accuracy is read once per run, for the report only.
+A step whose file says ``ablation: {keep_if: not_worse}`` (a speed change, such as bf16) is kept unless its
+mean validation accuracy falls below the last kept step's by more than the larger of the two seed spreads.
 
 Writes, under --out (default runs/ablation/<dataset>_<budget>_<framework>/): ladder.md, ladder.csv,
 ladder.png, results.json (every run) and configs/ (the merged config of every step).
@@ -48,6 +50,10 @@ class Step:
     name: str  # file stem, e.g. 03_depth_width
     change: str  # the file's first comment line
     overlay: dict
+    keep_if: str = "better"  # or "not_worse": kept unless validation drops beyond the seeds' spread
+
+
+KEEP_RULES = ("better", "not_worse")
 
 
 def load_ladder(dataset: str) -> list[Step]:
@@ -60,7 +66,12 @@ def load_ladder(dataset: str) -> list[Step]:
         text = f.read_text()
         first = text.lstrip().splitlines()[0] if text.strip() else ""
         change = first.lstrip("# ").strip() if first.startswith("#") else f.stem
-        steps.append(Step(f.stem, change, yaml.safe_load(text) or {}))
+        overlay = yaml.safe_load(text) or {}
+        rules = overlay.pop("ablation", None) or {}  # the ladder's own key, never passed to the trainer
+        keep_if = rules.pop("keep_if", "better")
+        if rules or keep_if not in KEEP_RULES:
+            raise SystemExit(f"error: {f}: 'ablation' takes only keep_if, one of {KEEP_RULES}")
+        steps.append(Step(f.stem, change, overlay, keep_if))
     return steps
 
 
@@ -84,6 +95,8 @@ def merged_config(steps: list[Step]) -> dict:
 
 
 def run_lightning(config_path: Path, seed: int, epochs: int | None, train_fraction: float, out: Path, name: str) -> dict:
+    from unittest import mock
+
     from lightning_impl.train import main as train_main
 
     args = [
@@ -98,7 +111,8 @@ def run_lightning(config_path: Path, seed: int, epochs: int | None, train_fracti
         args += ["--trainer.max_epochs", str(epochs)]
     if train_fraction < 1.0:
         args += ["--trainer.limit_train_batches", str(train_fraction)]
-    return train_main(args)
+    with mock.patch.object(sys, "argv", sys.argv[:1]):  # else LightningCLI warns that the ladder's own flags are ignored
+        return train_main(args)
 
 
 def run_keras(config: dict, seed: int, epochs: int | None, train_fraction: float, out: Path, name: str) -> dict:
@@ -129,6 +143,14 @@ def finished_runs(out: Path, resume: bool) -> dict[str, dict]:
     return {r["key"]: r for r in json.loads(path.read_text()) if "key" in r}
 
 
+def keeps(step: Step, val: tuple[float, float], best: tuple[float, float]) -> bool:
+    """Does this step's (mean, std) validation accuracy beat the last kept step's, by the step's rule?"""
+    if step.keep_if == "better":
+        return val[0] > best[0]
+    spread = max((s for s in (val[1], best[1]) if s == s), default=0.0)  # a single seed has no spread (nan)
+    return val[0] >= best[0] - spread
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
@@ -145,7 +167,7 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
     done = finished_runs(out, resume)
     (out / "configs").mkdir(parents=True, exist_ok=True)
     kept: list[Step] = []
-    best_val: float | None = None  # mean validation accuracy of the last kept step that was run
+    best: tuple[float, float] | None = None  # (mean, std) validation accuracy of the last kept step that was run
     rows, runs = [], []
     started = time.perf_counter()
     for i, step in enumerate(steps):
@@ -178,11 +200,11 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
             write_runs(runs, done, out)
         val_mean, val_std = mean_std([r["best_val_acc"] for r in results])
         test_mean, test_std = mean_std([r["test_acc"] for r in results])
-        first = best_val is None
-        keep = first or keep_all or val_mean > best_val
-        delta = float("nan") if first else val_mean - best_val
+        first = best is None
+        keep = first or keep_all or keeps(step, (val_mean, val_std), best)
+        delta = float("nan") if first else val_mean - best[0]
         if keep:
-            kept, best_val = chain, val_mean
+            kept, best = chain, (val_mean, val_std)
         epoch_times = [t for r in results for t in r["epoch_time_s"]]
         rows.append({
             "step": step.name, "change": step.change, "parameters": results[0]["parameters"],
@@ -216,7 +238,8 @@ def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
         "",
         f"Epochs per run: {epochs if epochs is not None else 'as in each config'}; share of the training split "
         f"per epoch: {train_fraction:g}. Test accuracy of the checkpoint with the best validation accuracy; "
-        "decisions use validation only. Mean ± sample std over seeds.",
+        "decisions use validation only: a step is kept when its mean beats the last kept step's, a speed step "
+        "(keep_if: not_worse) unless it falls below by more than the larger seed std. Mean ± sample std over seeds.",
         "",
         "| step | change | params | test acc % | val acc % | Δ val (pp) | decision | epochs | s/epoch | wall s |",
         "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
@@ -233,22 +256,31 @@ def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
+    """Accuracy per step (mean ± std over seeds) above, time per epoch below; dropped steps in grey."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = range(len(rows))
-    fig, ax = plt.subplots(figsize=(1.4 * len(rows) + 2, 4))
+    x = list(range(len(rows)))
+    fig, (acc, speed) = plt.subplots(2, 1, figsize=(1.4 * len(rows) + 2, 6), sharex=True,
+                                     gridspec_kw={"height_ratios": [2, 1]})
     for key, label, shift in (("val", "validation", -0.08), ("test", "test", 0.08)):
         means = [100 * r[f"{key}_acc_mean"] for r in rows]
         stds = [0 if r[f"{key}_acc_std"] != r[f"{key}_acc_std"] else 100 * r[f"{key}_acc_std"] for r in rows]
-        ax.errorbar([i + shift for i in x], means, yerr=stds, fmt="o-", capsize=3, label=label)
-    ax.set_xticks(list(x), [r["step"] for r in rows], rotation=20, ha="right")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+        acc.errorbar([i + shift for i in x], means, yerr=stds, fmt="o-", capsize=3, label=label)
+    for i, r in enumerate(rows):
+        if r["decision"] == "dropped":
+            acc.axvspan(i - 0.4, i + 0.4, color="0.9", zorder=0)
+    acc.set_ylabel("accuracy (%)")
+    acc.set_title(f"{title}; grey: dropped")
+    acc.grid(alpha=0.3)
+    acc.legend()
+    speed.bar(x, [r["s_per_epoch"] for r in rows],
+              color=["0.7" if r["decision"] == "dropped" else "tab:blue" for r in rows])
+    speed.set_ylabel("s / epoch")
+    speed.grid(alpha=0.3, axis="y")
+    speed.set_xticks(x, [r["step"] for r in rows], rotation=20, ha="right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

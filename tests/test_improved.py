@@ -336,8 +336,8 @@ def test_step_trains_in_keras(dataset, name, config, datamodules):
 
 def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
     # Fake runs: validation rises except at the dropout step; test accuracy is reported but never decides.
-    val = {"00_base": 0.90, "01_batch_norm": 0.95, "02_dropout": 0.94, "03_depth_width": 0.97,
-           "04_augmentation": 0.98, "05_schedule": 0.99, "06_bf16": 0.995}
+    val = {"00_base": 0.90, "01_batch_norm": 0.95, "02_dropout": 0.94, "03_bf16": 0.9495, "04_depth_width": 0.97,
+           "05_augmentation": 0.98, "06_schedule": 0.99}
     seen_configs = {}
 
     def fake_run(config_path, seed, epochs, train_fraction, out, name):
@@ -347,20 +347,41 @@ def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
 
     monkeypatch.setattr(ablation, "run_lightning", fake_run)
     rows = ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
+    # bf16 is a speed step: 0.05 pp below the last kept step, within the seeds' spread (0.07 pp), so kept
     assert [r["decision"] for r in rows] == ["first", "kept", "dropped", "kept", "kept", "kept", "kept"]
-    net = seen_configs["03_depth_width"]["model"]["net"]["init_args"]
+    config = seen_configs["04_depth_width"]
+    net = config["model"]["net"]["init_args"]
     assert net["batch_norm"] and "dropout" not in net  # built on the kept steps only
+    assert config["trainer"]["precision"] == "bf16-mixed" and "ablation" not in config
     assert rows[1]["val_acc_std"] == pytest.approx(0.001 * 2**0.5 / 2)
     for f in ("ladder.md", "ladder.csv", "ladder.png", "results.json"):
         assert (tmp_path / f).stat().st_size > 0
     assert len(list(csv.DictReader(open(tmp_path / "ladder.csv")))) == len(val)
 
 
+def test_speed_steps_are_kept_unless_validation_drops_beyond_the_seed_spread(tmp_path, monkeypatch):
+    speed = ablation.Step("03_bf16", "+ bf16", {}, keep_if="not_worse")
+    accuracy = ablation.Step("02_dropout", "+ Dropout", {})
+    best = (0.9920, 0.0010)
+    assert ablation.keeps(speed, (0.9915, 0.0004), best)  # 0.05 pp lower, spread 0.1 pp
+    assert not ablation.keeps(speed, (0.9905, 0.0004), best)  # 0.15 pp lower
+    assert not ablation.keeps(accuracy, (0.9915, 0.0004), best)  # an accuracy step must beat it
+    assert ablation.keeps(speed, (0.9920, float("nan")), (0.9920, float("nan")))  # one seed: no spread, not worse
+    assert not ablation.keeps(speed, (0.9919, float("nan")), (0.9920, float("nan")))
+    assert [s.keep_if for s in ablation.load_ladder("mnist")].count("not_worse") == 1
+
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "00_base.yaml").write_text("# base\nablation:\n  keep_if: sometimes\n")
+    monkeypatch.setattr(ablation, "LADDERS", tmp_path)
+    with pytest.raises(SystemExit, match="keep_if"):
+        ablation.load_ladder("toy")
+
+
 def test_interrupted_ladder_resumes_without_rerunning_finished_runs(monkeypatch, tmp_path):
     calls = []
 
     def fake_run(config_path, seed, epochs, train_fraction, out, name):
-        if (name, seed) == ("03_depth_width", 1) and not calls[-1:] == ["resumed"]:
+        if (name, seed) == ("04_depth_width", 1) and not calls[-1:] == ["resumed"]:
             raise RuntimeError("power cut")
         calls.append((name, seed))
         return {"best_val_acc": 0.9 + 0.01 * int(name[:2]), "test_acc": 0.5, "parameters": 1, "epochs": epochs, "epoch_time_s": [1.0]}
@@ -370,14 +391,14 @@ def test_interrupted_ladder_resumes_without_rerunning_finished_runs(monkeypatch,
         ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
     finished = json.loads((tmp_path / "results.json").read_text())
     assert [(r["step"], r["seed"]) for r in finished] == calls  # every finished run was saved, up to 03 seed 0
-    assert calls[-1] == ("03_depth_width", 0)
+    assert calls[-1] == ("04_depth_width", 0)
 
     with pytest.raises(SystemExit, match="--resume"):  # never overwrite a ladder by accident
         ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
     calls.clear()
     calls.append("resumed")
     rows = ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path, resume=True)
-    assert calls[1:] == [("03_depth_width", 1), *((f"0{k}_{n}", s) for k, n in ((4, "augmentation"), (5, "schedule"), (6, "bf16")) for s in (0, 1))]
+    assert calls[1:] == [("04_depth_width", 1), *((f"0{k}_{n}", s) for k, n in ((5, "augmentation"), (6, "schedule")) for s in (0, 1))]
     assert len(rows) == 7 and all(r["seeds"] == 2 for r in rows)
     assert len(json.loads((tmp_path / "results.json").read_text())) == 14
 
