@@ -127,6 +127,12 @@ def run_keras(config: dict, seed: int, epochs: int | None, train_fraction: float
     return {**metrics, "parameters": metrics["trainable_parameters"]}
 
 
+def same_in_keras(config: dict, previous: dict) -> bool:
+    from keras_ref.improved_cnn import load_recipe
+
+    return load_recipe(config) == load_recipe(previous)
+
+
 def run_key(step: str, seed: int, config: dict, epochs: int | None, train_fraction: float, framework: str) -> str:
     """What makes two runs the same run: a finished one with this key is reused by --resume."""
     text = json.dumps([step, seed, config, epochs, train_fraction, framework], sort_keys=True, default=str)
@@ -151,11 +157,16 @@ def keeps(step: Step, val: tuple[float, float], best: tuple[float, float]) -> bo
     return val[0] >= best[0] - spread
 
 
+ROW_NUMBERS = ("test_acc_mean", "test_acc_std", "val_acc_mean", "val_acc_std", "delta_val", "s_per_epoch")
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
 def pct(mean: float, std: float) -> str:
+    if mean != mean:  # a step that was not run
+        return "—"
     return f"{100 * mean:.2f}" + ("" if std != std else f" ± {100 * std:.2f}")
 
 
@@ -177,6 +188,15 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         if only is not None and i not in only:
             kept.append(step)  # skipped steps are assumed kept, so later steps still build on them
+            continue
+        if framework == "keras" and kept and same_in_keras(config, merged_config(kept)):
+            print(f"[ablation] {dataset} keras step {i}/{len(steps) - 1} {step.name}: changes nothing Keras trains "
+                  "(Keras ignores trainer.precision), not run", flush=True)
+            kept.append(step)
+            rows.append({**{k: float("nan") for k in ROW_NUMBERS}, "step": step.name, "change": step.change,
+                         "parameters": rows[-1]["parameters"] if rows else 0, "seeds": 0, "epochs": epochs or 0,
+                         "decision": "same in Keras", "wall_s": 0.0})
+            write_reports(rows, dataset, budget, framework, epochs, spec["train_fraction"], out)
             continue
         results = []
         for seed in range(seeds):
@@ -249,7 +269,7 @@ def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
         lines.append(
             f"| {r['step']} | {r['change']} | {r['parameters']:,} | {pct(r['test_acc_mean'], r['test_acc_std'])} | "
             f"{pct(r['val_acc_mean'], r['val_acc_std'])} | {delta} | {r['decision']} | {r['epochs']} | "
-            f"{r['s_per_epoch']:.1f} | {r['wall_s']:.0f} |"
+            f"{'—' if r['s_per_epoch'] != r['s_per_epoch'] else format(r['s_per_epoch'], '.1f')} | {r['wall_s']:.0f} |"
         )
     (out / "ladder.md").write_text("\n".join(lines) + "\n")
     plot(rows, out / "ladder.png", f"{dataset} ({framework}, {budget})")

@@ -359,6 +359,21 @@ def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
     assert len(list(csv.DictReader(open(tmp_path / "ladder.csv")))) == len(val)
 
 
+def test_keras_ladder_does_not_train_a_step_keras_cannot_see(monkeypatch, tmp_path):
+    trained = []
+
+    def fake_run(config, seed, epochs, train_fraction, out, name):
+        trained.append(name)
+        return {"best_val_acc": 0.9 + 0.01 * int(name[:2]), "test_acc": 0.5, "parameters": 1, "epochs": epochs,
+                "epoch_time_s": [1.0]}
+
+    monkeypatch.setattr(ablation, "run_keras", fake_run)
+    rows = ablation.run_ladder("mnist", "quick", seeds=1, epochs=1, framework="keras", keep_all=False, out=tmp_path)
+    assert "03_bf16" not in trained and len(trained) == 6  # Keras trains in float32 whatever trainer.precision says
+    assert [r["decision"] for r in rows][3] == "same in Keras"
+    assert "| 03_bf16 |" in (tmp_path / "ladder.md").read_text() and rows[4]["delta_val"] == pytest.approx(0.02)
+
+
 def test_speed_steps_are_kept_unless_validation_drops_beyond_the_seed_spread(tmp_path, monkeypatch):
     speed = ablation.Step("03_bf16", "+ bf16", {}, keep_if="not_worse")
     accuracy = ablation.Step("02_dropout", "+ Dropout", {})
