@@ -231,7 +231,8 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
             "seeds": len(results), "epochs": results[0]["epochs"],
             "test_acc_mean": test_mean, "test_acc_std": test_std, "val_acc_mean": val_mean, "val_acc_std": val_std,
             "delta_val": delta, "decision": "first" if first else ("kept" if keep else "dropped"),
-            "s_per_epoch": statistics.fmean(epoch_times) if epoch_times else float("nan"),
+            # the median: one epoch slowed by another job on a shared machine should not move it
+            "s_per_epoch": statistics.median(epoch_times) if epoch_times else float("nan"),
             "wall_s": sum(r["wall_s"] for r in results),
         })
         write_reports(rows, dataset, budget, framework, epochs, spec["train_fraction"], out)
@@ -259,7 +260,8 @@ def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
         f"Epochs per run: {epochs if epochs is not None else 'as in each config'}; share of the training split "
         f"per epoch: {train_fraction:g}. Test accuracy of the checkpoint with the best validation accuracy; "
         "decisions use validation only: a step is kept when its mean beats the last kept step's, a speed step "
-        "(keep_if: not_worse) unless it falls below by more than the larger seed std. Mean ± sample std over seeds.",
+        "(keep_if: not_worse) unless it falls below by more than the larger seed std. Mean ± sample std over seeds; "
+        "s/epoch is the median over every epoch of every seed.",
         "",
         "| step | change | params | test acc % | val acc % | Δ val (pp) | decision | epochs | s/epoch | wall s |",
         "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
