@@ -47,7 +47,7 @@ BUDGETS = {
 
 @dataclass(frozen=True)
 class Step:
-    name: str  # file stem, e.g. 03_depth_width
+    name: str  # file stem, e.g. 04_depth_width
     change: str  # the file's first comment line
     overlay: dict
     keep_if: str = "better"  # or "not_worse": kept unless validation drops beyond the seeds' spread
