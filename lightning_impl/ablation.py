@@ -95,8 +95,6 @@ def merged_config(steps: list[Step]) -> dict:
 
 
 def run_lightning(config_path: Path, seed: int, epochs: int | None, train_fraction: float, out: Path, name: str) -> dict:
-    from unittest import mock
-
     from lightning_impl.train import main as train_main
 
     args = [
@@ -111,8 +109,7 @@ def run_lightning(config_path: Path, seed: int, epochs: int | None, train_fracti
         args += ["--trainer.max_epochs", str(epochs)]
     if train_fraction < 1.0:
         args += ["--trainer.limit_train_batches", str(train_fraction)]
-    with mock.patch.object(sys, "argv", sys.argv[:1]):  # else LightningCLI warns that the ladder's own flags are ignored
-        return train_main(args)
+    return train_main(args)
 
 
 def run_keras(config: dict, seed: int, epochs: int | None, train_fraction: float, out: Path, name: str) -> dict:

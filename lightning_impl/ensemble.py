@@ -16,14 +16,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from unittest import mock
 
 import torch
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_impl.classifier import ImageClassifier
 from lightning_impl.datamodules import ImageDataModule
-from lightning_impl.train import TrainCLI
+from lightning_impl.train import classifier_cli
 
 
 def best_checkpoint(run_dir: Path) -> Path:
@@ -38,9 +37,7 @@ def load_member(run_dir: Path) -> tuple[ImageClassifier, ImageDataModule, dict]:
     config = run_dir / "config.yaml"
     if not config.is_file():
         raise SystemExit(f"error: {run_dir} is not a training run's folder (no config.yaml)")
-    with mock.patch.object(sys, "argv", sys.argv[:1]):  # else LightningCLI warns that our own flags are ignored
-        cli = TrainCLI(ImageClassifier, ImageDataModule, subclass_mode_data=True, run=False,
-                       args=["--config", str(config), "--trainer.logger", "false"])
+    cli = classifier_cli(["--config", str(config), "--trainer.logger", "false"])
     state = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=False)["state_dict"]
     cli.model.load_state_dict(state)
     return cli.model.eval(), cli.datamodule, cli.config.as_dict()["data"]["class_path"]

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from unittest import mock
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -104,12 +105,23 @@ def run_cli(make_cli: Callable[[], LightningCLI], metrics_of: Callable[[Lightnin
     return metrics
 
 
-def main(args: list[str] | None = None) -> dict | None:
-    return run_cli(
-        lambda: TrainCLI(
+def classifier_cli(args: list[str] | None = None) -> TrainCLI:
+    """The classifier's CLI, parsed from `args` (None: the command line).
+
+    Given `args`, the command line belongs to the caller (the ablation ladder, the ensemble), so it is hidden while
+    LightningCLI parses, which would otherwise warn that it is ignored; only while parsing, since a DDP launch
+    re-runs the caller's own command line.
+    """
+    with mock.patch.object(sys, "argv", sys.argv if args is None else sys.argv[:1]):
+        return TrainCLI(
             ImageClassifier, ImageDataModule, subclass_mode_data=True, run=False, args=args,
             seed_everything_default=42, save_config_kwargs={"overwrite": False},
-        ),
+        )
+
+
+def main(args: list[str] | None = None) -> dict | None:
+    return run_cli(
+        lambda: classifier_cli(args),
         fit_and_test,
         ("test_acc", "test_loss", "best_val_acc", "epochs"),
     )
