@@ -11,7 +11,8 @@ overlays of the steps kept so far plus its own, for every seed, through lightnin
 Keras twin, keras_ref.improved_cnn.train). A step is kept when its mean *validation* accuracy beats the
 last kept step's (``--keep-all`` keeps every step); test accuracy is read once per run, for the report only.
 A step whose file says ``ablation: {keep_if: not_worse}`` (a speed change, such as bf16) is kept unless its
-mean validation accuracy falls below the last kept step's by more than the larger of the two seed spreads.
+mean validation accuracy falls below the last kept step's by more than the noise: the larger of the two seed
+spreads and the validation accuracy's sampling error (the only noise figure left with one seed).
 
 Writes, under --out (default runs/ablation/<dataset>_<budget>_<framework>/): ladder.md, ladder.csv,
 ladder.png, results.json (every run) and configs/ (the merged config of every step).
@@ -28,6 +29,7 @@ import copy
 import csv
 import hashlib
 import json
+import math
 import statistics
 import sys
 import time
@@ -50,7 +52,7 @@ class Step:
     name: str  # file stem, e.g. 04_depth_width
     change: str  # the file's first comment line
     overlay: dict
-    keep_if: str = "better"  # or "not_worse": kept unless validation drops beyond the seeds' spread
+    keep_if: str = "better"  # or "not_worse": kept unless validation drops beyond the noise (see keeps)
 
 
 KEEP_RULES = ("better", "not_worse")
@@ -146,12 +148,26 @@ def finished_runs(out: Path, resume: bool) -> dict[str, dict]:
     return {r["key"]: r for r in json.loads(path.read_text()) if "key" in r}
 
 
-def keeps(step: Step, val: tuple[float, float], best: tuple[float, float]) -> bool:
-    """Does this step's (mean, std) validation accuracy beat the last kept step's, by the step's rule?"""
+def keeps(step: Step, val: tuple[float, float], best: tuple[float, float], val_images: int) -> bool:
+    """Does this step's (mean, std) validation accuracy beat the last kept step's, by the step's rule?
+
+    A speed step may fall short by the noise of the measurement: the larger of the two steps' seed spreads and
+    the sampling error of an accuracy read on ``val_images`` images, sqrt(p(1 - p) / n). The latter is the one
+    noise figure a single seed still has (its seed spread is nan)."""
     if step.keep_if == "better":
         return val[0] > best[0]
-    spread = max((s for s in (val[1], best[1]) if s == s), default=0.0)  # a single seed has no spread (nan)
+    sampling = math.sqrt(best[0] * (1 - best[0]) / val_images)
+    spread = max([s for s in (val[1], best[1]) if s == s] + [sampling])
     return val[0] >= best[0] - spread
+
+
+# Training-set images per dataset: with the config's val_fraction, the size of the validation split.
+TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}
+
+
+def validation_images(dataset: str, config: dict) -> int:
+    fraction = config.get("data", {}).get("init_args", {}).get("val_fraction", 0.1)
+    return math.ceil(TRAIN_IMAGES[dataset] * fraction)  # sklearn's stratified split rounds the held-out part up
 
 
 ROW_NUMBERS = ("test_acc_mean", "test_acc_std", "val_acc_mean", "val_acc_std", "delta_val", "s_per_epoch")
@@ -218,7 +234,7 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
         val_mean, val_std = mean_std([r["best_val_acc"] for r in results])
         test_mean, test_std = mean_std([r["test_acc"] for r in results])
         first = best is None
-        keep = first or keep_all or keeps(step, (val_mean, val_std), best)
+        keep = first or keep_all or keeps(step, (val_mean, val_std), best, validation_images(dataset, config))
         delta = float("nan") if first else val_mean - best[0]
         if keep:
             kept, best = chain, (val_mean, val_std)

@@ -374,15 +374,21 @@ def test_keras_ladder_does_not_train_a_step_keras_cannot_see(monkeypatch, tmp_pa
     assert "| 03_bf16 |" in (tmp_path / "ladder.md").read_text() and rows[4]["delta_val"] == pytest.approx(0.02)
 
 
-def test_speed_steps_are_kept_unless_validation_drops_beyond_the_seed_spread(tmp_path, monkeypatch):
+def test_speed_steps_are_kept_unless_validation_drops_beyond_the_noise(tmp_path, monkeypatch):
     speed = ablation.Step("03_bf16", "+ bf16", {}, keep_if="not_worse")
     accuracy = ablation.Step("02_dropout", "+ Dropout", {})
-    best = (0.9920, 0.0010)
-    assert ablation.keeps(speed, (0.9915, 0.0004), best)  # 0.05 pp lower, spread 0.1 pp
-    assert not ablation.keeps(speed, (0.9905, 0.0004), best)  # 0.15 pp lower
-    assert not ablation.keeps(accuracy, (0.9915, 0.0004), best)  # an accuracy step must beat it
-    assert ablation.keeps(speed, (0.9920, float("nan")), (0.9920, float("nan")))  # one seed: no spread, not worse
-    assert not ablation.keeps(speed, (0.9919, float("nan")), (0.9920, float("nan")))
+    best, many = (0.9920, 0.0010), 10**7  # so many validation images that the seed spread is the noise
+    assert ablation.keeps(speed, (0.9915, 0.0004), best, many)  # 0.05 pp lower, spread 0.1 pp
+    assert not ablation.keeps(speed, (0.9905, 0.0004), best, many)  # 0.15 pp lower
+    assert not ablation.keeps(accuracy, (0.9915, 0.0004), best, many)  # an accuracy step must beat it
+    assert ablation.keeps(speed, (0.9920, float("nan")), (0.9920, float("nan")), many)  # one seed, not worse
+    assert not ablation.keeps(speed, (0.9919, float("nan")), (0.9920, float("nan")), many)
+    # One seed on 5,000 validation images at 70 %: the sampling error sqrt(0.7 * 0.3 / 5000) = 0.65 pp is the noise.
+    n = ablation.validation_images("cifar10", {"data": {"init_args": {"val_fraction": 0.1}}})
+    assert n == 5000 and ablation.validation_images("mnist", {}) == 6000
+    assert ablation.keeps(speed, (0.695, float("nan")), (0.70, float("nan")), n)
+    assert not ablation.keeps(speed, (0.690, float("nan")), (0.70, float("nan")), n)
+    assert not ablation.keeps(accuracy, (0.699, float("nan")), (0.70, float("nan")), n)
     assert [s.keep_if for s in ablation.load_ladder("mnist")].count("not_worse") == 1
 
     (tmp_path / "toy").mkdir()
