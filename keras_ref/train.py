@@ -2,6 +2,7 @@
 
     python -m keras_ref.train                    # specified CNN on MNIST, same recipe as lightning_impl.train
     python -m keras_ref.train --epochs 1 --seed 1 --data-dir ../shared/data
+    python -m keras_ref.train --config configs/mnist_improved.yaml   # a YAML recipe: keras_ref.improved_cnn
 
 The run folder runs/keras_<dataset>_<model>/version_<n>/ holds metrics.csv (per epoch), the best
 weights and metrics.json; its path is the last line printed.
@@ -126,12 +127,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default="mnist", choices=sorted(DATAMODULES))
     p.add_argument("--model", default="specified_cnn", choices=sorted(MODELS))
-    p.add_argument("--epochs", type=int, default=RECIPE["epochs"])
+    p.add_argument("--config", help="a LightningCLI YAML (e.g. configs/mnist_improved.yaml): train its recipe with "
+                   "keras_ref.improved_cnn; then only --epochs, --seed, --data-dir, --runs-dir and --verbose apply")
+    p.add_argument("--epochs", type=int, default=None, help=f"default: the config's, else {RECIPE['epochs']}")
     p.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
     p.add_argument("--lr", type=float, default=RECIPE["lr"], help="peak learning rate of Adam")
     p.add_argument("--limit-train-batches", type=int, default=None, help="train on at most this many batches per epoch")
     p.add_argument("--warmup-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=42, help="training seed (initialisation, shuffling)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (initialisation, shuffling); default: the config's, else 42")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the validation split (shared with Lightning)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--data-dir", default=None, help="default: $LIGHTNING_IMPL_DATA, else ~/.cache/lightning_impl/data")
@@ -139,13 +142,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress: 0 silent, 1 bar, 2 a line per epoch")
     args = p.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1:
+    if args.config:  # the recipe is the YAML's: refuse options it would silently override
+        clash = [f"--{k.replace('_', '-')}" for k in RECIPE_OPTIONS if getattr(args, k) != p.get_default(k)]
+        clash += [] if args.download else ["--no-download"]  # the YAML trainer has no such switch
+        if clash:
+            p.error(f"{', '.join(clash)} cannot be combined with --config (the YAML sets the recipe)")
+    else:
+        args.epochs = RECIPE["epochs"] if args.epochs is None else args.epochs
+        args.seed = 42 if args.seed is None else args.seed
+    if (args.epochs is not None and args.epochs < 1) or args.batch_size < 1:
         p.error("--epochs and --batch-size must be positive")
     return args
 
 
+# What a --config YAML decides instead.
+RECIPE_OPTIONS = ("dataset", "model", "batch_size", "lr", "limit_train_batches", "warmup_fraction", "split_seed",
+                  "val_fraction")
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.config:
+        from keras_ref import improved_cnn
+
+        return improved_cnn.main(
+            ["--config", args.config, "--runs-dir", args.runs_dir, "--verbose", str(args.verbose)]
+            + [f for k, v in (("--epochs", args.epochs), ("--seed", args.seed), ("--data-dir", args.data_dir))
+               if v is not None for f in (k, str(v))]
+        )
     try:
         metrics, run = train(args)
     except (DatasetUnavailableError, DataIntegrityError) as err:

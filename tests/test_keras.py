@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from keras_ref.train import main, parse_args
+from keras_ref.train import RECIPE, main, parse_args
 
 
 def test_one_epoch_on_full_mnist(tmp_path, capsys):
@@ -21,3 +21,21 @@ def test_bad_arguments_are_refused():
         parse_args(["--epochs", "0"])
     with pytest.raises(SystemExit):
         parse_args(["--dataset", "svhn"])
+
+
+def test_a_yaml_recipe_goes_to_the_improved_cnn_trainer(monkeypatch):
+    from keras_ref import improved_cnn
+
+    calls = []
+    monkeypatch.setattr(improved_cnn, "main", lambda argv: calls.append(argv) or {"test_acc": 0.5})
+    assert main(["--config", "configs/mnist_improved.yaml", "--epochs", "2", "--verbose", "0"]) == {"test_acc": 0.5}
+    assert calls == [["--config", "configs/mnist_improved.yaml", "--runs-dir", "runs", "--verbose", "0", "--epochs", "2"]]
+    args = parse_args([])  # without a YAML the default recipe still fills in
+    assert (args.epochs, args.seed) == (RECIPE["epochs"], 42)
+
+
+@pytest.mark.parametrize("extra", [["--lr", "0.1"], ["--dataset", "cifar10"], ["--no-download"]])
+def test_a_yaml_recipe_refuses_options_it_would_override(extra, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--config", "configs/mnist_improved.yaml", *extra])
+    assert "cannot be combined with --config" in capsys.readouterr().err
