@@ -273,7 +273,8 @@ def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
         f"Epochs per run: {epochs if epochs is not None else 'as in each config'}; share of the training split "
         f"per epoch: {train_fraction:g}. Test accuracy of the checkpoint with the best validation accuracy; "
         "decisions use validation only: a step is kept when its mean beats the last kept step's, a speed step "
-        "(keep_if: not_worse) unless it falls below by more than the larger seed std. Mean ± sample std over seeds; "
+        "(keep_if: not_worse) unless it falls below by more than the noise (the larger of the seed stds and the "
+        "validation accuracy's sampling error). Mean ± sample std over seeds; "
         "s/epoch is the median over every epoch of every seed.",
         "",
         "| step | change | params | test acc % | val acc % | Δ val (pp) | decision | epochs | s/epoch | wall s |",
