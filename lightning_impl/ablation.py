@@ -2,7 +2,7 @@
 
     python -m lightning_impl.ablation --dataset mnist --budget quick          # minutes: CI / smoke
     python -m lightning_impl.ablation --dataset mnist --budget full           # 3 seeds, full epochs
-    python -m lightning_impl.ablation --dataset cifar10 --budget full --seeds 1   # ~3 h on 2 CPU cores (measured: steps 00-05 in 2 h 10 min)
+    python -m lightning_impl.ablation --dataset cifar10 --budget full --seeds 1   # ~3 h on 2 CPU cores
     python -m lightning_impl.ablation --dataset mnist --framework keras --budget quick
 
 A ladder is the folder configs/ablation/<dataset>/: ``00_base.yaml`` is a complete LightningCLI config and
