@@ -102,6 +102,11 @@ def run_cli(make_cli: Callable[[], LightningCLI], metrics_of: Callable[[Lightnin
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         print(json.dumps({k: metrics[k] for k in summary}))
         print(run_dir.resolve())
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Left to interpreter exit, gloo's threads were at times torn down mid-flight: an abort (rc -6)
+        # after a finished run.
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return metrics
 
 
