@@ -249,6 +249,7 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str = "runs", ver
         "seed": recipe["seed"],
         "epochs": len(history.history["loss"]),
         "best_val_acc": max(history.history["val_categorical_accuracy"]),
+        "val_images": len(x_val),
         "test_acc": float(test_acc),
         "test_loss": float(test_loss),
         "epoch_time_s": timer.epoch_times,

@@ -161,11 +161,18 @@ def keeps(step: Step, val: tuple[float, float], best: tuple[float, float], val_i
     return val[0] >= best[0] - spread
 
 
-# Training-set images per dataset: with the config's val_fraction, the size of the validation split.
+# Training-set images per dataset, for runs finished before each run recorded its validation split's size.
 TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}
 
 
-def validation_images(dataset: str, config: dict) -> int:
+def validation_images(dataset: str, config: dict, results: list[dict]) -> int:
+    """The size of the validation split the step's runs were selected on: as recorded by the runs, else derived."""
+    recorded = [r["val_images"] for r in results if r.get("val_images")]
+    if recorded:
+        return min(recorded)
+    if dataset not in TRAIN_IMAGES:
+        raise SystemExit(f"error: the runs of this {dataset} ladder do not record val_images; rerun them "
+                         "(a folder of earlier runs: start a new --out)")
     fraction = config.get("data", {}).get("init_args", {}).get("val_fraction", 0.1)
     return math.ceil(TRAIN_IMAGES[dataset] * fraction)  # sklearn's stratified split rounds the held-out part up
 
@@ -234,7 +241,7 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
         val_mean, val_std = mean_std([r["best_val_acc"] for r in results])
         test_mean, test_std = mean_std([r["test_acc"] for r in results])
         first = best is None
-        keep = first or keep_all or keeps(step, (val_mean, val_std), best, validation_images(dataset, config))
+        keep = first or keep_all or keeps(step, (val_mean, val_std), best, validation_images(dataset, config, results))
         delta = float("nan") if first else val_mean - best[0]
         if keep:
             kept, best = chain, (val_mean, val_std)

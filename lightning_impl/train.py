@@ -80,6 +80,7 @@ def fit_and_test(cli: LightningCLI) -> dict:
         "epochs": trainer.current_epoch,
         "best_checkpoint": checkpoint,
         "best_val_acc": float(trainer.checkpoint_callback.best_model_score or float("nan")),
+        "val_images": len(data.val_set),  # the ablation's noise floor for best_val_acc needs it
         **results,
         "epoch_time_s": timer.epoch_times,
         "train_images_per_s": timer.images_per_sec,

@@ -22,7 +22,7 @@ def test_ddp_test_accuracy_equals_single_process_evaluation(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = out.stdout.strip().splitlines()[-1]
     metrics = json.loads(open(f"{run_dir}/metrics.json").read())
-    assert metrics["world_size"] == 2
+    assert metrics["world_size"] == 2 and metrics["val_images"] == 6000
     assert metrics["test_acc"] > 0.9  # 60 steps x 2 processes x 128 images learn MNIST well past chance
 
     model = ImageClassifier.load_from_checkpoint(metrics["best_checkpoint"], map_location="cpu")

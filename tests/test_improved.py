@@ -359,6 +359,16 @@ def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
     assert len(list(csv.DictReader(open(tmp_path / "ladder.csv")))) == len(val)
 
 
+def test_the_noise_floor_reads_the_validation_size_the_runs_recorded():
+    assert ablation.validation_images("fashion_mnist", {}, [{"val_images": 3000}, {"val_images": 3000}]) == 3000
+    # Runs finished before they recorded it: derived from the training set's size and the split's fraction.
+    old_runs = [{"best_val_acc": 0.7}]
+    assert ablation.validation_images("cifar10", {"data": {"init_args": {"val_fraction": 0.1}}}, old_runs) == 5000
+    assert ablation.validation_images("mnist", {"data": {"init_args": {"val_fraction": 0.25}}}, old_runs) == 15000
+    with pytest.raises(SystemExit, match="val_images"):
+        ablation.validation_images("fashion_mnist", {}, old_runs)
+
+
 def test_keras_ladder_does_not_train_a_step_keras_cannot_see(monkeypatch, tmp_path):
     trained = []
 
@@ -384,8 +394,8 @@ def test_speed_steps_are_kept_unless_validation_drops_beyond_the_noise(tmp_path,
     assert ablation.keeps(speed, (0.9920, float("nan")), (0.9920, float("nan")), many)  # one seed, not worse
     assert not ablation.keeps(speed, (0.9919, float("nan")), (0.9920, float("nan")), many)
     # One seed on 5,000 validation images at 70 %: the sampling error sqrt(0.7 * 0.3 / 5000) = 0.65 pp is the noise.
-    n = ablation.validation_images("cifar10", {"data": {"init_args": {"val_fraction": 0.1}}})
-    assert n == 5000 and ablation.validation_images("mnist", {}) == 6000
+    n = ablation.validation_images("cifar10", {}, [{"val_images": 5000}])
+    assert n == 5000
     assert ablation.keeps(speed, (0.695, float("nan")), (0.70, float("nan")), n)
     assert not ablation.keeps(speed, (0.690, float("nan")), (0.70, float("nan")), n)
     assert not ablation.keeps(accuracy, (0.699, float("nan")), (0.70, float("nan")), n)

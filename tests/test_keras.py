@@ -39,3 +39,15 @@ def test_a_yaml_recipe_refuses_options_it_would_override(extra, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--config", "configs/mnist_improved.yaml", *extra])
     assert "cannot be combined with --config" in capsys.readouterr().err
+
+
+def test_the_ladder_trainer_runs_on_a_share_of_mnist_and_records_its_run(tmp_path):
+    from keras_ref.improved_cnn import load_recipe, train
+    from lightning_impl.ablation import load_ladder, merged_config
+
+    recipe = {**load_recipe(merged_config(load_ladder("mnist")[:1])), "epochs": 1}  # the ladder's base step
+    metrics = train(recipe, runs_dir=str(tmp_path), verbose=0, train_fraction=0.05)
+    assert metrics["val_images"] == 6000  # validation and test are never cut by train_fraction
+    assert metrics["test_acc"] > 0.5 and metrics["best_val_acc"] > 0.5  # 3,000 images learn digits past chance
+    saved = json.loads(open(f"{metrics['run_dir']}/metrics.json").read())
+    assert saved == metrics and len(saved["epoch_time_s"]) == 1

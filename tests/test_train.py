@@ -34,6 +34,7 @@ def test_one_epoch_on_full_mnist(tmp_path, capsys):
     assert metrics["test_acc"] >= 0.97
     saved = json.loads(open(f"{run_dir}/metrics.json").read())
     assert saved["test_acc"] == metrics["test_acc"] and saved["parameters"] == 58796
+    assert saved["val_images"] == 6000  # the 10 % held out of MNIST's 60,000 training images
     for name in ("config.yaml", "metrics.csv", "checkpoints"):
         assert (tmp_path / "mnist_specified_cnn" / "version_0" / name).exists(), name
     # A second run gets a folder of its own.
