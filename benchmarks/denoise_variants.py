@@ -20,9 +20,9 @@ import time
 import lightning as L
 import torch
 
-from lightning_impl.denoiser import Denoiser
-from lightning_impl.denoising_models import UNetDAE
-from lightning_impl.noise import NoisyDataModule
+from lightning_impl.tasks.denoiser import Denoiser
+from lightning_impl.models.denoising import UNetDAE
+from lightning_impl.data.noise import NoisyDataModule
 
 
 def main(argv: list[str] | None = None) -> dict:

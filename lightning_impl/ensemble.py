@@ -20,8 +20,10 @@ from pathlib import Path
 import torch
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_impl.classifier import ImageClassifier
-from lightning_impl.datamodules import ImageDataModule
+from lightning_impl.tasks.classifier import ImageClassifier
+from lightning_impl.data.datamodules import ImageDataModule
+from lightning_impl import flags
+from lightning_impl.runs import data_errors, write_json
 from lightning_impl.train import classifier_cli
 
 
@@ -38,7 +40,8 @@ def load_member(run_dir: Path) -> tuple[ImageClassifier, ImageDataModule, dict]:
     if not config.is_file():
         raise SystemExit(f"error: {run_dir} is not a training run's folder (no config.yaml)")
     cli = classifier_cli(["--config", str(config), "--trainer.logger", "false"])
-    state = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=False)["state_dict"]
+    # weights_only: a checkpoint is data, never code to run (torch's restricted unpickler)
+    state = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)["state_dict"]
     cli.model.load_state_dict(state)
     return cli.model.eval(), cli.datamodule, cli.config.as_dict()["data"]["class_path"]
 
@@ -102,19 +105,20 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("runs", nargs="*", type=Path, help="training run folders (config.yaml + checkpoints/)")
     p.add_argument("--ladder", type=Path, help="an ablation folder; with --step, ensemble that step's seeds")
     p.add_argument("--step", help="the ladder step, e.g. 06_schedule")
-    p.add_argument("--out", type=Path, help="write the result here as JSON")
+    flags.add(p, "json")
     args = p.parse_args(argv)
     if (args.ladder is None) != (args.step is None):
         p.error("--ladder and --step go together")
     runs = args.runs + (ladder_runs(args.ladder, args.step) if args.ladder else [])
-    result = evaluate(runs)
+    with data_errors():
+        result = evaluate(runs)
     for m in result["members"]:
         print(f"{100 * m['test_acc']:.2f} %  {m['run']}")
     std = result["member_test_acc_std"]
     print(f"members {100 * result['member_test_acc_mean']:.2f}" + ("" if std != std else f" ± {100 * std:.2f}")
           + f" %; ensemble of {len(runs)}: {100 * result['ensemble_test_acc']:.2f} % ({result['test_images']} test images)")
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        write_json(args.json, result)
     return result
 
 

@@ -3,8 +3,8 @@
     python -m parity                                  # checks 1-4 for every registered pair (seconds)
     python -m parity --pairs specified_cnn --json parity.json
     python -m parity --accuracy --quick               # + check 5 on the CI budget (1 seed, 1 epoch)
-    python -m parity --accuracy --seeds 3 --baseline runs/<baseline run>/metrics.json
-    python -m parity --pairs specified_cnn --accuracy --parallel --baseline ...   # frameworks side by side
+    python -m parity --accuracy --seeds 3 --seed 1 --baseline runs/<baseline run>/metrics.json
+    python -m parity --pairs specified_cnn --accuracy --jobs 2 --baseline ...   # frameworks side by side
 
 Prints one table per pair (check, value, bound, result) and exits with status 1 if any check fails.
 """
@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lightning_impl import flags
 from parity.accuracy import DEFAULT_SEEDS, baseline_from, check_accuracy
 from parity.checks import CHECKS, run_checks
 from parity.registry import all_pairs
@@ -29,18 +30,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checks", nargs="+", default=list(CHECKS), choices=list(CHECKS), help="checks 1-4 to run")
     p.add_argument("--accuracy", action="store_true", help="also run check 5 (trains every pair in both frameworks)")
     p.add_argument("--quick", action="store_true", help="check 5 on the CI budget: 1 seed, 1 epoch, the quick band")
-    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="check 5: training seeds 1..N per framework")
-    p.add_argument("--epochs", type=int, default=None, help="check 5: epochs per run (default: the recipe's)")
+
     p.add_argument("--baseline", action="append", default=[], metavar="FIGURE|PATH",
                    help="HOG+SVM test accuracy (0.9936 or 99.36) or its metrics.json (python -m parity.baseline); repeatable")
-    p.add_argument("--runs-dir", default=None, help="check 5: where the training runs go (default: each entry point's runs/)")
-    p.add_argument("--verbose", action="store_true", help="check 5: show the training progress of every run")
-    p.add_argument("--parallel", action="store_true",
-                   help="check 5: train the two frameworks at the same time, each in its own process on half the cores")
-    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
+    flags.add(p, "seeds", "seed", "epochs", "runs_dir", "jobs", "verbose", "json", seeds=DEFAULT_SEEDS, seed=0, runs_dir=None)
     args = p.parse_args(argv)
-    if args.seeds < 1 or (args.epochs is not None and args.epochs < 1):
-        p.error("--seeds and --epochs must be positive")
+    if args.jobs > 2:
+        p.error(f"--jobs {args.jobs}: check 5 runs at most one process per framework (1 or 2)")
     if (args.quick or args.baseline) and not args.accuracy:
         p.error("--quick and --baseline belong to check 5: add --accuracy")
     try:
@@ -59,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_checks(pairs[name], args.checks)
         if args.accuracy:
             rows += check_accuracy(pairs[name], args.seeds, args.epochs, args.quick, args.baselines, args.runs_dir, args.verbose,
-                                   args.parallel)
+                                   args.jobs == 2, args.seed)
         results[name] = rows
         print(table(name, rows) + "\n", flush=True)
     if args.json:

@@ -2,7 +2,7 @@
 
 Each run goes through the frameworks' own entry points, exactly as a user would start it: for a
 classifier ``lightning_impl.train.main`` and ``keras_ref.train.main``, for a denoiser
-``lightning_impl.train_denoiser.main`` and ``keras_ref.denoise.main`` (FRAMEWORKS, by the pair's task),
+``lightning_impl.train_denoiser.main`` and ``keras_ref.train_denoiser.main`` (FRAMEWORKS, by the pair's task),
 given the pair's ``train_args``, a seed and optionally an epoch count. The check passes when
   * each framework's mean score lies in the pair's declared band,
   * the two means differ by less than the pair's margin,
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from lightning_impl import configs
 from parity.checks import Row
 from parity.registry import ModelPair
 
@@ -79,7 +80,7 @@ _KERAS_COMMON = dict(
     seed=lambda s: ["--seed", str(s)],
     epochs=lambda e: ["--epochs", str(e)],
     runs_dir=lambda d: ["--runs-dir", d],
-    quiet=["--verbose", "0"],
+    quiet=["--quiet"],
 )
 
 # By task, then framework.
@@ -95,7 +96,7 @@ FRAMEWORKS = {
             batch_size=lambda b: ["--data.batch_size", str(b)],
         ),
         "keras": Framework(
-            "keras_ref.denoise", **_KERAS_COMMON,
+            "keras_ref.train_denoiser", **_KERAS_COMMON,
             limit=lambda split, n: [f"--limit-{split}", str(n)],
             batch_size=lambda b: ["--batch-size", str(b)],
         ),
@@ -106,16 +107,15 @@ FRAMEWORKS = {
 # Pairs with a ``recipe`` (a LightningCLI YAML): both frameworks read the same file.
 RECIPE_FRAMEWORKS = {
     "lightning": Framework("lightning_impl.train", **_LIGHTNING_COMMON),
-    "keras": Framework("keras_ref.improved_cnn", **_KERAS_COMMON),
+    "keras": Framework("keras_ref.train", **_KERAS_COMMON),
 }
-REPO = Path(__file__).resolve().parents[1]
 
 
 def framework_of(pair: ModelPair, framework: str) -> tuple[Framework, list[str]]:
     """The entry point that trains ``pair`` in ``framework``, and the arguments that select its recipe."""
     if pair.recipe is None:
         return FRAMEWORKS[pair.task][framework], list(pair.train_args.get(framework, []))
-    return RECIPE_FRAMEWORKS[framework], ["--config", str(REPO / pair.recipe)] + list(pair.train_args.get(framework, []))
+    return RECIPE_FRAMEWORKS[framework], ["--config", str(configs.find(pair.recipe))] + list(pair.train_args.get(framework, []))
 
 
 def baseline_from(spec: str) -> tuple[float, str | None, str]:
@@ -232,6 +232,7 @@ def check_accuracy(
     runs_dir: str | None = None,
     verbose: bool = False,
     parallel: bool = False,
+    first_seed: int = 0,
 ) -> list[Row]:
     band = pair.quick_accuracy_band if quick else pair.accuracy_band
     budget = "quick" if quick else "full"
@@ -241,7 +242,7 @@ def check_accuracy(
     if quick_budget:
         seeds, epochs = quick_budget.seeds, quick_budget.epochs
     margin = quick_budget.margin if quick_budget else pair.accuracy_margin
-    seed_list = list(range(1, seeds + 1))
+    seed_list = list(range(first_seed, first_seed + seeds))
     frameworks = list(FRAMEWORKS[pair.task])
     if parallel:
         scores = _scores_in_parallel(pair, frameworks, seed_list, epochs, runs_dir, verbose, quick_budget)

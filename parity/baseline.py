@@ -34,8 +34,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 from sklearn.svm import SVC
 
-from lightning_impl.datamodules import DATAMODULES
-from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
+from lightning_impl.data.datamodules import DATAMODULES
+from lightning_impl import flags
+from lightning_impl.runs import data_errors, new_run_dir, write_json
 from parity.hog import HOGTransformer
 
 DATASETS = ("mnist", "fashion_mnist")
@@ -226,14 +227,6 @@ def _write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(flat)
 
 
-def next_run_dir(runs_dir: Path, dataset: str) -> Path:
-    base = runs_dir / f"baseline_{dataset}"
-    taken = [int(p.name.split("_")[1]) for p in base.glob("version_*") if p.name.split("_")[1].isdigit()]
-    run_dir = base / f"version_{max(taken, default=-1) + 1}"
-    run_dir.mkdir(parents=True)
-    return run_dir
-
-
 def save_confusion_png(cm: np.ndarray, classes: tuple[str, ...], title: str, path: Path) -> None:
     import matplotlib
 
@@ -323,10 +316,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--search", action="store_true", help="re-run the validation search instead of using CHOSEN")
     p.add_argument("--search-train-size", type=int, default=10000,
                    help="training images the search fits on (it always scores on the whole validation split)")
-    p.add_argument("--n-jobs", type=int, default=-1, help="cores for HOG extraction and search candidates (-1: all)")
-    p.add_argument("--data-dir", default=None, help="default: $LIGHTNING_IMPL_DATA or the user cache")
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--quiet", action="store_true", help="no libsvm progress output during the final fit")
+    flags.add(p, "jobs", "data_dir", "runs_dir", "quiet", jobs=os.cpu_count() or 1)
     args = p.parse_args(argv)
     for name in ("train_size", "search_train_size"):
         value = getattr(args, name)
@@ -337,19 +327,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    try:
+    with data_errors():
         splits = load(args.dataset, args.data_dir)
-    except (DatasetUnavailableError, DataIntegrityError) as err:
-        sys.exit(f"error: {err}")
     command = " ".join(["python -m parity.baseline", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
-    run_dir = next_run_dir(Path(args.runs_dir), args.dataset)
+    run_dir = new_run_dir(args.runs_dir, f"baseline_{args.dataset}")
     params = CHOSEN[args.dataset]
     if args.search:
-        params = search(args.dataset, splits, args.search_train_size, args.n_jobs, run_dir, command)
+        params = search(args.dataset, splits, args.search_train_size, args.jobs, run_dir, command)
         log(f"chosen: {params}")
-    metrics = run(args.dataset, params, splits, args.fit_on, args.train_size, args.n_jobs, not args.quiet)
+    metrics = run(args.dataset, params, splits, args.fit_on, args.train_size, args.jobs, not args.quiet)
     metrics["command"] = command
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(run_dir / "metrics.json", metrics)
     save_confusion_png(np.array(metrics["confusion_matrix"]), tuple(metrics["classes"]),
                        f"HOG+SVM on {args.dataset}: test accuracy {metrics['test_acc']:.2%}",
                        run_dir / "confusion_matrix.png")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightning_impl.datamodules import DATAMODULES, ImageDataModule
+from lightning_impl.data.datamodules import DATAMODULES, ImageDataModule
 from parity.registry import ModelPair
 from parity.shapes import (
     LayerMismatch,
@@ -321,7 +321,7 @@ def check_equivalence(pair: ModelPair) -> list[Row]:
 
 # Mean-reduced losses, the same in both frameworks. Tests replace entries to plant mistakes.
 TORCH_LOSSES: dict[str, Callable[[], nn.Module]] = {
-    "cross_entropy": nn.CrossEntropyLoss,  # what lightning_impl.classifier.ImageClassifier trains with
+    "cross_entropy": nn.CrossEntropyLoss,  # what lightning_impl.tasks.classifier.ImageClassifier trains with
     "mse": nn.MSELoss,
     "bce": nn.BCELoss,
 }

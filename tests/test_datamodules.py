@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lightning_impl.datamodules import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule, channel_stats
+from lightning_impl.data.datamodules import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule, channel_stats
 
 
 @pytest.fixture(scope="module")

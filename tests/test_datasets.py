@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lightning_impl import datasets
-from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError, ensure_available, load_split
+from lightning_impl.data.datasets import DataIntegrityError, DatasetUnavailableError, ensure_available, load_split
 
 IDX_FILES = {
     "train-images-idx3-ubyte": (True, 12),

@@ -7,8 +7,8 @@ import sys
 import lightning as L
 import torch
 
-from lightning_impl.classifier import ImageClassifier
-from lightning_impl.datamodules import MNISTDataModule
+from lightning_impl.tasks.classifier import ImageClassifier
+from lightning_impl.data.datamodules import MNISTDataModule
 
 
 def test_ddp_test_accuracy_equals_single_process_evaluation(tmp_path):

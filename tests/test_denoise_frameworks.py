@@ -15,9 +15,9 @@ import keras
 import parity.accuracy as accuracy
 from keras_ref import denoise as keras_denoise
 from lightning_impl import train_denoiser
-from lightning_impl.denoiser import LOSSES
-from lightning_impl.noise import NoisyDataModule
-from lightning_impl.schedules import warmup_cosine
+from lightning_impl.tasks.denoiser import LOSSES
+from lightning_impl.data.noise import NoisyDataModule
+from lightning_impl.tasks.schedules import warmup_cosine
 from parity.registry import all_pairs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -118,14 +118,14 @@ def test_fresh_noise_every_batch_seeded_and_reshuffled(reference_data):
 
 def test_recipe_translation_reads_the_lightning_config():
     recipe = keras_denoise.load_recipe(UNET)
-    assert recipe["net"] == "lightning_impl.denoising_models.UNetDAE" and recipe["net_args"] == {}  # in_channels: from the data
+    assert recipe["net"] == "lightning_impl.models.denoising.UNetDAE" and recipe["net_args"] == {}  # in_channels: from the data
     assert (recipe["epochs"], recipe["seed"], recipe["loss"], recipe["warmup_fraction"]) == (2, 0, "mse", 0.05)
     assert recipe["optimizer"]["init_args"]["lr"] == 0.003 and recipe["data"]["batch_size"] == 32
     assert (recipe["name"], recipe["data"]["sigma"]) == ("denoise_unet", 0.3)
     # A bare config gets the Lightning classes' own defaults.
     bare = keras_denoise.load_recipe({})
     assert (bare["net"], bare["loss"], bare["schedule"], bare["warmup_fraction"]) == (
-        "lightning_impl.denoising_models.DenoisingAE", "mse", "warmup_cosine", 0.05)
+        "lightning_impl.models.denoising.DenoisingAE", "mse", "warmup_cosine", 0.05)
     assert bare["data"]["sigma"] == 0.3 and bare["data"]["dataset"] == "fashion_mnist"
 
 

@@ -22,10 +22,10 @@ from torchvision.transforms.v2 import functional as TF
 
 from keras_ref import improved_cnn as kic
 from lightning_impl import ablation
-from lightning_impl.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop
-from lightning_impl.classifier import ImageClassifier
-from lightning_impl.datamodules import DATAMODULES
-from lightning_impl.improved_cnn import ImprovedCNN
+from lightning_impl.data.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop
+from lightning_impl.tasks.classifier import ImageClassifier
+from lightning_impl.data.datamodules import DATAMODULES
+from lightning_impl.models.improved_cnn import ImprovedCNN
 from lightning_impl.models import SpecifiedCNN
 from lightning_impl.train import TrainCLI
 from parity.checks import check_equivalence, check_parameters, check_shapes

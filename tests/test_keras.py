@@ -43,7 +43,7 @@ def test_a_yaml_recipe_refuses_options_it_would_override(extra, capsys):
 
 def test_the_ladder_trainer_runs_on_a_share_of_mnist_and_records_its_run(tmp_path):
     from keras_ref.improved_cnn import load_recipe, train
-    from lightning_impl.ablation import load_ladder, merged_config
+    from experiments.ablation import load_ladder, merged_config
 
     recipe = {**load_recipe(merged_config(load_ladder("mnist")[:1])), "epochs": 1}  # the ladder's base step
     metrics = train(recipe, runs_dir=str(tmp_path), verbose=0, train_fraction=0.05)

@@ -5,7 +5,7 @@ import keras
 import torch
 
 from keras_ref.models import specified_cnn
-from lightning_impl.classifier import ImageClassifier
+from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.models import SpecifiedCNN
 
 # name: (params, torch output shape (C, H, W) or (F,))

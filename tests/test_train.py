@@ -5,8 +5,8 @@ import json
 import pytest
 import yaml
 
-from lightning_impl.classifier import ImageClassifier
-from lightning_impl.datamodules import ImageDataModule
+from lightning_impl.tasks.classifier import ImageClassifier
+from lightning_impl.data.datamodules import ImageDataModule
 from lightning_impl.train import TrainCLI, main
 
 

@@ -1,13 +1,12 @@
-from pathlib import Path
-
-from keras_ref.denoising_models import denoising_ae
-from lightning_impl.denoising_models import DenoisingAE
+from keras_ref.models import denoising_ae
+from lightning_impl import configs
+from lightning_impl.models import DenoisingAE
 from parity.registry import ModelPair, register
 
-RECIPE = str(Path(__file__).resolve().parents[2] / "configs" / "denoise_reference.yaml")
+RECIPE = str(configs.find("denoise_reference.yaml"))
 
 # The reference denoiser. Its stride-2 'same' transposed convolutions are where the frameworks differ:
-# lightning_impl.denoising_models.SameConvTranspose2d crops like Keras, so the weights map one-to-one
+# lightning_impl.models.denoising.SameConvTranspose2d crops like Keras, so the weights map one-to-one
 # (torch (in, out, kh, kw) <-> Keras (kh, kw, out, in)).
 register(
     ModelPair(
@@ -18,7 +17,7 @@ register(
         dataset="fashion_mnist",
         task="denoising",
         # Check 5 trains configs/denoise_reference.yaml (sigma 0.3, 2 epochs) with lightning_impl.train_denoiser
-        # and keras_ref.denoise, and compares the mean test PSNR (dB) on the full fixed noisy test copy.
+        # and keras_ref.train_denoiser, and compares the mean test PSNR (dB) on the full fixed noisy test copy.
         score="test_psnr",
         train_args={"lightning": ["--config", RECIPE], "keras": ["--config", RECIPE]},
         # Full recipe, mean of 3 seeds: the experiment measured 19.29 dB for the reference AE at sigma 0.3

@@ -1,15 +1,15 @@
 """The denoising experiment on Fashion-MNIST: networks against tuned classical filters, per noise level.
 
-    python -m lightning_impl.denoise --workers 2          # the experiment (--budget large): 96 min on 2 CPU cores
-    python -m lightning_impl.denoise --budget quick       # tiny subsets, ~1 minute: what CI runs
-    python -m lightning_impl.denoise --budget full        # 2 epochs, the 32-64-128 U-Net (0.25 dB short at sigma 0.1)
-    python -m lightning_impl.denoise --compare-losses     # the MSE-vs-BCE measurement (validation set)
-    python -m lightning_impl.denoise --resume runs/denoise/version_3   # after an interruption
+    python -m lightning_impl.denoise_experiment --jobs 2             # the experiment (--budget large): 96 min on 2 CPU cores
+    python -m lightning_impl.denoise_experiment --budget quick       # tiny subsets, ~1 minute: what CI runs
+    python -m lightning_impl.denoise_experiment --budget full        # 2 epochs, the 32-64-128 U-Net (0.25 dB short at sigma 0.1)
+    python -m lightning_impl.denoise_experiment --compare-losses     # the MSE-vs-BCE measurement (validation set)
+    python -m lightning_impl.denoise_experiment --resume runs/denoise/version_3   # after an interruption
 
 Steps: (1) tune every classical filter's parameters on noisy *training* images, per sigma; (2) train the
 reference DenoisingAE and the improved UNetDAE, one model per sigma plus one "blind" model trained on a
 range of sigma; (3) run every method on the same fixed, seeded noisy test copies and score all of them
-with one function (lightning_impl.denoiser.score). Writes into runs/denoise/version_N/: results.md and
+with one function (lightning_impl.image_quality.score). Writes into runs/denoise/version_N/: results.md and
 results.csv (methods x sigma, PSNR/SSIM, tuned parameters, training times), results.json, grid_sigma*.png
 (clean / noisy / best classical / reference / improved) and metrics_vs_sigma.png; per-model training
 logs and weights under models/. The run folder's path is the last line printed.
@@ -39,10 +39,12 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from lightning_impl import classical_denoisers as classical
-from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
-from lightning_impl.denoiser import Denoiser, score
-from lightning_impl.denoising_models import DenoisingAE, UNetDAE
-from lightning_impl.noise import NOISE_SEEDS, NoisyDataModule, fixed_noisy_copy, to_unit
+from lightning_impl import configs, flags
+from lightning_impl.image_quality import score
+from lightning_impl.runs import data_errors, new_run_dir, write_json
+from lightning_impl.tasks.denoiser import Denoiser
+from lightning_impl.models.denoising import DenoisingAE, UNetDAE
+from lightning_impl.data.noise import NOISE_SEEDS, NoisyDataModule, fixed_noisy_copy, to_unit
 
 SIGMAS = (0.1, 0.2, 0.3, 0.5)
 BLIND_RANGE = (0.05, 0.55)  # the blind model's training noise, drawn uniformly per image
@@ -52,30 +54,42 @@ LABELS = {"reference": "reference AE", "improved": "improved U-Net"}
 
 @dataclass(frozen=True)
 class Budget:
-    """How much of everything one run uses; the recipe (lr, loss, batch) does not change, the improved
-    net's widths only in the ``large`` budget."""
+    """How much of everything one run uses. The recipe's own values (epochs, batch, lr, loss, precision, seed,
+    widths) come from configs/denoise_unet.yaml (``recipe_budget``); the smaller budgets change the named ones."""
 
     epochs: int
     train_limit: int | None  # training images per model (None: the whole 54,000-image split)
     val_limit: int | None
     test_limit: int | None  # test images every method is scored on (None: all 10,000)
     tune_images: int  # training images the classical filters are tuned on
-    batch_size: int = 32  # measured against 128 and 16 on validation: more steps matter in few epochs
-    lr: float = 3e-3
-    loss: str = "mse"  # from `--compare-losses`: see docs/denoise.md
-    precision: str = "bf16-mixed"  # ~2x faster convolutions on CPUs with AMX / AVX-512-BF16, weights stay float32
-    seed: int = 0
+    batch_size: int
+    lr: float
+    loss: str
+    precision: str
+    seed: int
+    improved_widths: tuple[int, int, int]  # UNetDAE's (28x28, 14x14, 7x7) channels
     figure_images: int = 10  # test images shown in the grids: the first of each class
-    improved_widths: tuple[int, int, int] = (32, 64, 128)  # UNetDAE's (28x28, 14x14, 7x7) channels
 
 
+def recipe_budget(name: str = "denoise_unet.yaml") -> Budget:
+    """The experiment's recipe is the YAML it names: configs/denoise_unet.yaml (epochs, batch, lr, loss, precision,
+    the U-Net's widths, seed), read here so that the file and the experiment cannot drift apart."""
+    recipe = configs.load(name)
+    model, data = recipe["model"], recipe["data"]
+    return Budget(
+        epochs=recipe["trainer"]["max_epochs"], train_limit=data.get("train_limit"), val_limit=2000, test_limit=None,
+        tune_images=500, batch_size=data["batch_size"], lr=model["optimizer"]["init_args"]["lr"], loss=model["loss"],
+        precision=recipe["trainer"].get("precision", "32-true"), seed=recipe["seed_everything"],
+        improved_widths=tuple(model["net"]["init_args"]["widths"]),
+    )
+
+
+LARGE = recipe_budget()  # the default: meets the 4 dB target at every sigma (docs/denoise.md)
 BUDGETS = {
-    "quick": Budget(epochs=1, train_limit=128, val_limit=32, test_limit=100, tune_images=8, batch_size=64),
-    "full": Budget(epochs=2, train_limit=None, val_limit=2000, test_limit=None, tune_images=500),
-    # The default: the recipe that meets the 4 dB target at every sigma (docs/denoise.md, runs/denoise/version_2):
-    # 2.2x the improved net's parameters and 2.5x the epochs of "full". 96 min with --workers 2 on 2 CPU cores.
-    "large": Budget(epochs=5, train_limit=None, val_limit=2000, test_limit=None, tune_images=500,
-                    improved_widths=(48, 96, 192)),
+    "quick": replace(LARGE, epochs=1, train_limit=128, val_limit=32, test_limit=100, tune_images=8, batch_size=64,
+                     improved_widths=(32, 64, 128)),
+    "full": replace(LARGE, epochs=2, improved_widths=(32, 64, 128)),  # 0.25 dB short at sigma 0.1
+    "large": LARGE,
 }
 
 
@@ -211,9 +225,8 @@ def start_or_resume(budget_name: str | None, out_root: str, resume: str | Path |
 
     if resume is None:
         budget_name = budget_name or "large"
-        run_dir = Path(CSVLogger(out_root, name="denoise").log_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "budget.json").write_text(json.dumps(record(budget_name), indent=2) + "\n")
+        run_dir = new_run_dir(out_root, "denoise")
+        write_json(run_dir / "budget.json", record(budget_name))
         return run_dir, budget_name
     run_dir = Path(resume)
     if not (run_dir / "budget.json").is_file():
@@ -234,7 +247,7 @@ def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | 
     run_dir, budget_name = start_or_resume(budget_name, out_root, resume)
     budget = BUDGETS[budget_name]
     log(f"budget {budget_name}: {asdict(budget)}; writing to {run_dir}")
-    log(f"if interrupted, go on with: python -m lightning_impl.denoise --budget {budget_name} --resume {run_dir}")
+    log(f"if interrupted, go on with: python -m lightning_impl.denoise_experiment --budget {budget_name} --resume {run_dir}")
 
     data = NoisyDataModule(data_dir=data_dir, download=False, test_limit=budget.test_limit)
     data.prepare_data()
@@ -300,8 +313,7 @@ def compare_losses(budget_name: str = "full", out_root: str = "runs", data_dir: 
     budget = BUDGETS[budget_name]
     budget = replace(budget, train_limit=min(budget.train_limit or LOSS_STUDY_TRAIN_LIMIT, LOSS_STUDY_TRAIN_LIMIT))
     setup_process()
-    run_dir = Path(CSVLogger(out_root, name="denoise_losses").log_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = new_run_dir(out_root, "denoise_losses")
     rows = []
     for arch in ARCHITECTURES:
         for sigma in LOSS_STUDY_SIGMAS:
@@ -421,26 +433,18 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=sorted(BUDGETS),
-                        help="large (default): the experiment, 48-96-192 U-Net, 5 epochs; full: 32-64-128, 2 epochs; quick: "
+                        help="large (default): the experiment, configs/denoise_unet.yaml; full: 32-64-128, 2 epochs; quick: "
                              "tiny subsets for CI. Default with --resume: the folder's; with --compare-losses: full")
-    parser.add_argument("--out", default="runs", help="root of the run folders (runs/denoise/version_N)")
-    parser.add_argument("--data-dir", default=None, help="data root (default: $LIGHTNING_IMPL_DATA or the user cache)")
     parser.add_argument("--compare-losses", action="store_true", help="measure MSE vs BCE on validation data instead")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="processes for the classical filters")
-    parser.add_argument("--workers", type=int, default=1, help="networks trained at once, in separate processes (sharing the cores)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="go on with an interrupted run: reuse its tuning and trained networks")
+    flags.add(parser, "runs_dir", "data_dir", "jobs", "resume")
     args = parser.parse_args(argv)
-    if args.workers < 1 or args.jobs < 1:
-        parser.error("--workers and --jobs must be positive")
     if args.resume and args.compare_losses:
         parser.error("--resume applies to the experiment, not to --compare-losses")
-    try:
+    with data_errors():
         if args.compare_losses:
-            run_dir = compare_losses(args.budget or "full", args.out, args.data_dir)
+            run_dir = compare_losses(args.budget or "full", args.runs_dir, args.data_dir)
         else:
-            run_dir = run(args.budget, args.out, args.data_dir, args.jobs, args.resume, args.workers)
-    except (DatasetUnavailableError, DataIntegrityError) as err:
-        sys.exit(f"error: {err}")
+            run_dir = run(args.budget, args.runs_dir, args.data_dir, args.jobs, args.resume, args.jobs)
     print(run_dir.resolve())
     return run_dir
 

@@ -1,6 +1,6 @@
 """Denoising autoencoders as plain nn.Modules (images in [0, 1] in, images in [0, 1] out).
 
-Layer names are shared with the Keras twins in keras_ref.denoising_models, leaf module for layer, in the
+Layer names are shared with the Keras twins in keras_ref.models.denoising, leaf module for layer, in the
 same order, so that parity checks can pair them by name.
 """
 
@@ -125,6 +125,3 @@ class UNetDAE(nn.Module):
         for name in self.dec1_names:
             d1 = self._block(name, d1)
         return x + self.head(d1)
-
-
-DENOISERS = {"reference": DenoisingAE, "unet": UNetDAE}

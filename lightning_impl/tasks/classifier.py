@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_impl.models import SpecifiedCNN
-from lightning_impl.schedules import warmup_cosine
+from lightning_impl.tasks.schedules import warmup_cosine
 
 
 class ImageClassifier(L.LightningModule):

@@ -19,7 +19,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_impl.datasets import SPECS, default_data_dir, ensure_available, load_split
+from lightning_impl.data.datasets import SPECS, default_data_dir, ensure_available, load_split
 
 
 class InMemoryDataset(Dataset):
@@ -63,8 +63,8 @@ class ImageDataModule(L.LightningDataModule):
             several training seeds share one split.
         download: allow downloading when the data is absent (never happens when it is present).
         augment: a module or function applied to normalised *training* batches on the device (see
-            lightning_impl.augment); validation and test batches are never augmented. In YAML either an
-            import path (``lightning_impl.augment.digit_augment``) or ``class_path``/``init_args``.
+            lightning_impl.data.augment); validation and test batches are never augmented. In YAML either an
+            import path (``lightning_impl.data.augment.digit_augment``) or ``class_path``/``init_args``.
     """
 
     dataset_name: ClassVar[str]

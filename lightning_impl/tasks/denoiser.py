@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torchmetrics import MetricCollection
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from lightning_impl.denoising_models import DenoisingAE
-from lightning_impl.schedules import warmup_cosine
+from lightning_impl.image_quality import image_metrics
+from lightning_impl.models.denoising import DenoisingAE
+from lightning_impl.tasks.schedules import warmup_cosine
 
 def _bce(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     # Binary cross-entropy needs outputs in (0, 1): exact for sigmoid outputs; an unbounded output (the
@@ -30,41 +30,6 @@ def _log_mse(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"mse": F.mse_loss, "bce": _bce, "log_mse": _log_mse}
-
-
-def image_metrics(prefix: str = "") -> MetricCollection:
-    """PSNR and SSIM on [0, 1] images (data_range=1), each the mean over images.
-
-    PSNR is computed per image (``dim=(1, 2, 3)``) then averaged -- the convention of the denoising
-    literature; the PSNR of the pooled MSE differs by a few hundredths of a dB on Fashion-MNIST.
-    The classical baselines are scored with this same collection (lightning_impl.denoise.score).
-    """
-    return MetricCollection(
-        {
-            "psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3), reduction="elementwise_mean"),
-            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
-        },
-        prefix=prefix,
-    )
-
-
-@torch.no_grad()
-def score(restored: torch.Tensor, clean: torch.Tensor, ssim: bool = True, batch_size: int = 1000) -> dict[str, float]:
-    """Mean PSNR (and SSIM) of restored images against clean ones, both in [0, 1]: (N, H, W) or (N, C, H, W).
-
-    Every method of the experiment -- networks and classical filters alike -- is scored by this function.
-    Restored images are clipped to [0, 1] first, as any displayed or saved image would be.
-    """
-    if restored.shape != clean.shape:
-        raise ValueError(f"restored {tuple(restored.shape)} and clean {tuple(clean.shape)} images differ in shape")
-    if restored.dim() == 3:
-        restored, clean = restored.unsqueeze(1), clean.unsqueeze(1)
-    metrics = image_metrics()
-    if not ssim:
-        metrics = MetricCollection({"psnr": metrics["psnr"]})
-    for i in range(0, len(clean), batch_size):
-        metrics.update(restored[i : i + batch_size].float().clamp(0.0, 1.0), clean[i : i + batch_size].float())
-    return {k: float(v) for k, v in metrics.compute().items()}
 
 
 class Denoiser(L.LightningModule):

@@ -1,25 +1,28 @@
 """The one-change-at-a-time ablation ladder: from the specified CNN to the improved recipe.
 
-    python -m lightning_impl.ablation --dataset mnist --budget quick          # minutes: CI / smoke
-    python -m lightning_impl.ablation --dataset mnist --budget full           # 3 seeds, full epochs
-    python -m lightning_impl.ablation --dataset cifar10 --budget full --seeds 1   # ~3 h on 2 CPU cores
-    python -m lightning_impl.ablation --dataset mnist --framework keras --budget quick
+    python -m experiments.ablation --dataset mnist --budget quick          # minutes: CI / smoke
+    python -m experiments.ablation --dataset mnist --budget full           # 3 seeds (0, 1, 2), full epochs
+    python -m experiments.ablation --dataset cifar10 --budget full --seeds 1   # ~3 h on 2 CPU cores
+    python -m experiments.ablation --dataset mnist --framework keras --budget quick
+    python -m experiments.ablation --resume runs/ablation/mnist_full_lightning   # go on after an interruption
 
 A ladder is the folder configs/ablation/<dataset>/: ``00_base.yaml`` is a complete LightningCLI config and
 every later file changes one thing (its first comment line says what). Step k trains the base with the
 overlays of the steps kept so far plus its own, for every seed, through lightning_impl.train.main (or the
-Keras twin, keras_ref.improved_cnn.train). A step is kept when its mean *validation* accuracy beats the
+Keras twin, keras_ref.train.train). A step is kept when its mean *validation* accuracy beats the
 last kept step's (``--keep-all`` keeps every step); test accuracy is read once per run, for the report only.
 A step whose file says ``ablation: {keep_if: not_worse}`` (a speed change, such as bf16) is kept unless its
 mean validation accuracy falls below the last kept step's by more than the noise: the larger of the two seed
 spreads and the validation accuracy's sampling error (the only noise figure left with one seed).
 
-Writes, under --out (default runs/ablation/<dataset>_<budget>_<framework>/): ladder.md, ladder.csv,
-ladder.png, results.json (every run) and configs/ (the merged config of every step).
+Writes, in <runs-dir>/ablation/<dataset>_<budget>_<framework>/: ladder.md, ladder.csv, ladder.png,
+results.json (every run), ladder.json (the options it was started with) and configs/ (the merged config of
+every step). The same ladder also writes the improved recipes: ``--write-config FILE`` saves the merged config
+of every step but the speed steps the ladder dropped (configs/mnist_improved.yaml is written this way).
 
 results.json is rewritten after every run, so an interrupted ladder loses at most the run in progress:
-``--resume`` goes on in the same folder, reusing every finished run whose step, seed, merged config, epochs
-and share of the data are unchanged (a ladder of hours can be run over several sittings).
+``--resume LADDER_DIR`` goes on in that folder with its own options, reusing every finished run whose step,
+seed, merged config, epochs and share of the data are unchanged (a ladder of hours, over several sittings).
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ from pathlib import Path
 
 import yaml
 
-LADDERS = Path(__file__).resolve().parents[1] / "configs" / "ablation"
+from lightning_impl import configs, flags
+from lightning_impl.runs import data_errors, write_json
+
+
+def ladders() -> Path:
+    return configs.folder() / "ablation"
 
 # Everything a budget changes, in one place. epochs=None keeps the ladder's own trainer.max_epochs.
 BUDGETS = {
@@ -59,7 +67,7 @@ KEEP_RULES = ("better", "not_worse")
 
 
 def load_ladder(dataset: str) -> list[Step]:
-    folder = LADDERS / dataset
+    folder = ladders() / dataset
     files = sorted(folder.glob("*.yaml"))
     if not files:
         raise SystemExit(f"error: no ladder for {dataset!r} (expected YAML files in {folder})")
@@ -77,22 +85,10 @@ def load_ladder(dataset: str) -> list[Step]:
     return steps
 
 
-def merge(base, overlay):
-    """Deep-merge ``overlay`` into ``base``; a different class_path replaces the whole sub-config."""
-    if not (isinstance(base, dict) and isinstance(overlay, dict)):
-        return copy.deepcopy(overlay)
-    if "class_path" in overlay and overlay["class_path"] != base.get("class_path"):
-        return copy.deepcopy(overlay)
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
-    return out
-
-
 def merged_config(steps: list[Step]) -> dict:
     config: dict = {}
     for step in steps:
-        config = merge(config, step.overlay)
+        config = configs.merge(config, step.overlay)
     return config
 
 
@@ -115,21 +111,19 @@ def run_lightning(config_path: Path, seed: int, epochs: int | None, train_fracti
 
 
 def run_keras(config: dict, seed: int, epochs: int | None, train_fraction: float, out: Path, name: str) -> dict:
-    from keras_ref.improved_cnn import load_recipe, train
+    from keras_ref.recipes import classifier_recipe
+    from keras_ref.train import train
 
-    recipe = load_recipe(config)
-    recipe["seed"] = seed
+    recipe = {**classifier_recipe(config), "seed": seed, "name": name}
     if epochs is not None:
         recipe["epochs"] = epochs
-    metrics = train(recipe, runs_dir=str(out / "runs"), verbose=0, train_fraction=train_fraction)
-    # Keras counts BatchNorm's moving statistics as parameters; the table compares trainable ones, like torch.
-    return {**metrics, "parameters": metrics["trainable_parameters"]}
+    return train(recipe, runs_dir=str(out / "runs"), verbose=0, limit_train=train_fraction if train_fraction < 1 else None)
 
 
 def same_in_keras(config: dict, previous: dict) -> bool:
-    from keras_ref.improved_cnn import load_recipe
+    from keras_ref.recipes import classifier_recipe
 
-    return load_recipe(config) == load_recipe(previous)
+    return classifier_recipe(config) == classifier_recipe(previous)
 
 
 def run_key(step: str, seed: int, config: dict, epochs: int | None, train_fraction: float, framework: str) -> str:
@@ -143,8 +137,8 @@ def finished_runs(out: Path, resume: bool) -> dict[str, dict]:
     if not path.is_file():
         return {}
     if not resume:
-        raise SystemExit(f"error: {out} already holds a ladder (results.json); pass --resume to go on with it "
-                         "(finished runs are reused), or --out to start another")
+        raise SystemExit(f"error: {out} already holds a ladder (results.json); go on with it with --resume {out} "
+                         "(finished runs are reused), or pass another --runs-dir")
     return {r["key"]: r for r in json.loads(path.read_text()) if "key" in r}
 
 
@@ -172,7 +166,7 @@ def validation_images(dataset: str, config: dict, results: list[dict]) -> int:
         return min(recorded)
     if dataset not in TRAIN_IMAGES:
         raise SystemExit(f"error: the runs of this {dataset} ladder do not record val_images; rerun them "
-                         "(a folder of earlier runs: start a new --out)")
+                         "(a folder of earlier runs: start a new one with another --runs-dir)")
     fraction = config.get("data", {}).get("init_args", {}).get("val_fraction", 0.1)
     return math.ceil(TRAIN_IMAGES[dataset] * fraction)  # sklearn's stratified split rounds the held-out part up
 
@@ -191,7 +185,7 @@ def pct(mean: float, std: float) -> str:
 
 
 def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framework: str, keep_all: bool,
-               out: Path, only: list[int] | None = None, resume: bool = False) -> list[dict]:
+               out: Path, only: list[int] | None = None, resume: bool = False, first_seed: int = 0) -> list[dict]:
     steps = load_ladder(dataset)
     spec = BUDGETS[budget]
     epochs = epochs if epochs is not None else spec["epochs"]
@@ -219,7 +213,7 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
             write_reports(rows, dataset, budget, framework, epochs, spec["train_fraction"], out)
             continue
         results = []
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             key = run_key(step.name, seed, config, epochs, spec["train_fraction"], framework)
             if key in done:
                 print(f"[ablation] {dataset} {framework} step {i}/{len(steps) - 1} {step.name} seed {seed}: "
@@ -263,9 +257,7 @@ def write_runs(runs: list[dict], earlier: dict[str, dict], out: Path) -> None:
     """Every run so far, plus earlier finished ones not (yet) reused; replaced atomically."""
     keys = {r.get("key") for r in runs}
     everything = runs + [r for k, r in earlier.items() if k not in keys]
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(everything, indent=2, default=str) + "\n")
-    tmp.replace(out / "results.json")
+    write_json(out / "results.json", everything)
 
 
 def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
@@ -329,24 +321,71 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset", required=True, choices=sorted(d.name for d in LADDERS.iterdir() if d.is_dir()))
-    p.add_argument("--budget", default="full", choices=sorted(BUDGETS))
-    p.add_argument("--seeds", type=int, help="seeds 0..N-1 per step (default: the budget's)")
-    p.add_argument("--epochs", type=int, help="epochs of every run (default: the budget's, else each config's)")
-    p.add_argument("--framework", default="lightning", choices=("lightning", "keras"))
-    p.add_argument("--keep-all", action="store_true", help="keep every step, whatever validation says")
+OPTIONS = ("dataset", "budget", "seeds", "seed", "epochs", "framework", "keep_all", "steps")  # kept in ladder.json
+
+
+def write_final_config(dataset: str, path: Path) -> None:
+    """The improved recipe: the merged config of every step of the ladder, with where it comes from on top."""
+    header = (f"# The improved {dataset} recipe: every step of the ablation ladder configs/ablation/{dataset}/, merged.\n"
+              f"# Generated, not edited: python -m experiments.ablation --dataset {dataset} --write-config {path}\n"
+              f"#   python -m lightning_impl.train --config {path}\n"
+              f"#   python -m keras_ref.train --config {path}      # the Keras twin, same recipe\n")
+    path.write_text(header + yaml.safe_dump(merged_config(load_ladder(dataset)), sort_keys=False))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=sorted(d.name for d in ladders().iterdir() if d.is_dir()))
+    p.add_argument("--budget", choices=sorted(BUDGETS), help="default: full")
+    p.add_argument("--framework", choices=("lightning", "keras"), help="default: lightning")
+    p.add_argument("--keep-all", action="store_true", default=None, help="keep every step, whatever validation says")
     p.add_argument("--steps", help="comma-separated step indices to run (others are assumed kept), e.g. 0,5")
-    p.add_argument("--out", type=Path, help="default runs/ablation/<dataset>_<budget>_<framework>")
-    p.add_argument("--resume", action="store_true", help="go on with the ladder in --out, reusing its finished runs")
+    p.add_argument("--write-config", type=Path, metavar="FILE", help="write the ladder's final recipe to FILE and stop")
+    flags.add(p, "seeds", "seed", "epochs", "runs_dir", "resume")
     args = p.parse_args(argv)
-    seeds = args.seeds if args.seeds is not None else BUDGETS[args.budget]["seeds"]
-    if seeds < 1 or (args.epochs is not None and args.epochs < 1):
-        p.error("--seeds and --epochs must be positive")
-    out = args.out or Path("runs") / "ablation" / f"{args.dataset}_{args.budget}_{args.framework}"
-    only = [int(s) for s in args.steps.split(",")] if args.steps else None
-    rows = run_ladder(args.dataset, args.budget, seeds, args.epochs, args.framework, args.keep_all, out, only, args.resume)
+    if args.steps is not None:
+        try:
+            args.steps = sorted({int(s) for s in args.steps.split(",")})
+        except ValueError:
+            p.error(f"--steps {args.steps}: expected comma-separated step indices, e.g. 0,5")
+    stored = {}
+    if args.resume is not None:
+        path = args.resume / "ladder.json"
+        if not path.is_file():
+            p.error(f"--resume {args.resume}: not a ladder folder (no ladder.json)")
+        stored = json.loads(path.read_text())
+        clash = [k for k in ("dataset", "budget", "framework") if getattr(args, k) not in (None, stored[k])]
+        if clash:
+            p.error(f"--{clash[0]} {getattr(args, clash[0])}: the ladder in {args.resume} was started with {stored[clash[0]]}")
+    for key in OPTIONS:  # given > stored > default
+        if getattr(args, key) is None:
+            setattr(args, key, stored.get(key))
+    args.budget, args.framework, args.seed = args.budget or "full", args.framework or "lightning", args.seed or 0
+    args.keep_all = bool(args.keep_all)
+    if args.dataset is None:
+        p.error("--dataset is required (or --resume LADDER_DIR)")
+    steps = load_ladder(args.dataset)
+    if args.steps and not all(0 <= i < len(steps) for i in args.steps):
+        p.error(f"--steps: the {args.dataset} ladder has steps 0..{len(steps) - 1}")
+    if args.seeds is None:
+        args.seeds = BUDGETS[args.budget]["seeds"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.write_config:
+        write_final_config(args.dataset, args.write_config)
+        print(args.write_config.resolve())
+        return []
+    out = args.resume or Path(args.runs_dir) / "ablation" / f"{args.dataset}_{args.budget}_{args.framework}"
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.resume and (out / "results.json").is_file():
+        sys.exit(f"error: {out} already holds a ladder; go on with it with --resume {out}, or pass another --runs-dir")
+    write_json(out / "ladder.json", {k: getattr(args, k) for k in OPTIONS})
+    with data_errors():
+        rows = run_ladder(args.dataset, args.budget, args.seeds, args.epochs, args.framework, args.keep_all, out,
+                          args.steps, args.resume is not None, args.seed)
     print((out / "ladder.md").read_text())
     print(out.resolve())
     return rows

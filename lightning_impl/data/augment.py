@@ -111,7 +111,7 @@ class CropFlipAugment(nn.Module):
         return f"padding={self.padding}, flip={self.flip}"
 
 
-# The defaults as plain functions, the short form in YAML: ``data.init_args.augment: lightning_impl.augment.digit_augment``.
+# The defaults as plain functions, the short form in YAML: ``data.init_args.augment: lightning_impl.data.augment.digit_augment``.
 # Other settings go through ``class_path``/``init_args`` (e.g. ``DigitAugment`` with ``degrees: 5``).
 _DIGITS, _CROP_FLIP = DigitAugment(), CropFlipAugment()
 

@@ -1,4 +1,4 @@
-"""Keras twins of lightning_impl.denoising_models: same layers, same names, NHWC instead of NCHW.
+"""Keras twins of lightning_impl.models.denoising: same layers, same names, NHWC instead of NCHW.
 
 Keras' Conv2DTranspose(3, strides=2, padding="same") crops the full transposed convolution 0 pixels
 before and 1 after; torch's padding=1, output_padding=1 crops 1 before -- a one-pixel shift. The torch
@@ -16,7 +16,7 @@ BN_ARGS = {"momentum": 0.9, "epsilon": 1e-5}
 
 
 def denoising_ae(input_shape: tuple[int, int, int] = (28, 28, 1), filters: int = 32) -> keras.Sequential:
-    """Twin of lightning_impl.denoising_models.DenoisingAE (28,353 parameters); outputs images in (0, 1)."""
+    """Twin of lightning_impl.models.denoising.DenoisingAE (28,353 parameters); outputs images in (0, 1)."""
     return keras.Sequential(
         [
             keras.Input(input_shape),
@@ -40,7 +40,7 @@ def denoising_ae(input_shape: tuple[int, int, int] = (28, 28, 1), filters: int =
 def unet_dae(
     input_shape: tuple[int, int, int] = (28, 28, 1), widths: tuple[int, int, int] = (32, 64, 128), decoder_convs: int = 2
 ) -> keras.Model:
-    """Twin of lightning_impl.denoising_models.UNetDAE. The torch leaf modules appear here under the
+    """Twin of lightning_impl.models.denoising.UNetDAE. The torch leaf modules appear here under the
     same names and in the same order; the concatenations and the residual sum are extra Keras layers
     (torch does them in ``forward``). Outputs are not clipped (see UNetDAE)."""
     c1, c2, c3 = widths
@@ -65,6 +65,3 @@ def unet_dae(
     correction = layers.Conv2D(input_shape[-1], 1, kernel_initializer="zeros", name="head")(d1)
     outputs = layers.Add(name="residual")([inputs, correction])
     return keras.Model(inputs, outputs, name="UNetDAE")
-
-
-MODELS = {"denoising_ae": denoising_ae, "unet_dae": unet_dae}

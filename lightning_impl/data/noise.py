@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_impl.datamodules import DATAMODULES
+from lightning_impl.data.datamodules import DATAMODULES
 
 # Seeds of the fixed eval noise. One standard-normal draw z per split is scaled by sigma, so the copies at
 # different sigma share their noise pattern: a curve over sigma is not also a curve over noise draws.

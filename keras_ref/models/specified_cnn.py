@@ -1,4 +1,4 @@
-"""Keras twins of lightning_impl.models: same layers, same names, NHWC instead of NCHW."""
+"""Keras twin of lightning_impl.models.specified_cnn: same layers, same names, NHWC instead of NCHW."""
 
 from __future__ import annotations
 
@@ -27,6 +27,3 @@ def specified_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: 
         ],
         name="SpecifiedCNN",
     )
-
-
-MODELS = {"specified_cnn": specified_cnn}

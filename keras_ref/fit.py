@@ -1,0 +1,97 @@
+"""The one Keras training path, shared by the classifier and the denoiser trainers:
+fit -> reload the best epoch on validation -> test it once -> metrics.json in a new run folder.
+
+It mirrors lightning_impl.train: the same run-folder layout (runs/<name>/version_<n>/ with metrics.csv,
+checkpoints/, metrics.json, and recipe.yaml: the recipe as translated), the same model selection (the best validation epoch is tested), and
+``parameters`` counted as torch counts them (trainable weights; BatchNorm statistics, which Keras counts
+as non-trainable weights, are reported apart).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras_ref  # noqa: F401  (Keras backend before keras)
+import keras
+import numpy as np
+import yaml
+
+from lightning_impl.runs import new_run_dir, write_json
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time and training images/s of every epoch (validation included), like lightning_impl's EpochTimer."""
+
+    def __init__(self, n_train: int) -> None:
+        super().__init__()
+        self.n_train, self.epoch_times, self.images_per_sec = n_train, [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self._start
+        self.epoch_times.append(elapsed)
+        self.images_per_sec.append(self.n_train / elapsed)
+
+
+def weight_count(weights) -> int:
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+def fit_and_test(
+    model: keras.Model,
+    net: keras.Model,
+    train,
+    *,
+    recipe: dict,
+    monitor: str,
+    train_images: int,
+    test: Callable[[], dict],
+    describe: dict,
+    runs_dir: str | Path | None = None,
+    verbose: int = 2,
+    callbacks: list[keras.callbacks.Callback] = (),
+    **fit_kwargs,
+) -> dict:
+    """Train ``model`` (compiled; ``net`` is the bare twin inside it) on ``train`` for the recipe's epochs,
+    keeping the epoch with the highest ``monitor``; then ``test()`` scores that epoch. ``callbacks`` run before
+    checkpointing and logging (they may add to the epoch's logs, as a validation scorer does)."""
+    run = new_run_dir(runs_dir or recipe["runs_dir"], recipe["name"])
+    best = run / "checkpoints" / "best.weights.h5"
+    best.parent.mkdir()
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))  # what was trained, translated
+    timer = EpochTimer(train_images)
+    start = time.perf_counter()
+    history = model.fit(
+        train, epochs=recipe["epochs"], verbose=verbose,
+        callbacks=[
+            *callbacks,
+            keras.callbacks.ModelCheckpoint(best, monitor=monitor, mode="max", save_best_only=True, save_weights_only=True),
+            keras.callbacks.CSVLogger(run / "metrics.csv"),
+            timer,
+        ],
+        **fit_kwargs,
+    )
+    train_s = time.perf_counter() - start
+    model.load_weights(best)  # the epoch selected on validation, as lightning_impl.train tests it
+    metrics = {
+        "framework": "keras",
+        **describe,
+        "parameters": weight_count(net.trainable_weights),
+        "non_trainable_weights": weight_count(net.non_trainable_weights),
+        "seed": recipe["seed"],
+        "epochs": len(history.history["loss"]),
+        "finished": True,
+        "best_checkpoint": str(best),
+        f"best_{monitor}": max(history.history[monitor]),
+        **test(),
+        "train_s": train_s,
+        "epoch_time_s": timer.epoch_times,
+        "train_images_per_s": timer.images_per_sec,
+        "run_dir": str(run.resolve()),
+    }
+    write_json(run / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,194 @@
+"""A LightningCLI recipe (configs/*.yaml) read as the Keras trainers' recipe: one file trains both frameworks.
+
+The YAML is merged over the task's default recipe, as LightningCLI merges it over its default config file, so
+both frameworks fill in the same defaults from the same place. Every key is translated one to one or refused
+by name: a recipe Keras cannot follow exactly is an error, never a silently different run. Not translated on
+purpose (they change speed or placement, not the model): ``trainer.precision`` (Keras trains in float32),
+``trainer.accelerator``/``devices``/``strategy``/``num_nodes``, ``model.channels_last``, progress and summary
+switches. Checkpoints are chosen on validation by the Keras trainer itself (``checkpoint`` is accepted as is).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras_ref  # noqa: F401  (Keras backend before keras)
+import keras
+
+from keras_ref.augment import AUGMENTATIONS
+from keras_ref.models import TWINS
+from lightning_impl import configs
+
+CLASSIFIER_DEFAULT = "mnist_specified_cnn.yaml"  # = python -m lightning_impl.train with no arguments
+DENOISER_DEFAULT = "denoise_reference.yaml"  # = python -m lightning_impl.train_denoiser with no arguments
+
+# Keys a recipe may hold, per section. Anything else (a typo, or a Trainer option such as
+# accumulate_grad_batches or gradient_clip_val) is refused by name.
+NO_EFFECT_ON_THE_MODEL = {"precision", "accelerator", "devices", "strategy", "num_nodes", "enable_progress_bar",
+                          "enable_model_summary", "enable_checkpointing", "log_every_n_steps", "default_root_dir",
+                          "deterministic", "benchmark", "callbacks"}
+KEYS = {
+    "": {"seed_everything", "trainer", "model", "data", "checkpoint", "timer", "ckpt_path"},
+    "trainer": {"max_epochs", "logger"} | NO_EFFECT_ON_THE_MODEL,
+    "classifier model": {"net", "optimizer", "schedule", "warmup_fraction", "label_smoothing", "num_classes",
+                         "flip_tta", "channels_last"},
+    "classifier data": {"data_dir", "batch_size", "eval_batch_size", "val_fraction", "split_seed", "download", "augment"},
+    "denoiser model": {"net", "loss", "optimizer", "schedule", "warmup_fraction"},
+    "denoiser data": {"dataset", "sigma", "eval_sigma", "batch_size", "eval_batch_size", "val_fraction", "split_seed",
+                      "train_limit", "val_limit", "test_limit", "data_dir", "download"},
+}
+DATASETS = {"MNISTDataModule": "mnist", "FashionMNISTDataModule": "fashion_mnist", "CIFAR10DataModule": "cifar10"}
+FROM_DATA = ("in_channels", "num_classes", "input_size")  # a twin gets these from the data's shape
+
+
+class RecipeError(ValueError):
+    """A recipe the Keras trainers cannot follow exactly; the message names the key."""
+
+
+def _check_keys(section: str, found: dict, where: str) -> None:
+    unknown = sorted(set(found) - KEYS[section])
+    if unknown:
+        raise RecipeError(f"{where}{unknown[0]}: not a key the Keras trainer can translate (accepted: "
+                          f"{', '.join(sorted(KEYS[section]))})")
+
+
+def _class(spec, where: str) -> tuple[str, dict]:
+    """(class name, init_args) of a ``class_path``/``init_args`` mapping or a bare import path."""
+    if isinstance(spec, str):
+        spec = {"class_path": spec}
+    if not isinstance(spec, dict) or "class_path" not in spec:
+        raise RecipeError(f"{where}: expected a class_path, got {spec!r}")
+    extra = sorted(set(spec) - {"class_path", "init_args", "dict_kwargs"})
+    if extra:
+        raise RecipeError(f"{where}.{extra[0]}: not a key of a class (class_path, init_args)")
+    return spec["class_path"].rsplit(".", 1)[-1], dict(spec.get("init_args") or {})
+
+
+def _merged(config: dict | str | Path, default: str) -> dict:
+    config = config if isinstance(config, dict) else configs.load(config)
+    if not isinstance(config, dict):
+        raise RecipeError("a recipe is a YAML mapping")
+    _check_keys("", config, "")
+    _check_keys("trainer", config.get("trainer") or {}, "trainer.")
+    return configs.merge(configs.load(default), config)
+
+
+def _epochs(trainer: dict) -> int:
+    epochs = trainer.get("max_epochs")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise RecipeError(f"trainer.max_epochs: the Keras trainer needs a positive number of epochs, got {epochs!r}")
+    return epochs
+
+
+def _run_name(trainer: dict, fallback: str) -> tuple[str, str]:
+    """(runs folder, run name) from the recipe's CSVLogger: the Keras run goes beside the Lightning one."""
+    logger = trainer.get("logger") or {}
+    args = logger.get("init_args", {}) if isinstance(logger, dict) else {}
+    return args.get("save_dir", "runs"), f"{args.get('name', fallback)}_keras"
+
+
+def _optimizer(model: dict) -> dict:
+    optimizer = model.get("optimizer", "torch.optim.Adam")
+    if isinstance(optimizer, str):  # a bare class path: torch's defaults
+        optimizer = {"class_path": optimizer}
+    return {"class_path": optimizer["class_path"], "init_args": dict(optimizer.get("init_args") or {})}
+
+
+def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
+    """A classifier's LightningCLI recipe -> everything keras_ref.train needs."""
+    config = _merged(config, CLASSIFIER_DEFAULT)
+    model, data, trainer = config.get("model") or {}, config.get("data") or {}, config.get("trainer") or {}
+    _check_keys("classifier model", model, "model.")
+    net_name, net_args = _class(model.get("net", "lightning_impl.models.SpecifiedCNN"), "model.net")
+    if net_name not in ("SpecifiedCNN", "ImprovedCNN"):
+        raise RecipeError(f"model.net: no Keras twin for {net_name!r} in a classifier")
+    if model.get("flip_tta"):
+        raise RecipeError("model.flip_tta: test-time flips have no Keras translation (the Keras trainer evaluates plain images)")
+    data_name, data_args = _class(data, "data")
+    if data_name not in DATASETS:
+        raise RecipeError(f"data.class_path: no Keras reader for {data_name!r}; known: {sorted(DATASETS)}")
+    _check_keys("classifier data", data_args, "data.init_args.")
+    augment = data_args.get("augment")
+    if augment is not None:
+        aug_name, aug_args = _class(augment, "data.init_args.augment")
+        if aug_name not in AUGMENTATIONS:
+            raise RecipeError(f"data.init_args.augment: no Keras twin for {aug_name!r}; known: {sorted(AUGMENTATIONS)}")
+        augment = {"name": aug_name, "init_args": aug_args}
+    runs_dir, name = _run_name(trainer, "classifier")
+    return {
+        "task": "classification",
+        "dataset": DATASETS[data_name],
+        "net": net_name,
+        "net_args": {k: v for k, v in net_args.items() if k not in FROM_DATA},
+        "augment": augment,
+        "optimizer": _optimizer(model),
+        "schedule": model.get("schedule", "warmup_cosine"),
+        "warmup_fraction": model.get("warmup_fraction", 0.1),
+        "label_smoothing": model.get("label_smoothing", 0.0),
+        "batch_size": data_args.get("batch_size", 128),
+        "val_fraction": data_args.get("val_fraction", 0.1),
+        "split_seed": data_args.get("split_seed", 0),
+        "epochs": _epochs(trainer),
+        "seed": config.get("seed_everything", 42),
+        "runs_dir": runs_dir,
+        "name": name,
+    }
+
+
+def denoiser_recipe(config: dict | str | Path = DENOISER_DEFAULT) -> dict:
+    """A lightning_impl.train_denoiser recipe -> everything keras_ref.train_denoiser needs."""
+    config = _merged(config, DENOISER_DEFAULT)
+    model, data, trainer = config.get("model") or {}, config.get("data") or {}, config.get("trainer") or {}
+    _check_keys("denoiser model", model, "model.")
+    _check_keys("denoiser data", data, "data.")
+    net_name, net_args = _class(model.get("net", "lightning_impl.models.DenoisingAE"), "model.net")
+    if net_name not in ("DenoisingAE", "UNetDAE"):
+        raise RecipeError(f"model.net: no Keras twin for {net_name!r} in a denoiser")
+    runs_dir, name = _run_name(trainer, "denoise")
+    return {
+        "task": "denoising",
+        "net": net_name,
+        "net_args": {k: v for k, v in net_args.items() if k != "in_channels"},
+        "loss": model.get("loss", "mse"),
+        "optimizer": _optimizer(model),
+        "schedule": model.get("schedule", "warmup_cosine"),
+        "warmup_fraction": model.get("warmup_fraction", 0.05),
+        "data": dict(data),
+        "epochs": _epochs(trainer),
+        "seed": config.get("seed_everything", 0),
+        "runs_dir": runs_dir,
+        "name": name,
+    }
+
+
+def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_fraction: float) -> keras.optimizers.Optimizer:
+    """The Keras optimizer of a recipe's ``model.optimizer`` (Adam, AdamW or SGD), with its schedule."""
+    name = optimizer["class_path"].rsplit(".", 1)[-1]
+    args = dict(optimizer.get("init_args", {}))
+    lr = args.pop("lr", 1e-3)
+    if not isinstance(lr, (int, float)) or lr <= 0:
+        raise RecipeError(f"model.optimizer.init_args.lr: must be a positive number, got {lr!r}")
+    if schedule == "warmup_cosine":  # the curve of lightning_impl.tasks.schedules.warmup_cosine
+        warmup = int(total_steps * warmup_fraction)
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=max(1, total_steps - warmup), warmup_target=lr, warmup_steps=warmup
+        )
+    elif schedule != "constant":
+        raise RecipeError(f"model.schedule: unknown schedule {schedule!r} (warmup_cosine, constant)")
+    weight_decay = args.pop("weight_decay", 0.01 if name == "AdamW" else 0.0)
+    if name in ("Adam", "AdamW"):
+        betas = args.pop("betas", (0.9, 0.999))
+        kwargs = dict(beta_1=betas[0], beta_2=betas[1], epsilon=args.pop("eps", 1e-8))
+    elif name == "SGD":
+        kwargs = dict(momentum=args.pop("momentum", 0.0), nesterov=args.pop("nesterov", False))
+    else:
+        raise RecipeError(f"model.optimizer.class_path: no Keras translation for {optimizer['class_path']!r}")
+    if args:
+        raise RecipeError(f"model.optimizer.init_args.{sorted(args)[0]}: no Keras translation for {name}")
+    if name == "AdamW":  # decoupled weight decay, scaled by the learning rate, in both frameworks
+        return keras.optimizers.AdamW(lr, weight_decay=weight_decay, **kwargs)
+    if weight_decay:
+        # torch's Adam/SGD add an L2 term to the gradient; Keras' weight_decay is decoupled: not the same.
+        raise RecipeError(f"model.optimizer.init_args.weight_decay: {name} with weight_decay has no exact Keras twin; "
+                          "use torch.optim.AdamW")
+    return keras.optimizers.Adam(lr, **kwargs) if name == "Adam" else keras.optimizers.SGD(lr, **kwargs)

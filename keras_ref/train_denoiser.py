@@ -1,0 +1,189 @@
+"""Train the Keras twin of a denoiser recipe on the same data as lightning_impl.train_denoiser, then test it.
+
+    python -m keras_ref.train_denoiser                                        # configs/denoise_reference.yaml
+    python -m keras_ref.train_denoiser --config configs/denoise_unet.yaml --sigma 0.1
+    python -m keras_ref.train_denoiser --limit-train 2048 --epochs 1 --quiet
+
+The LightningCLI YAML is the recipe for both frameworks (keras_ref.recipes translates it). What is shared, not
+re-implemented:
+  * the data: ``NoisyDataModule`` is built from the recipe's ``data`` section, so the split, the fixed
+    seeded validation/test noisy copies (``eval_pairs``) and the noise function are the Lightning ones;
+  * training noise: ``FreshNoise`` draws new noise for every batch with ``lightning_impl.data.noise.add_noise``
+    (a blind model's per-image sigma with ``sample_sigmas``), from a generator seeded by ``--seed``;
+  * scoring: validation (for choosing the best epoch) and test go through ``lightning_impl.image_quality.score``.
+The losses below are written out as the torch ones are (lightning_impl.tasks.denoiser.LOSSES), not taken from
+Keras' versions (whose clipping differs). Each framework keeps its own default weight initialisation
+(Glorot-uniform / zero bias in Keras, torch's Kaiming-uniform; docs/denoise.md shows where that shows).
+
+The run folder runs/<recipe name>_keras/version_<n>/ holds metrics.csv (per epoch), the best weights (on
+val_psnr), recipe.yaml and metrics.json, with the keys lightning_impl.train_denoiser writes; its path is the
+last line printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import keras_ref  # noqa: F401  (Keras backend before keras)
+import keras
+import numpy as np
+import torch
+from keras import ops
+
+from keras_ref.fit import fit_and_test
+from keras_ref.models import TWINS
+from keras_ref.recipes import DENOISER_DEFAULT, RecipeError, denoiser_recipe, make_optimizer
+from lightning_impl import flags
+from lightning_impl.data.noise import NoisyDataModule, add_noise, check_sigma, sample_sigmas, to_unit
+from lightning_impl.image_quality import score
+from lightning_impl.runs import data_errors
+
+
+def _mse(clean, restored):
+    return ops.mean(ops.square(ops.subtract(restored, clean)))
+
+
+def _bce(clean, restored):
+    # As lightning_impl.tasks.denoiser._bce: clamp to [1e-6, 1 - 1e-6] (no gradient outside), mean over pixels.
+    clean, p = ops.convert_to_tensor(clean), ops.clip(restored, 1e-6, 1.0 - 1e-6)
+    return -ops.mean(clean * ops.log(p) + (1.0 - clean) * ops.log(1.0 - p))
+
+
+def _log_mse(clean, restored):
+    # As lightning_impl.tasks.denoiser._log_mse: mean over images of log10(per-image MSE + 1e-8).
+    per_image = ops.mean(ops.square(ops.subtract(restored, clean)), axis=(1, 2, 3))
+    return ops.mean(ops.log10(per_image + 1e-8))
+
+
+LOSSES = {"mse": _mse, "bce": _bce, "log_mse": _log_mse}  # the keys of lightning_impl.tasks.denoiser.LOSSES
+
+
+def nhwc(images: torch.Tensor) -> np.ndarray:
+    return images.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def nchw(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+
+
+class FreshNoise(keras.utils.PyDataset):
+    """(noisy, clean) NHWC batches of the clean uint8 training images: a new order every epoch and new noise
+    for every batch (the torch side draws it in NoisyDataModule.on_after_batch_transfer)."""
+
+    def __init__(self, clean: torch.Tensor, sigma, batch_size: int, seed: int) -> None:
+        super().__init__()  # one worker, no multiprocessing: batches are drawn in order, so a seed fixes them
+        self.clean, self.sigma, self.batch_size = clean, check_sigma(sigma), batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.clean) / self.batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        clean = to_unit(self.clean[self.order[i * self.batch_size : (i + 1) * self.batch_size]])
+        noisy = add_noise(clean, sample_sigmas(len(clean), self.sigma, self.generator), self.generator)
+        return nhwc(noisy), nhwc(clean)
+
+    def on_epoch_end(self) -> None:
+        self.order = torch.randperm(len(self.clean), generator=self.generator)
+
+
+def predict(model: keras.Model, noisy: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Restored images (NCHW, unclipped: score clips) for noisy NCHW float images."""
+    return nchw(model.predict(nhwc(noisy), batch_size=batch_size, verbose=0))
+
+
+class ValidationScore(keras.callbacks.Callback):
+    """Adds val_loss, val_psnr and val_ssim -- lightning_impl.image_quality.score on the fixed validation copy -- to
+    each epoch's logs. Must come before ModelCheckpoint and CSVLogger in the callback list: they read them."""
+
+    def __init__(self, noisy: torch.Tensor, clean: torch.Tensor, loss, batch_size: int) -> None:
+        super().__init__()
+        self.noisy, self.clean, self.loss, self.batch_size = noisy, clean, loss, batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        restored = predict(self.model, self.noisy, self.batch_size)
+        logs["val_loss"] = float(self.loss(nhwc(self.clean), nhwc(restored)))
+        logs.update({f"val_{k}": v for k, v in score(restored, self.clean).items()})
+
+
+def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, runs_dir: str | None = None) -> dict:
+    """Train on the recipe's data with fresh noise per batch, keep the best epoch on validation PSNR, test it."""
+    if recipe["loss"] not in LOSSES:
+        raise RecipeError(f"model.loss: unknown loss {recipe['loss']!r}; choose one of {sorted(LOSSES)}")
+    keras.utils.set_random_seed(recipe["seed"])
+    data = data or NoisyDataModule(**recipe["data"])
+    data.prepare_data()
+    data.setup()
+    hp = data.hparams
+    train_data = FreshNoise(data.train_set.clean, data.sigma, hp.batch_size, recipe["seed"])
+    val_noisy, val_clean = data.val_set.noisy, to_unit(data.val_set.clean)
+    test_noisy, test_clean = data.test_set.noisy, to_unit(data.test_set.clean)
+
+    channels = data.train_set.clean.shape[1]
+    net = TWINS[recipe["net"]](tuple(data.train_set.clean.shape[2:]) + (channels,), **recipe["net_args"])
+    loss = LOSSES[recipe["loss"]]
+    net.compile(
+        optimizer=make_optimizer(recipe["optimizer"], recipe["epochs"] * len(train_data), recipe["schedule"], recipe["warmup_fraction"]),
+        loss=loss,
+    )
+
+    def test() -> dict:
+        restored = predict(net, test_noisy, hp.eval_batch_size)
+        scores = score(restored, test_clean)
+        return {"test_loss": float(loss(nhwc(test_clean), nhwc(restored))), "test_psnr": scores["psnr"], "test_ssim": scores["ssim"]}
+
+    return fit_and_test(
+        net, net, train_data, shuffle=False,  # FreshNoise shuffles, seeded
+        callbacks=[ValidationScore(val_noisy, val_clean, loss, hp.eval_batch_size)],  # first: the others read its logs
+        recipe=recipe, monitor="val_psnr", train_images=len(data.train_set), test=test, runs_dir=runs_dir, verbose=verbose,
+        describe={"dataset": hp.dataset, "model": net.name, "sigma": data.sigma, "eval_sigma": data.eval_sigma,
+                  "loss": recipe["loss"], "train_images": len(data.train_set), "test_images": len(data.test_set)},
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=DENOISER_DEFAULT, help="a denoiser's LightningCLI YAML (default: %(default)s)")
+    p.add_argument("--sigma", type=float, nargs="+", metavar="SIGMA",
+                   help="override data.sigma: one level, or LOW HIGH for a blind model (Lightning: --data.sigma)")
+    p.add_argument("--eval-sigma", type=float, nargs="+", metavar="SIGMA",
+                   help="override data.eval_sigma, the noise of the fixed validation/test copies (Lightning: --data.eval_sigma)")
+    p.add_argument("--batch-size", type=flags.positive_int, help="override data.batch_size (Lightning: --data.batch_size)")
+    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "quiet", "verbose",
+              runs_dir=None)
+    args = p.parse_args(argv)
+    for name in ("sigma", "eval_sigma"):
+        if getattr(args, name) is not None and len(getattr(args, name)) > 2:
+            p.error(f"--{name.replace('_', '-')} takes one level or a LOW HIGH range")
+    overrides = {"sigma": _sigma_arg(args.sigma), "eval_sigma": _sigma_arg(args.eval_sigma), "batch_size": args.batch_size,
+                 "train_limit": args.limit_train, "val_limit": args.limit_val, "test_limit": args.limit_test,
+                 "data_dir": args.data_dir}
+    try:  # a recipe Keras cannot follow, or a bad sigma or dataset: a message, not a traceback
+        args.recipe = denoiser_recipe(args.config)
+        args.recipe.update({k: v for k in ("epochs", "seed") if (v := getattr(args, k)) is not None})
+        args.recipe["data"].update({k: v for k, v in overrides.items() if v is not None})
+        args.data = NoisyDataModule(**args.recipe["data"])
+    except (ValueError, OSError) as err:
+        p.error(f"--config {args.config}: {err}")
+    return args
+
+
+def _sigma_arg(values: list[float] | None):
+    """--sigma 0.3 -> 0.3; --sigma 0.05 0.55 -> [0.05, 0.55] (a blind range, as in the YAML)."""
+    return values if values is None or len(values) == 2 else values[0]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    with data_errors():
+        metrics = train(args.recipe, 0 if args.quiet else 1 if args.verbose else 2, args.data, args.runs_dir)
+    print(json.dumps({k: metrics[k] for k in ("test_psnr", "test_ssim", "best_val_psnr", "epochs")}))
+    print(metrics["run_dir"])
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The command-line vocabulary every argparse entry point of the project speaks (LightningCLI ones keep their
+dotted names): one concept, one spelling, one meaning. README.md lists them in one table.
+
+    p = argparse.ArgumentParser(...)
+    add(p, "data_dir", "runs_dir", "seed", "quiet")
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+# name -> (flags, argparse keywords). Seeds are numbered from --seed: --seeds 3 --seed 1 runs seeds 1, 2, 3.
+FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
+    "data_dir": (("--data-dir",), dict(metavar="DIR", default=None,
+                 help="dataset folder (default: $LIGHTNING_IMPL_DATA, else ~/.cache/lightning_impl/data)")),
+    "runs_dir": (("--runs-dir",), dict(metavar="DIR", default="runs", help="folder the run folders go into")),
+    "resume": (("--resume",), dict(metavar="RUN_DIR", type=Path, default=None,
+               help="go on with an interrupted run in its own folder, reusing what it finished")),
+    "seed": (("--seed",), dict(type=non_negative_int, default=None, help="training seed (initialisation, order, noise)")),
+    "seeds": (("--seeds",), dict(type=positive_int, default=None, metavar="N",
+              help="number of seeds, numbered from --seed (default 0)")),
+    "epochs": (("--epochs",), dict(type=positive_int, default=None, help="epochs per run (default: the recipe's)")),
+    "jobs": (("--jobs",), dict(type=positive_int, default=1, metavar="N", help="processes working at once")),
+    "limit_train": (("--limit-train",), dict(type=positive_int, default=None, metavar="N",
+                    help="smoke runs: N training images only")),
+    "limit_val": (("--limit-val",), dict(type=positive_int, default=None, metavar="N",
+                  help="smoke runs: N validation images only")),
+    "limit_test": (("--limit-test",), dict(type=positive_int, default=None, metavar="N",
+                   help="smoke runs: N test images only")),
+    "json": (("--json",), dict(type=Path, default=None, metavar="FILE", help="also write the results to FILE as JSON")),
+    "quiet": (("-q", "--quiet"), dict(action="store_true", help="no progress output, only results")),
+    "verbose": (("-v", "--verbose"), dict(action="store_true", help="more progress output (every step)")),
+}
+
+
+def add(parser: argparse.ArgumentParser, *names: str, **defaults) -> argparse.ArgumentParser:
+    """Add the named flags of the vocabulary; ``defaults`` overrides a flag's default (``jobs=2``)."""
+    for name in names:
+        flags, kwargs = FLAGS[name]
+        kwargs = dict(kwargs)
+        if name in defaults:
+            kwargs["default"] = defaults[name]
+        parser.add_argument(*flags, dest=name, **kwargs)
+    return parser

@@ -1,0 +1,8 @@
+"""Architectures: plain nn.Modules, nothing about loss or optimisation. Layer names match the Keras twins
+in keras_ref.models one for one. A new model goes in a file of its own here, its twin in keras_ref/models/."""
+
+from lightning_impl.models.denoising import DenoisingAE, UNetDAE
+from lightning_impl.models.improved_cnn import ImprovedCNN
+from lightning_impl.models.specified_cnn import SpecifiedCNN
+
+__all__ = ["DenoisingAE", "ImprovedCNN", "SpecifiedCNN", "UNetDAE"]
