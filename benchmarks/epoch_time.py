@@ -25,7 +25,7 @@ def run(epochs: int, runs_dir: str) -> dict[str, dict]:
             "--trainer.max_epochs", str(epochs), "--trainer.logger.init_args.save_dir", runs_dir,
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
         ])
-        keras = keras_ref.train.main(["--epochs", str(epochs), "--runs-dir", runs_dir, "--verbose", "0"])
+        keras = keras_ref.train.main(["--epochs", str(epochs), "--runs-dir", runs_dir, "--quiet"])
     return {"lightning": lightning, "keras": keras}
 
 

@@ -190,7 +190,7 @@ def _scores_worker(pair_name: str, framework: str, args: tuple, threads: int) ->
 
 
 def _scores_in_parallel(pair: ModelPair, frameworks: list[str], *args) -> dict[str, list[float]]:
-    """Each framework's seeds in its own process, the cores split between them (``--parallel``).
+    """Each framework's seeds in its own process, the cores split between them (``--jobs 2``).
 
     On a small machine this halves the wall time of check 5: one framework's training does not use two
     cores fully (Keras' per-step overhead, small batches), so two single-threaded runs side by side do more.

@@ -54,7 +54,7 @@ CHOSEN = {
         "scale": "global",
         "C": 10.0,
         "gamma_factor": 1.0,
-        "chosen_by": "python -m parity.baseline --dataset mnist --search --n-jobs 1 --quiet  "
+        "chosen_by": "python -m parity.baseline --dataset mnist --search --jobs 1 --quiet  "
                      "(search fitted on 10000 training images)",
         "val_acc": 0.9905,
     },
@@ -64,7 +64,7 @@ CHOSEN = {
         "scale": "global",
         "C": 10.0,
         "gamma_factor": 2.0,  # the search's edge (largest gamma tried); see docs/baseline.md
-        "chosen_by": "python -m parity.baseline --dataset fashion_mnist --search --n-jobs 1 --quiet  "
+        "chosen_by": "python -m parity.baseline --dataset fashion_mnist --search --jobs 1 --quiet  "
                      "(search fitted on 10000 training images)",
         "val_acc": 0.8922,
     },

@@ -43,7 +43,7 @@ class ModelPair:
         quick_accuracy_band: the band for the quick budget (one seed, one epoch) run in CI.
         accuracy_margin: largest allowed difference between the two frameworks' mean scores (full recipe).
         recipe: a LightningCLI YAML (relative to the repository root) that check 5 trains in both frameworks
-            (``lightning_impl.train --config`` and its Keras reader ``keras_ref.improved_cnn --config``)
+            (``lightning_impl.train --config`` and its Keras reader ``keras_ref.train --config``)
             instead of the task's default entry points; ``train_args`` are appended.
     """
 

@@ -147,7 +147,7 @@ def test_search_uses_train_and_validation_only(splits, tmp_path, monkeypatch):
 
 def test_end_to_end_on_a_subset(tmp_path, capsys):
     metrics = baseline.main(["--dataset", "mnist", "--train-size", "1000", "--runs-dir", str(tmp_path),
-                             "--n-jobs", "1", "--quiet"])
+                             "--jobs", "1", "--quiet"])
     run_dir = tmp_path / "baseline_mnist" / "version_0"
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir.resolve())
     saved = json.loads((run_dir / "metrics.json").read_text())

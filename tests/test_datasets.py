@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_impl import datasets
+from lightning_impl.data import datasets
 from lightning_impl.data.datasets import DataIntegrityError, DatasetUnavailableError, ensure_available, load_split
 
 IDX_FILES = {

@@ -19,7 +19,7 @@ import keras_ref  # noqa: F401  (torch backend before keras)
 import keras
 from keras_ref.models.denoising import denoising_ae, unet_dae
 from lightning_impl import classical_denoisers as classical
-from lightning_impl import denoise
+from lightning_impl import denoise_experiment as denoise
 from lightning_impl.image_quality import score
 from lightning_impl.tasks.denoiser import Denoiser
 from lightning_impl.models.denoising import DenoisingAE, SameConvTranspose2d, UNetDAE
@@ -268,7 +268,7 @@ def quick_run(tmp_path_factory):
     """The quick experiment, its networks trained two at a time in worker processes."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        run_dir = denoise.main(["--budget", "quick", "--out", str(tmp_path_factory.mktemp("quick")), "--jobs", "2", "--workers", "2"])
+        run_dir = denoise.main(["--budget", "quick", "--runs-dir", str(tmp_path_factory.mktemp("quick")), "--jobs", "2"])
     return run_dir, out.getvalue()
 
 

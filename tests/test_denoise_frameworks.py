@@ -13,7 +13,8 @@ import torch
 import keras_ref  # noqa: F401  (torch backend before keras)
 import keras
 import parity.accuracy as accuracy
-from keras_ref import denoise as keras_denoise
+from keras_ref import train_denoiser as keras_denoise
+from keras_ref.recipes import denoiser_recipe, make_optimizer
 from lightning_impl import train_denoiser
 from lightning_impl.tasks.denoiser import LOSSES
 from lightning_impl.data.noise import NoisyDataModule
@@ -86,13 +87,15 @@ def test_keras_trains_on_the_lightning_data_and_writes_the_same_metrics(tmp_path
     assert torch.equal(test, reference_data.test_set.noisy)
 
 
-def test_keras_refuses_a_bad_recipe_with_a_message(tmp_path):
-    with pytest.raises(SystemExit, match="sigma"):
+def test_keras_refuses_a_bad_recipe_with_a_message(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
         keras_denoise.main(["--config", REFERENCE, "--sigma", "1.5", "--runs-dir", str(tmp_path)])
+    assert exit.value.code == 2 and "sigma" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  net:\n    class_path: torch.nn.Identity\n")
-    with pytest.raises(SystemExit, match="no Keras twin"):
+    with pytest.raises(SystemExit):
         keras_denoise.main(["--config", str(bad), "--runs-dir", str(tmp_path)])
+    assert "model.net: no Keras twin" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- the Keras side of the recipe
@@ -117,22 +120,22 @@ def test_fresh_noise_every_batch_seeded_and_reshuffled(reference_data):
 
 
 def test_recipe_translation_reads_the_lightning_config():
-    recipe = keras_denoise.load_recipe(UNET)
-    assert recipe["net"] == "lightning_impl.models.denoising.UNetDAE" and recipe["net_args"] == {}  # in_channels: from the data
-    assert (recipe["epochs"], recipe["seed"], recipe["loss"], recipe["warmup_fraction"]) == (2, 0, "mse", 0.05)
+    recipe = denoiser_recipe(UNET)
+    assert recipe["net"] == "UNetDAE" and recipe["net_args"] == {"widths": [48, 96, 192]}  # in_channels: from the data
+    assert (recipe["epochs"], recipe["seed"], recipe["loss"], recipe["warmup_fraction"]) == (5, 0, "mse", 0.05)
     assert recipe["optimizer"]["init_args"]["lr"] == 0.003 and recipe["data"]["batch_size"] == 32
-    assert (recipe["name"], recipe["data"]["sigma"]) == ("denoise_unet", 0.3)
-    # A bare config gets the Lightning classes' own defaults.
-    bare = keras_denoise.load_recipe({})
-    assert (bare["net"], bare["loss"], bare["schedule"], bare["warmup_fraction"]) == (
-        "lightning_impl.models.denoising.DenoisingAE", "mse", "warmup_cosine", 0.05)
+    assert (recipe["name"], recipe["data"]["sigma"]) == ("denoise_unet_keras", 0.3)
+    # An empty config is the default recipe, the same one lightning_impl.train_denoiser starts from.
+    bare = denoiser_recipe({})
+    assert bare == denoiser_recipe(REFERENCE)
+    assert (bare["net"], bare["loss"], bare["schedule"], bare["warmup_fraction"]) == ("DenoisingAE", "mse", "warmup_cosine", 0.05)
     assert bare["data"]["sigma"] == 0.3 and bare["data"]["dataset"] == "fashion_mnist"
 
 
 def test_keras_schedule_and_losses_are_the_torch_ones():
-    recipe = keras_denoise.load_recipe(REFERENCE)
+    recipe = denoiser_recipe(REFERENCE)
     total = 200
-    optimizer = keras_denoise.make_optimizer(recipe["optimizer"], total, recipe["schedule"], recipe["warmup_fraction"])
+    optimizer = make_optimizer(recipe["optimizer"], total, recipe["schedule"], recipe["warmup_fraction"])
     for step in (0, 5, 10, 11, 100, 199):  # warm-up to step 10, then cosine decay
         optimizer.iterations.assign(step)
         assert float(optimizer.learning_rate) == pytest.approx(3e-3 * warmup_cosine(step, total, 0.05), rel=1e-5, abs=1e-10)

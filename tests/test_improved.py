@@ -20,8 +20,11 @@ import yaml
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from keras_ref import improved_cnn as kic
-from lightning_impl import ablation
+from keras_ref import augment as kaug
+from keras_ref import recipes
+from keras_ref import train as ktrain
+from keras_ref.models import improved_cnn as keras_improved_cnn
+from experiments import ablation
 from lightning_impl.data.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import DATAMODULES
@@ -60,7 +63,7 @@ RECIPES = [
 # Steps that change nothing Keras sees (trainer.precision) are the previous step's Keras recipe: test it once.
 KERAS_LADDER = [
     step for i, step in enumerate(LADDER)
-    if i == 0 or LADDER[i - 1][0] != step[0] or kic.load_recipe(LADDER[i - 1][2]) != kic.load_recipe(step[2])
+    if i == 0 or LADDER[i - 1][0] != step[0] or recipes.classifier_recipe(LADDER[i - 1][2]) != recipes.classifier_recipe(step[2])
 ]
 
 
@@ -143,7 +146,7 @@ def test_digits_are_never_flipped(datamodules):
     out = digit_augment(x)
     # The fill is black, not the normalised zero (grey): the corners of shifted digits stay black.
     assert torch.isclose(out.amin(), x.amin()) and torch.isclose(out[:, :, 0, 0], x.amin()).float().mean() > 0.95
-    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in kic.digit_augmentation().layers)
+    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in kaug.digit_augmentation().layers)
 
 
 def test_keras_digit_augmentation_is_the_twin(datamodules):
@@ -152,9 +155,9 @@ def test_keras_digit_augmentation_is_the_twin(datamodules):
     keras.utils.set_random_seed(0)
     dm = datamodules["mnist"]
     x = dm.normalize(dm.test_set.images[:200]).permute(0, 2, 3, 1).numpy()
-    aug = kic.digit_augmentation()
+    aug = kaug.digit_augmentation()
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(aug(x, training=False)), x)
-    still = kic.digit_augmentation(degrees=0.0, translate=0.0)
+    still = kaug.digit_augmentation(degrees=0.0, translate=0.0)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(still(x, training=True)), x, atol=1e-6)
     black, white = float(x.min()), float(x.max())
     strokes = np.full((500, 28, 28, 1), black, dtype="float32")
@@ -232,8 +235,8 @@ def test_augmentation_reaches_training_batches_only(datamodules, tmp_path):
 
 
 def test_keras_augmentation_is_off_at_inference():
-    net = kic.improved_cnn((32, 32, 3), 10, batch_norm=True)
-    model = kic.training_model(net, kic.crop_flip_augmentation())
+    net = keras_improved_cnn((32, 32, 3), 10, batch_norm=True)
+    model = ktrain.training_model(net, kaug.crop_flip_augmentation())
     x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)),
                                keras.ops.convert_to_numpy(net(x, training=False)), atol=1e-6)
@@ -257,15 +260,15 @@ def test_augmentation_in_yaml_by_function_or_by_class():
     assert isinstance(fast.model.net.pool1, torch.nn.MaxPool2d)
     names = [n for n, _ in fast.model.net.named_children()]
     assert names.index("pool1") == names.index("relu1_1") + 1  # pool_after: first
-    layer = kic.load_recipe(RECIPES[0][2])
-    assert layer["augment"]["class_path"].endswith("DigitAugment") and layer["model"] == "specified_cnn"
-    rotate_shift = kic.AUGMENTATIONS[layer["augment"]["class_path"]](**layer["augment"]["init_args"]).layers[0]
+    layer = recipes.classifier_recipe(RECIPES[0][2])
+    assert layer["augment"]["name"] == "DigitAugment" and layer["net"] == "SpecifiedCNN"
+    rotate_shift = kaug.AUGMENTATIONS[layer["augment"]["name"]](**layer["augment"]["init_args"]).layers[0]
     assert (rotate_shift.degrees, rotate_shift.translate) == (5.0, 0.07)
     with pytest.raises(ValueError, match="flip_tta"):  # not translated: refused, not silently dropped
-        kic.load_recipe(RECIPES[1][2])
+        recipes.classifier_recipe(RECIPES[1][2])
     no_tta = {**RECIPES[1][2], "model": {**RECIPES[1][2]["model"], "flip_tta": False}}
     with pytest.raises(ValueError, match="weight_decay"):  # torch SGD's L2 term has no exact Keras twin
-        kic.build(kic.load_recipe(no_tta), (32, 32, 3), 10, steps_per_epoch=1)
+        ktrain.build(recipes.classifier_recipe(no_tta), (32, 32, 3), 10, steps_per_epoch=1)
 
 
 def test_flip_tta_averages_an_image_and_its_mirror_at_evaluation_only():
@@ -282,10 +285,13 @@ def test_flip_tta_averages_an_image_and_its_mirror_at_evaluation_only():
     assert not yaml.safe_load((ROOT / "configs/mnist_improved.yaml").read_text())["model"].get("flip_tta")
 
 
-def test_final_configs_are_the_last_rungs():
+def test_final_configs_are_generated_from_the_ladders(tmp_path):
     for dataset in DATASETS:
-        final = yaml.safe_load((ROOT / "configs" / f"{dataset}_improved.yaml").read_text())
-        assert final == ladder_configs(dataset)[-1][1]
+        committed = ROOT / "configs" / f"{dataset}_improved.yaml"
+        ablation.main(["--dataset", dataset, "--write-config", str(tmp_path / committed.name)])
+        fresh = (tmp_path / committed.name).read_text().replace(str(tmp_path / committed.name), f"configs/{committed.name}")
+        assert committed.read_text() == fresh, f"regenerate: python -m experiments.ablation --dataset {dataset} --write-config configs/{committed.name}"
+        assert yaml.safe_load(committed.read_text()) == ladder_configs(dataset)[-1][1]
 
 
 def test_each_step_changes_one_thing():
@@ -319,13 +325,13 @@ def test_step_trains_in_lightning(dataset, name, config, datamodules, tmp_path):
 
 @pytest.mark.parametrize("dataset,name,config", KERAS_LADDER + RECIPES[:1], ids=[f"{d}-{n}" for d, n, _ in KERAS_LADDER + RECIPES[:1]])
 def test_step_trains_in_keras(dataset, name, config, datamodules):
-    recipe = kic.load_recipe(config)
+    recipe = recipes.classifier_recipe(config)
     recipe["epochs"] = 1
     dm = datamodules[dataset]
     x = dm.normalize(dm.train_set.images[:16]).permute(0, 2, 3, 1).numpy()
     y = np.eye(10, dtype="float32")[dm.train_set.labels[:16].numpy()]
     keras.utils.set_random_seed(0)
-    net, model = kic.build(recipe, x.shape[1:], 10, steps_per_epoch=2)
+    net, model = ktrain.build(recipe, x.shape[1:], 10, steps_per_epoch=2)
     before = [w.copy() for w in net.get_weights()]
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -403,7 +409,7 @@ def test_speed_steps_are_kept_unless_validation_drops_beyond_the_noise(tmp_path,
 
     (tmp_path / "toy").mkdir()
     (tmp_path / "toy" / "00_base.yaml").write_text("# base\nablation:\n  keep_if: sometimes\n")
-    monkeypatch.setattr(ablation, "LADDERS", tmp_path)
+    monkeypatch.setattr(ablation, "ladders", lambda: tmp_path)
     with pytest.raises(SystemExit, match="keep_if"):
         ablation.load_ladder("toy")
 

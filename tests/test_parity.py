@@ -391,9 +391,9 @@ def test_check_5_quick_budget_trains_both_frameworks(tmp_path):
     """CI budget: one seed, one epoch per framework, the pair's quick band (no baseline in CI: skipped).
     Through the pair's YAML recipe, with the two frameworks trained side by side in their own processes."""
     pair = all_pairs()["specified_cnn"]
-    assert pair.recipe and accuracy.framework_of(pair, "keras")[0].entry == "keras_ref.improved_cnn"
+    assert pair.recipe and accuracy.framework_of(pair, "keras")[0].entry == "keras_ref.train"
     rows = accuracy.check_accuracy(pair, quick=True, runs_dir=str(tmp_path), parallel=True)
     runs = sorted(p.parent.parent.name for p in tmp_path.glob("*/version_*/metrics.json"))
-    assert runs == ["keras_mnist_specified_cnn", "mnist_specified_cnn_augmented"], runs
+    assert runs == ["mnist_specified_cnn_augmented", "mnist_specified_cnn_augmented_keras"], runs
     assert not [r for r in rows if r.passed is False], [(r.check, r.value) for r in rows]
     assert rows[-1].passed is None  # the baseline comparison needs its figure

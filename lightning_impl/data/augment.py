@@ -10,7 +10,7 @@ the images costs ~30 ms per MNIST batch of 128 on this CPU, as much as the train
 classes draw parameters per image and apply them in one batched operation (~1.6 ms); tests/test_improved.py
 checks them against ``torchvision.transforms.v2.functional`` for the same parameters.
 
-The Keras twins are keras_ref.improved_cnn.digit_augmentation / crop_flip_augmentation.
+The Keras twins are keras_ref.augment.digit_augmentation / crop_flip_augmentation.
 """
 
 from __future__ import annotations

@@ -22,25 +22,31 @@ from torch.utils.data import DataLoader, Dataset
 from lightning_impl.data.datasets import SPECS, default_data_dir, ensure_available, load_split
 
 
-class InMemoryDataset(Dataset):
-    """Images (uint8, N x C x H x W) and labels; a whole batch is fetched with one index operation."""
+class TensorBatches(Dataset):
+    """Aligned tensors held in memory (``images=..., labels=...``, or ``noisy=..., clean=...``), each also an
+    attribute; a whole batch is fetched with one index operation (``__getitems__``), never sample by sample."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        assert len(images) == len(labels)
-        self.images, self.labels = images, labels
+    def __init__(self, **tensors: torch.Tensor) -> None:
+        if len({len(t) for t in tensors.values()}) != 1:
+            raise ValueError(f"tensors of different lengths: { {k: len(t) for k, t in tensors.items()} }")
+        self.tensors = tensors
+        self.__dict__.update(tensors)
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(next(iter(self.tensors.values())))
+
+    def _take(self, index):
+        items = tuple(t[index] for t in self.tensors.values())
+        return items[0] if len(items) == 1 else items
 
     def __getitem__(self, i):
-        return self.images[i], self.labels[i]
+        return self._take(i)
 
     def __getitems__(self, indices: list[int]):
-        idx = torch.as_tensor(indices)
-        return self.images[idx], self.labels[idx]
+        return self._take(torch.as_tensor(indices))
 
 
-def _already_batched(batch):
+def already_batched(batch):
     return batch
 
 
@@ -114,9 +120,10 @@ class ImageDataModule(L.LightningDataModule):
         # Kept (sorted) so that the split can be inspected and reproduced: indices into the official train set.
         self.train_indices, self.val_indices = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
         train_idx, val_idx = self.train_indices, self.val_indices
-        self.train_set = InMemoryDataset(images[train_idx], labels[train_idx])
-        self.val_set = InMemoryDataset(images[val_idx], labels[val_idx])
-        self.test_set = InMemoryDataset(*load_split(self.dataset_name, root, train=False))
+        self.train_set = TensorBatches(images=images[train_idx], labels=labels[train_idx])
+        self.val_set = TensorBatches(images=images[val_idx], labels=labels[val_idx])
+        test_images, test_labels = load_split(self.dataset_name, root, train=False)
+        self.test_set = TensorBatches(images=test_images, labels=test_labels)
         # Statistics of the training split only: validation and test must not leak into preprocessing.
         self.mean, self.std = channel_stats(self.train_set.images)
 
@@ -134,7 +141,7 @@ class ImageDataModule(L.LightningDataModule):
             x = self.augment(x)
         return x, y
 
-    def _loader(self, dataset: InMemoryDataset, batch_size: int, train: bool) -> DataLoader:
+    def _loader(self, dataset: TensorBatches, batch_size: int, train: bool) -> DataLoader:
         sampler = None
         if not train and self.trainer is not None and self.trainer.world_size > 1:
             # Lightning's default DistributedSampler pads the last shard with repeated samples, which
@@ -144,7 +151,7 @@ class ImageDataModule(L.LightningDataModule):
             )
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
-            collate_fn=_already_batched, drop_last=False,
+            collate_fn=already_batched, drop_last=False,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from lightning_impl.data.datamodules import DATAMODULES
+from lightning_impl.data.datamodules import DATAMODULES, TensorBatches, already_batched
 
 # Seeds of the fixed eval noise. One standard-normal draw z per split is scaled by sigma, so the copies at
 # different sigma share their noise pattern: a curve over sigma is not also a curve over noise draws.
@@ -61,44 +61,6 @@ def check_sigma(sigma: Sigma) -> Sigma:
 def to_unit(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float32 in [0, 1] (a denoiser wants the pixel scale, not standardised values)."""
     return images.float() / 255.0
-
-
-class NoisyPairs(Dataset):
-    """Fixed (noisy float32, clean uint8) pairs; a whole batch is fetched with one index operation."""
-
-    def __init__(self, noisy: torch.Tensor, clean: torch.Tensor) -> None:
-        assert noisy.shape == clean.shape
-        self.noisy, self.clean = noisy, clean
-
-    def __len__(self) -> int:
-        return len(self.clean)
-
-    def __getitem__(self, i):
-        return self.noisy[i], self.clean[i]
-
-    def __getitems__(self, indices: list[int]):
-        idx = torch.as_tensor(indices)
-        return self.noisy[idx], self.clean[idx]
-
-
-class CleanImages(Dataset):
-    """Clean uint8 training images; noise is added per batch on the device (see NoisyDataModule)."""
-
-    def __init__(self, clean: torch.Tensor) -> None:
-        self.clean = clean
-
-    def __len__(self) -> int:
-        return len(self.clean)
-
-    def __getitem__(self, i):
-        return self.clean[i]
-
-    def __getitems__(self, indices: list[int]):
-        return self.clean[torch.as_tensor(indices)]
-
-
-def _already_batched(batch):
-    return batch
 
 
 def _first(images: torch.Tensor, limit: int | None) -> torch.Tensor:
@@ -153,15 +115,16 @@ class NoisyDataModule(L.LightningDataModule):
             return
         self.source.setup()
         hp = self.hparams
-        self.train_set = CleanImages(_first(self.source.train_set.images, hp.train_limit))
+        # Clean uint8 training images only: noise is added per batch on the device (on_after_batch_transfer).
+        self.train_set = TensorBatches(clean=_first(self.source.train_set.images, hp.train_limit))
         self.val_set = self.eval_pairs("val", self.eval_sigma, hp.val_limit)
         self.test_set = self.eval_pairs("test", self.eval_sigma, hp.test_limit)
 
-    def eval_pairs(self, split: str, sigma: Sigma, limit: int | None = None) -> NoisyPairs:
+    def eval_pairs(self, split: str, sigma: Sigma, limit: int | None = None) -> TensorBatches:
         """The fixed noisy copy of the first ``limit`` images of a split ('val' or 'test') at ``sigma``."""
         source = {"val": self.source.val_set, "test": self.source.test_set}[split]
         clean = _first(source.images, limit)
-        return NoisyPairs(fixed_noisy_copy(to_unit(clean), sigma, NOISE_SEEDS[split]), clean)
+        return TensorBatches(noisy=fixed_noisy_copy(to_unit(clean), sigma, NOISE_SEEDS[split]), clean=clean)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if self.trainer is not None and self.trainer.training:
@@ -172,10 +135,10 @@ class NoisyDataModule(L.LightningDataModule):
         return noisy, to_unit(clean)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, collate_fn=_already_batched)
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, collate_fn=already_batched)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.hparams.eval_batch_size, collate_fn=_already_batched)
+        return DataLoader(self.val_set, batch_size=self.hparams.eval_batch_size, collate_fn=already_batched)
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_set, batch_size=self.hparams.eval_batch_size, collate_fn=_already_batched)
+        return DataLoader(self.test_set, batch_size=self.hparams.eval_batch_size, collate_fn=already_batched)

@@ -10,7 +10,7 @@ parameter (58,796); the ablation ladder then changes one argument at a time:
     pool_after="first"                       pool after each stage's first convolution, so the others run at
                                              half resolution (the layout of the fast CIFAR-10 nets, e.g. airbench)
 
-Layer names are shared with the Keras twin (keras_ref.improved_cnn.improved_cnn), in the same order:
+Layer names are shared with the Keras twin (keras_ref.models.improved_cnn), in the same order:
 stage ``s`` holds ``conv{s}_{j}``, ``bn{s}_{j}``, ``relu{s}_{j}`` for its ``j``-th convolution, then
 ``pool{s}`` and ``drop{s}``; the head is ``flatten`` (or ``gap``), ``fc{k}``,
 ``relu_fc{k}``, ``drop_fc{k}`` per hidden layer and ``logits``. Layers that a config switches off are

@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_impl.models import SpecifiedCNN
-from lightning_impl.tasks.schedules import warmup_cosine
+from lightning_impl.tasks.schedules import configure_optimizers
 
 
 class ImageClassifier(L.LightningModule):
@@ -89,11 +89,4 @@ class ImageClassifier(L.LightningModule):
         return self.eval_logits(x).softmax(dim=-1)
 
     def configure_optimizers(self):
-        optimizer = self.optimizer(self.parameters())
-        if self.hparams.schedule == "constant":
-            return optimizer
-        total = self.trainer.estimated_stepping_batches
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, total, self.hparams.warmup_fraction)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return configure_optimizers(self)

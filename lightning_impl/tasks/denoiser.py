@@ -13,7 +13,7 @@ from torchmetrics import MetricCollection
 
 from lightning_impl.image_quality import image_metrics
 from lightning_impl.models.denoising import DenoisingAE
-from lightning_impl.tasks.schedules import warmup_cosine
+from lightning_impl.tasks.schedules import configure_optimizers
 
 def _bce(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     # Binary cross-entropy needs outputs in (0, 1): exact for sigmoid outputs; an unbounded output (the
@@ -89,11 +89,4 @@ class Denoiser(L.LightningModule):
         return self(noisy).clamp(0.0, 1.0)
 
     def configure_optimizers(self):
-        optimizer = self.optimizer(self.parameters())
-        if self.hparams.schedule == "constant":
-            return optimizer
-        total = self.trainer.estimated_stepping_batches
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, total, self.hparams.warmup_fraction)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return configure_optimizers(self)
