@@ -42,7 +42,7 @@ from pathlib import Path
 import yaml
 
 from lightning_impl import configs, flags
-from lightning_impl.runs import data_errors, write_json
+from lightning_impl.runs import UsageError, data_errors, fail, write_json
 
 
 def ladders() -> Path:
@@ -70,7 +70,7 @@ def load_ladder(dataset: str) -> list[Step]:
     folder = ladders() / dataset
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise SystemExit(f"error: no ladder for {dataset!r} (expected YAML files in {folder})")
+        raise UsageError(f"no ladder for {dataset!r} (expected YAML files in {folder})")
     steps = []
     for f in files:
         text = f.read_text()
@@ -80,7 +80,7 @@ def load_ladder(dataset: str) -> list[Step]:
         rules = overlay.pop("ablation", None) or {}  # the ladder's own key, never passed to the trainer
         keep_if = rules.pop("keep_if", "better")
         if rules or keep_if not in KEEP_RULES:
-            raise SystemExit(f"error: {f}: 'ablation' takes only keep_if, one of {KEEP_RULES}")
+            raise UsageError(f"{f}: 'ablation' takes only keep_if, one of {KEEP_RULES}")
         steps.append(Step(f.stem, change, overlay, keep_if))
     return steps
 
@@ -137,7 +137,7 @@ def finished_runs(out: Path, resume: bool) -> dict[str, dict]:
     if not path.is_file():
         return {}
     if not resume:
-        raise SystemExit(f"error: {out} already holds a ladder (results.json); go on with it with --resume {out} "
+        raise UsageError(f"{out} already holds a ladder (results.json); go on with it with --resume {out} "
                          "(finished runs are reused), or pass another --runs-dir")
     return {r["key"]: r for r in json.loads(path.read_text()) if "key" in r}
 
@@ -165,7 +165,7 @@ def validation_images(dataset: str, config: dict, results: list[dict]) -> int:
     if recorded:
         return min(recorded)
     if dataset not in TRAIN_IMAGES:
-        raise SystemExit(f"error: the runs of this {dataset} ladder do not record val_images; rerun them "
+        raise UsageError(f"the runs of this {dataset} ladder do not record val_images; rerun them "
                          "(a folder of earlier runs: start a new one with another --runs-dir)")
     fraction = config.get("data", {}).get("init_args", {}).get("val_fraction", 0.1)
     return math.ceil(TRAIN_IMAGES[dataset] * fraction)  # sklearn's stratified split rounds the held-out part up
@@ -373,6 +373,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    with data_errors():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> list[dict]:
     args = parse_args(argv)
     if args.write_config:
         write_final_config(args.dataset, args.write_config)
@@ -381,11 +386,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out = args.resume or Path(args.runs_dir) / "ablation" / f"{args.dataset}_{args.budget}_{args.framework}"
     out.mkdir(parents=True, exist_ok=True)
     if not args.resume and (out / "results.json").is_file():
-        sys.exit(f"error: {out} already holds a ladder; go on with it with --resume {out}, or pass another --runs-dir")
+        fail(f"{out} already holds a ladder; go on with it with --resume {out}, or pass another --runs-dir")
     write_json(out / "ladder.json", {k: getattr(args, k) for k in OPTIONS})
-    with data_errors():
-        rows = run_ladder(args.dataset, args.budget, args.seeds, args.epochs, args.framework, args.keep_all, out,
-                          args.steps, args.resume is not None, args.seed)
+    rows = run_ladder(args.dataset, args.budget, args.seeds, args.epochs, args.framework, args.keep_all, out,
+                      args.steps, args.resume is not None, args.seed)
     print((out / "ladder.md").read_text())
     print(out.resolve())
     return rows

@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     try:
         args.recipe = classifier_recipe(args.config)
-    except (RecipeError, OSError) as err:
+    except (ValueError, OSError) as err:  # RecipeError, invalid YAML, a missing file
         p.error(f"--config {args.config}: {err}")
     args.recipe.update({k: v for k in ("epochs", "seed") if (v := getattr(args, k)) is not None})
     return args

@@ -1,10 +1,12 @@
-"""Callbacks that report what a user of the training script wants to read afterwards."""
+"""Callbacks every training run of the project has: epoch timing, a stop at the first non-finite loss, and per-epoch
+seeding that makes a resumed run train as the uninterrupted one."""
 
 from __future__ import annotations
 
 import time
 
 import lightning as L
+import torch
 
 
 class EpochTimer(L.Callback):
@@ -26,3 +28,30 @@ class EpochTimer(L.Callback):
         self.epoch_times.append(elapsed)
         self.images_per_sec.append(throughput)
         pl_module.log_dict({"epoch_time_s": elapsed, "train_images_per_s": throughput}, rank_zero_only=True)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite: the run stops, its last good checkpoint kept."""
+
+
+class FiniteLoss(L.Callback):
+    """Stops the run at the first NaN or infinite training loss, naming the epoch and step: training on from there
+    would only overwrite good checkpoints with useless ones (``last.ckpt`` keeps the last finished epoch)."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(f"the training loss is {float(loss):g} at epoch {trainer.current_epoch}, "
+                                     f"step {trainer.global_step} (batch {batch_idx}); lower --model.optimizer.init_args.lr?")
+
+
+class SeedEachEpoch(L.Callback):
+    """Reseeds torch at the start of every training epoch from (run seed, epoch), so that what an epoch draws
+    (dropout, augmentation, training noise) depends on the epoch alone and a run resumed from a checkpoint
+    trains exactly as the uninterrupted run would."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.seed = torch.initial_seed()  # seed_everything's seed: the same in a run and in its resumption
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        torch.manual_seed((self.seed + 1_000_003 * trainer.current_epoch) % 2**63)

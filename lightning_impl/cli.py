@@ -1,11 +1,14 @@
-"""What the project's LightningCLI entry points share: a default recipe from configs/, the checkpoint and timer
-callbacks as arguments, fit -> test the best checkpoint -> metrics.json, and the data-error exit."""
+"""What the project's LightningCLI entry points share: a default recipe from configs/, the checkpoint, timer and
+finite-loss callbacks, checks of the whole run before any work starts, fit -> test the best checkpoint ->
+metrics.json, resuming a run in its own folder, and one-line errors."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from unittest import mock
@@ -13,10 +16,15 @@ from unittest import mock
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 
-from lightning_impl import configs
-from lightning_impl.callbacks import EpochTimer
-from lightning_impl.runs import data_errors, strict, write_json
+from lightning_impl import checkpoints, configs
+from lightning_impl.callbacks import EpochTimer, FiniteLoss, NonFiniteLossError, SeedEachEpoch
+from lightning_impl.runs import data_errors, fail, strict, write_json
+
+
+class ConfigurationError(ValueError):
+    """A run that cannot be trained as configured; the message names the option."""
 
 
 def as_defaults(config: dict, prefix: str = "") -> dict:
@@ -31,35 +39,134 @@ def as_defaults(config: dict, prefix: str = "") -> dict:
 
 
 class ProjectCLI(LightningCLI):
-    """LightningCLI with ``--checkpoint.*`` (ModelCheckpoint) and ``--timer`` (EpochTimer) arguments, and the
-    default recipe ``configs/<recipe>`` as its defaults (a --config and flags are merged over it)."""
+    """LightningCLI with ``--checkpoint.*`` (ModelCheckpoint), ``--timer`` (EpochTimer), ``--finite_loss`` and
+    ``--epoch_seed`` arguments, and the default recipe ``configs/<recipe>`` as its defaults (a --config and flags
+    are merged over it). Checkpoints are read through lightning_impl.checkpoints (data only, never code)."""
 
     recipe: str
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(EpochTimer, "timer")
+        parser.add_lightning_class_args(FiniteLoss, "finite_loss")
+        parser.add_lightning_class_args(SeedEachEpoch, "epoch_seed")
         parser.set_defaults(as_defaults(configs.load(self.recipe)))
 
 
+def resume_args(args: list[str]) -> tuple[list[str], Path | None]:
+    """``--resume RUN_DIR [flags]`` -> the run's own config, its folder as the logger's, and its last.ckpt.
+
+    Flags after it still apply (``--trainer.max_epochs 20`` trains on); everything else is the saved config."""
+    if "--resume" not in args:
+        return args, None
+    i = args.index("--resume")
+    if i + 1 >= len(args):
+        raise ConfigurationError("--resume: expected a run folder (runs/<name>/version_<n>)")
+    run_dir, rest = Path(args[i + 1]), args[:i] + args[i + 2 :]
+    config, last = run_dir / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
+    for needed in (config, last):
+        if not needed.is_file():
+            raise ConfigurationError(f"--resume {run_dir}: no {needed.relative_to(run_dir)} there, so nothing to resume "
+                                     "(a run folder holds config.yaml and checkpoints/last.ckpt once an epoch has finished)")
+    last_epoch = checkpoints.load(last)["epoch"]  # refuses, by name, a file cut short or holding more than data
+    _EARLIER_ROWS[run_dir.resolve()] = _rows_up_to(run_dir / "metrics.csv", last_epoch)
+    logger = ["--trainer.logger.init_args.save_dir", str(run_dir.parent.parent),
+              "--trainer.logger.init_args.name", run_dir.parent.name, "--trainer.logger.init_args.version", run_dir.name]
+    return ["--config", str(config), *logger, *rest], last
+
+
+_EARLIER_ROWS: dict[Path, tuple[list[str], list[dict]]] = {}
+
+
+def _rows_up_to(path: Path, epoch: int) -> tuple[list[str], list[dict]]:
+    """metrics.csv's header and its rows of the epochs the checkpoint holds (later rows are logged again)."""
+    if not path.is_file():
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), [r for r in reader if r.get("epoch") and int(float(r["epoch"])) <= epoch]
+
+
+def _keep_earlier_rows(cli: ProjectCLI, run_dir: Path) -> None:
+    """Lightning's CSVLogger deletes the metrics.csv it finds; a resumed run puts back the finished epochs' rows."""
+    header, rows = _EARLIER_ROWS.pop(run_dir.resolve(), ([], []))
+    logger = cli.trainer.logger
+    if not header or not isinstance(logger, CSVLogger):
+        return
+    with warnings.catch_warnings():  # "Previous log files in this directory will be deleted": put back below
+        warnings.filterwarnings("ignore", message="Experiment logs directory")
+        writer = logger.experiment  # created now: this is when it deletes the old file
+    with open(writer.metrics_file_path, "w", newline="") as f:
+        out = csv.DictWriter(f, fieldnames=header)
+        out.writeheader()
+        out.writerows(rows)
+    writer.metrics_keys = list(header)
+
+
 def make_cli(cli_class: type[ProjectCLI], model, data, args: list[str] | None, **kwargs) -> ProjectCLI:
-    """Parse ``args`` (None: the command line) over the CLI's default recipe.
+    """Parse ``args`` (None: the command line) over the CLI's default recipe; ``cli.ckpt_path`` is set when resuming.
 
     Given ``args``, the command line belongs to the caller (the ablation ladder, the ensemble), so it is hidden
     while LightningCLI parses, which would otherwise warn that it is ignored; only while parsing, since a DDP
     launch re-runs the caller's own command line.
     """
-    with mock.patch.object(sys, "argv", sys.argv if args is None else sys.argv[:1]):
-        return cli_class(
-            model, data, run=False, args=args, save_config_kwargs={"overwrite": False}, **kwargs,
+    own = sys.argv[1:] if args is None else list(args)
+    parsed, ckpt_path = resume_args(own)
+    with mock.patch.object(sys, "argv", sys.argv[:1]):
+        cli = cli_class(
+            model, data, run=False, args=parsed, save_config_kwargs={"overwrite": ckpt_path is not None}, **kwargs,
         )
+    cli.trainer.strategy.checkpoint_io = checkpoints.SafeCheckpointIO()  # resume and test load data, never code
+    cli.ckpt_path = ckpt_path
+    if ckpt_path is not None:
+        _keep_earlier_rows(cli, ckpt_path.parents[1])
+    return cli
 
 
-def fit_then_test_best(cli: LightningCLI) -> tuple[dict[str, float], str | None, EpochTimer, float]:
-    """Fit, then test the best checkpoint (chosen on validation): (test metrics, checkpoint, timer, fit seconds)."""
+def reason(err: Exception) -> str:
+    """The line that says what is wrong: jsonargparse wraps a constructor's own ValueError in a report of every
+    type it tried ("Errors:\n  - <reason>\n  - Expected a <class 'NoneType'>"); the constructor's line is the one."""
+    lines = str(err).splitlines()
+    reasons = [l.strip()[2:] for l in lines if l.strip().startswith("- ") and not l.strip().startswith("- Expected a")]
+    return reasons[0] if reasons else lines[0]
+
+
+def preflight(cli: ProjectCLI) -> None:
+    """Refuse, before any data is loaded or step taken, a run that would train nothing or cannot train at all."""
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    if trainer.max_epochs == 0 or trainer.max_steps == 0:
+        raise ConfigurationError("--trainer.max_epochs 0: the run would train nothing (at least 1 epoch)")
+    if trainer.limit_train_batches == 0:
+        raise ConfigurationError("--trainer.limit_train_batches 0: the run would train nothing (at least 1 batch, "
+                                 "or a fraction in (0, 1])")
+    unbounded = trainer.max_epochs in (None, -1) and trainer.max_steps in (None, -1)
+    if unbounded and getattr(model.hparams, "schedule", None) == "warmup_cosine":
+        raise ConfigurationError(f"--trainer.max_epochs {trainer.max_epochs}: the warmup_cosine schedule spans the "
+                                 "whole run, so it needs a number of epochs (or --model.schedule constant)")
+    try:
+        model.optimizer(model.parameters())
+    except (ValueError, TypeError) as err:
+        raise ConfigurationError(f"--model.optimizer: {err}") from None
+    shape = getattr(data, "input_shape", None)
+    if shape is not None:
+        try:
+            with torch.no_grad():
+                model.net.eval()(torch.zeros(2, *shape))
+        except RuntimeError as err:
+            raise ConfigurationError(
+                f"--model.net {type(model.net).__name__} does not take {data.dataset_name} images "
+                f"({'x'.join(map(str, shape))}): {str(err).splitlines()[0]}; choose a net for this dataset "
+                "(e.g. a recipe in configs/ for it)") from None
+        finally:
+            model.net.train()
+
+
+def fit_then_test_best(cli: ProjectCLI) -> tuple[dict[str, float], str | None, EpochTimer, float]:
+    """Fit (from the run's last.ckpt when resuming), then test the best checkpoint (chosen on validation):
+    (test metrics, checkpoint, timer, fit seconds)."""
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     start = time.perf_counter()
-    trainer.fit(model, datamodule=data)
+    trainer.fit(model, datamodule=data, ckpt_path=getattr(cli, "ckpt_path", None))
     fit_s = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt
@@ -69,15 +176,26 @@ def fit_then_test_best(cli: LightningCLI) -> tuple[dict[str, float], str | None,
     return {k: float(v) for k, v in results.items()}, checkpoint, timer, fit_s
 
 
-def run_cli(make: Callable[[], LightningCLI], metrics_of: Callable[[LightningCLI], dict], summary: Sequence[str]) -> dict:
-    """Build the CLI, train and test; write metrics.json into the run folder, print `summary` and the folder last."""
+def run_cli(make: Callable[[], ProjectCLI], metrics_of: Callable[[ProjectCLI], dict], summary: Sequence[str]) -> dict:
+    """Build the CLI, check the run, train and test; write metrics.json into the run folder, print `summary` and the
+    folder last. Every problem with the configuration, the data or a checkpoint ends in one line, status 2."""
     torch.set_float32_matmul_precision("high")
     try:
         with data_errors():
             cli = make()
+            preflight(cli)
             metrics = metrics_of(cli)
+    except (ConfigurationError, checkpoints.CheckpointError) as err:
+        fail(str(err))
+    except (ValueError, TypeError) as err:  # a class refused its arguments while the CLI built it
+        if "cli" in locals():
+            raise  # past building: a bug, not a configuration; keep the traceback
+        fail(reason(err))
+    except NonFiniteLossError as err:
+        fail(f"{err}; the last good checkpoint is kept in {cli.trainer.log_dir}/checkpoints", status=1)
     except KeyboardInterrupt:
-        sys.exit("interrupted: the checkpoints written so far are kept in the run folder")
+        where = f"; go on with --resume {cli.trainer.log_dir}" if "cli" in locals() else ""
+        fail(f"interrupted: the checkpoints written so far are kept{where}", status=130)
     metrics = strict({**metrics, "finished": True})  # what metrics.json holds: strict JSON, no NaN
     run_dir = Path(cli.trainer.log_dir)  # a collective under DDP: every process must ask
     if cli.trainer.is_global_zero:
@@ -90,4 +208,3 @@ def run_cli(make: Callable[[], LightningCLI], metrics_of: Callable[[LightningCLI
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return metrics
-

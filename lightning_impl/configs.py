@@ -30,7 +30,11 @@ def find(name: str | Path) -> Path:
 
 
 def load(name: str | Path) -> dict:
-    config = yaml.safe_load(find(name).read_text())
+    path = find(name)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(config, dict):
         raise ValueError(f"{name}: a recipe is a YAML mapping")
     return config

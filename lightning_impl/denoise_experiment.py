@@ -41,7 +41,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning_impl import classical_denoisers as classical
 from lightning_impl import configs, flags
 from lightning_impl.image_quality import score
-from lightning_impl.runs import data_errors, new_run_dir, write_json
+from lightning_impl.runs import UsageError, data_errors, new_run_dir, write_json
 from lightning_impl.tasks.denoiser import Denoiser
 from lightning_impl.models.denoising import DenoisingAE, UNetDAE
 from lightning_impl.data.noise import NOISE_SEEDS, NoisyDataModule, fixed_noisy_copy, to_unit
@@ -230,13 +230,13 @@ def start_or_resume(budget_name: str | None, out_root: str, resume: str | Path |
         return run_dir, budget_name
     run_dir = Path(resume)
     if not (run_dir / "budget.json").is_file():
-        raise SystemExit(f"error: {run_dir} is not a run folder of this experiment (no budget.json)")
+        raise UsageError(f"{run_dir} is not a run folder of this experiment (no budget.json)")
     stored = json.loads((run_dir / "budget.json").read_text())
     budget_name = budget_name or stored.get("budget")
     wanted = record(budget_name) if budget_name in BUDGETS else {}
     if stored != wanted:
         changed = sorted(k for k in {*stored, *wanted} if stored.get(k) != wanted.get(k))
-        raise SystemExit(f"error: {run_dir} was started with budget {stored.get('budget')!r}; resuming it as "
+        raise UsageError(f"{run_dir} was started with budget {stored.get('budget')!r}; resuming it as "
                          f"{budget_name!r} would change {', '.join(changed)} (pass --budget {stored.get('budget')})")
     return run_dir, budget_name
 

@@ -22,15 +22,15 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import ImageDataModule
-from lightning_impl import flags
-from lightning_impl.runs import data_errors, write_json
+from lightning_impl import checkpoints, flags
+from lightning_impl.runs import UsageError, data_errors, fail, write_json
 from lightning_impl.train import classifier_cli
 
 
 def best_checkpoint(run_dir: Path) -> Path:
     found = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
     if len(found) != 1:
-        raise SystemExit(f"error: expected one checkpoints/best-*.ckpt in {run_dir}, found {len(found)}")
+        raise UsageError(f"expected one checkpoints/best-*.ckpt in {run_dir}, found {len(found)}")
     return found[0]
 
 
@@ -38,10 +38,9 @@ def load_member(run_dir: Path) -> tuple[ImageClassifier, ImageDataModule, dict]:
     """The run's model with its best weights, its DataModule, and its dataset's class (members must agree)."""
     config = run_dir / "config.yaml"
     if not config.is_file():
-        raise SystemExit(f"error: {run_dir} is not a training run's folder (no config.yaml)")
+        raise UsageError(f"{run_dir} is not a training run's folder (no config.yaml)")
     cli = classifier_cli(["--config", str(config), "--trainer.logger", "false"])
-    # weights_only: a checkpoint is data, never code to run (torch's restricted unpickler)
-    state = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)["state_dict"]
+    state = checkpoints.load(best_checkpoint(run_dir))["state_dict"]  # data only, never code
     cli.model.load_state_dict(state)
     return cli.model.eval(), cli.datamodule, cli.config.as_dict()["data"]["class_path"]
 
@@ -63,7 +62,7 @@ def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
 
 def evaluate(run_dirs: list[Path]) -> dict:
     if not run_dirs:
-        raise SystemExit("error: no runs to ensemble")
+        raise UsageError("no runs to ensemble")
     members, labels, data_config, datamodule = [], None, None, None
     for run_dir in run_dirs:
         model, dm, data = load_member(run_dir)
@@ -71,10 +70,10 @@ def evaluate(run_dirs: list[Path]) -> dict:
             data_config, datamodule = data, dm
             datamodule.setup("test")
         elif data != data_config:  # the test split depends on the dataset only, not on the seeded train/val split
-            raise SystemExit(f"error: {run_dir} was trained on {data}, {run_dirs[0]} on {data_config}")
+            raise UsageError(f"{run_dir} was trained on {data}, {run_dirs[0]} on {data_config}")
         probs, y = test_probabilities(model, datamodule)
         if labels is not None and not torch.equal(y, labels):
-            raise SystemExit("error: the members' test sets differ")  # e.g. a shuffled test loader
+            raise UsageError("the members' test sets differ")  # e.g. a shuffled test loader
         labels = y
         members.append({"run": str(run_dir), "checkpoint": best_checkpoint(run_dir).name, "test_acc": accuracy(probs, y),
                         "probs": probs})
@@ -92,10 +91,10 @@ def evaluate(run_dirs: list[Path]) -> dict:
 def ladder_runs(ladder: Path, step: str) -> list[Path]:
     results = ladder / "results.json"
     if not results.is_file():
-        raise SystemExit(f"error: {ladder} holds no ladder (results.json)")
+        raise UsageError(f"{ladder} holds no ladder (results.json)")
     runs = [r for r in json.loads(results.read_text()) if r.get("step") == step]
     if not runs:
-        raise SystemExit(f"error: no finished run of step {step!r} in {results}")
+        raise UsageError(f"no finished run of step {step!r} in {results}")
     # best_checkpoint is .../<run>/checkpoints/best-*.ckpt
     return [Path(r["best_checkpoint"]).parents[1] for r in sorted(runs, key=lambda r: r["seed"])]
 
@@ -109,9 +108,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if (args.ladder is None) != (args.step is None):
         p.error("--ladder and --step go together")
-    runs = args.runs + (ladder_runs(args.ladder, args.step) if args.ladder else [])
-    with data_errors():
-        result = evaluate(runs)
+    try:
+        with data_errors():
+            runs = args.runs + (ladder_runs(args.ladder, args.step) if args.ladder else [])
+            result = evaluate(runs)
+    except checkpoints.CheckpointError as err:
+        fail(str(err))
     for m in result["members"]:
         print(f"{100 * m['test_acc']:.2f} %  {m['run']}")
     std = result["member_test_acc_std"]

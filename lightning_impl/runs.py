@@ -54,11 +54,22 @@ def write_json(path: str | Path, value) -> None:
     tmp.replace(path)
 
 
+class UsageError(ValueError):
+    """A request the program cannot carry out as given (a path that is not a run, a value out of range); the
+    message names the option or file."""
+
+
+def fail(message: str, status: int = 2):
+    """End the program with one line on stderr: what every entry point does with a bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
 @contextlib.contextmanager
 def data_errors() -> Iterator[None]:
-    """Missing or corrupt data ends the program with its one-line message (status 2), not a traceback."""
+    """Missing or corrupt data, or a request that cannot be carried out, ends the program with its one-line
+    message (status 2), not a traceback."""
     try:
         yield
-    except (DatasetUnavailableError, DataIntegrityError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except (DatasetUnavailableError, DataIntegrityError, UsageError) as err:
+        fail(str(err))

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from lightning_impl import ensemble
+from lightning_impl.runs import UsageError
 from lightning_impl.train import main as train_main
 
 
@@ -48,9 +49,9 @@ def test_a_ladder_step_is_its_seeds_and_bad_input_is_refused(runs, tmp_path, cap
         {"step": "04_depth_width", "seed": 0, "best_checkpoint": "elsewhere/checkpoints/best.ckpt"},
     ]))
     assert ensemble.ladder_runs(tmp_path, "05_augmentation") == [a, b]
-    with pytest.raises(SystemExit, match="no finished run"):
+    with pytest.raises(UsageError, match="no finished run"):
         ensemble.ladder_runs(tmp_path, "06_schedule")
-    with pytest.raises(SystemExit, match="not a training run"):
+    with pytest.raises(UsageError, match="not a training run"):
         ensemble.evaluate([tmp_path])
     with pytest.raises(SystemExit):
         ensemble.main(["--ladder", str(tmp_path)])

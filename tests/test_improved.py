@@ -25,6 +25,7 @@ from keras_ref import recipes
 from keras_ref import train as ktrain
 from keras_ref.models import improved_cnn as keras_improved_cnn
 from experiments import ablation
+from lightning_impl.runs import UsageError
 from lightning_impl.data.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import DATAMODULES
@@ -371,7 +372,7 @@ def test_the_noise_floor_reads_the_validation_size_the_runs_recorded():
     old_runs = [{"best_val_acc": 0.7}]
     assert ablation.validation_images("cifar10", {"data": {"init_args": {"val_fraction": 0.1}}}, old_runs) == 5000
     assert ablation.validation_images("mnist", {"data": {"init_args": {"val_fraction": 0.25}}}, old_runs) == 15000
-    with pytest.raises(SystemExit, match="val_images"):
+    with pytest.raises(UsageError, match="val_images"):
         ablation.validation_images("fashion_mnist", {}, old_runs)
 
 
@@ -410,7 +411,7 @@ def test_speed_steps_are_kept_unless_validation_drops_beyond_the_noise(tmp_path,
     (tmp_path / "toy").mkdir()
     (tmp_path / "toy" / "00_base.yaml").write_text("# base\nablation:\n  keep_if: sometimes\n")
     monkeypatch.setattr(ablation, "ladders", lambda: tmp_path)
-    with pytest.raises(SystemExit, match="keep_if"):
+    with pytest.raises(UsageError, match="keep_if"):
         ablation.load_ladder("toy")
 
 
@@ -430,7 +431,7 @@ def test_interrupted_ladder_resumes_without_rerunning_finished_runs(monkeypatch,
     assert [(r["step"], r["seed"]) for r in finished] == calls  # every finished run was saved, up to 03 seed 0
     assert calls[-1] == ("04_depth_width", 0)
 
-    with pytest.raises(SystemExit, match="--resume"):  # never overwrite a ladder by accident
+    with pytest.raises(UsageError, match="--resume"):  # never overwrite a ladder by accident
         ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
     calls.clear()
     calls.append("resumed")

@@ -23,20 +23,20 @@ from lightning_impl.data.datasets import SPECS, default_data_dir, ensure_availab
 
 
 class TensorBatches(Dataset):
-    """Aligned tensors held in memory (``images=..., labels=...``, or ``noisy=..., clean=...``), each also an
-    attribute; a whole batch is fetched with one index operation (``__getitems__``), never sample by sample."""
+    """Aligned tensors held in memory (``images=..., labels=...``, or ``noisy=..., clean=...``) as attributes; a
+    whole batch is fetched with one index operation (``__getitems__``), never sample by sample."""
 
     def __init__(self, **tensors: torch.Tensor) -> None:
         if len({len(t) for t in tensors.values()}) != 1:
             raise ValueError(f"tensors of different lengths: { {k: len(t) for k, t in tensors.items()} }")
-        self.tensors = tensors
+        self.names = tuple(tensors)
         self.__dict__.update(tensors)
 
     def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
+        return len(getattr(self, self.names[0]))
 
     def _take(self, index):
-        items = tuple(t[index] for t in self.tensors.values())
+        items = tuple(getattr(self, name)[index] for name in self.names)
         return items[0] if len(items) == 1 else items
 
     def __getitem__(self, i):
@@ -48,6 +48,31 @@ class TensorBatches(Dataset):
 
 def already_batched(batch):
     return batch
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """A new random order every epoch, fixed by (seed, epoch) alone: a run resumed from a checkpoint sees the order
+    the uninterrupted run would have seen (a RandomSampler draws from the global generator, whose state a
+    checkpoint does not hold). Lightning calls ``set_epoch`` before every epoch, at times after the loader's
+    iterator exists (a resumed run), so the order is drawn at the first index, not when ``iter`` is called."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed((self.seed + 1_000_003 * self.epoch) % 2**63)
+        yield from torch.randperm(self.n, generator=generator).tolist()
+
+    def loader_generator(self) -> torch.Generator:
+        """For the DataLoader: its iterator draws a worker seed from this, not from the global generator, whose
+        stream an epoch's dropout, augmentation and noise use."""
+        return torch.Generator().manual_seed(self.seed)
 
 
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +114,7 @@ class ImageDataModule(L.LightningDataModule):
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
         if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError("batch sizes must be positive")
+            raise ValueError(f"batch_size and eval_batch_size must be positive, got {batch_size} and {eval_batch_size}")
         self.save_hyperparameters(ignore=["augment"])
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.spec = SPECS[self.dataset_name]
@@ -101,6 +126,10 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.spec.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.spec.shape
 
     def prepare_data(self) -> None:
         # Runs once per node before setup: extraction/download happen here, never concurrently.
@@ -143,15 +172,19 @@ class ImageDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: TensorBatches, batch_size: int, train: bool) -> DataLoader:
         sampler = None
-        if not train and self.trainer is not None and self.trainer.world_size > 1:
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        if not train and distributed:
             # Lightning's default DistributedSampler pads the last shard with repeated samples, which
             # would count some test images twice; this one does not.
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
             )
+        elif train and not distributed:  # under DDP, Lightning's DistributedSampler shuffles by (seed, epoch) too
+            sampler = EpochShuffle(len(dataset), torch.initial_seed())
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
             collate_fn=already_batched, drop_last=False,
+            generator=sampler.loader_generator() if isinstance(sampler, EpochShuffle) else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -107,12 +107,28 @@ CIFAR10_PUBLISHED_TRAIN_SHA256 = (
 )
 
 
-def _missing_message(spec: DatasetSpec, data_dir: Path) -> str:
+def _missing_file(spec: DatasetSpec, data_dir: Path) -> Path:
+    """The first file of the dataset that is not under data_dir (an IDX file may also be there as .gz)."""
+    folder = data_dir / spec.folder
+    if spec.folder in IDX_MD5:
+        raw = folder / "raw"
+        names = [f for f in IDX_MD5[spec.folder] if not (raw / f).is_file() and not (raw / f"{f}.gz").is_file()]
+        return raw / (names[0] if names else next(iter(IDX_MD5[spec.folder])))
+    names = [f for f in (*CIFAR10_SHA256, "batches.meta") if not (folder / f).is_file()]
+    return folder / (names[0] if names else "batches.meta")
+
+
+def _missing_message(spec: DatasetSpec, data_dir: Path, download_error: BaseException | None = None) -> str:
+    """One message for data that is not there, whatever the entry point: the folder, the missing file, and the two
+    ways to fix it (both frameworks' spellings of the data-folder option)."""
+    last = str(download_error).strip().splitlines()[-1] if download_error is not None else ""  # the cause, e.g. urlopen's
+    why = (f"and downloading it failed ({last}; offline?)" if download_error is not None
+           else "and download is disabled")
     return (
-        f"{spec.name}: no data found under '{data_dir}' (looked for '{spec.folder}/' there) and download is "
-        f"disabled. Either point the environment variable {DATA_ENV} or the `data_dir` argument "
-        f"(--data.data_dir on the command line) at a folder that holds '{spec.folder}/', "
-        f"or allow downloading with `download=True` (--data.download true)."
+        f"{spec.name}: {_missing_file(spec, data_dir)} not found under the data folder '{data_dir}' {why}. "
+        f"Point the environment variable {DATA_ENV} or the data-folder option (--data.data_dir in "
+        f"lightning_impl.train*, --data-dir elsewhere) at a folder that holds '{spec.folder}/'"
+        + ("." if download_error is not None else ", or allow downloading (--data.download true; Keras: drop --no-download).")
     )
 
 
@@ -159,8 +175,11 @@ def _idx_root(spec: DatasetSpec, data_dir: Path, download: bool) -> Path:
     if not download:
         raise DatasetUnavailableError(_missing_message(spec, data_dir))
     tv_class = getattr(torchvision.datasets, spec.folder)
-    for train in (True, False):  # torchvision checks the archives' md5s as it downloads
-        tv_class(str(data_dir), train=train, download=True)
+    try:
+        for train in (True, False):  # torchvision checks the archives' md5s as it downloads
+            tv_class(str(data_dir), train=train, download=True)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError when all mirrors fail
+        raise DatasetUnavailableError(_missing_message(spec, data_dir, err)) from None
     return _idx_root(spec, data_dir, download=False)
 
 
@@ -219,10 +238,10 @@ def ensure_available(name: str, data_dir: str | Path | None = None, download: bo
         raise DatasetUnavailableError(_missing_message(spec, data_dir))
     try:
         VerifiedCIFAR10(str(data_dir), train=False, download=download)
-    except RuntimeError as err:
+    except (RuntimeError, OSError) as err:  # not found, or a download that failed (URLError is an OSError)
         if isinstance(err, DataIntegrityError):
             raise
-        raise DatasetUnavailableError(f"{_missing_message(spec, data_dir)} ({err})") from err
+        raise DatasetUnavailableError(_missing_message(spec, data_dir, err if download else None)) from None
     return data_dir
 
 

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_impl.data.datamodules import DATAMODULES, TensorBatches, already_batched
+from lightning_impl.data.datamodules import DATAMODULES, EpochShuffle, TensorBatches, already_batched
 
 # Seeds of the fixed eval noise. One standard-normal draw z per split is scaled by sigma, so the copies at
 # different sigma share their noise pattern: a curve over sigma is not also a curve over noise draws.
@@ -134,8 +134,19 @@ class NoisyDataModule(L.LightningDataModule):
         noisy, clean = batch
         return noisy, to_unit(clean)
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.source.input_shape
+
+    @property
+    def dataset_name(self) -> str:
+        return self.hparams.dataset
+
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, collate_fn=already_batched)
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        sampler = None if distributed else EpochShuffle(len(self.train_set), torch.initial_seed())
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=sampler is None, sampler=sampler,
+                          collate_fn=already_batched, generator=sampler.loader_generator() if sampler else None)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.hparams.eval_batch_size, collate_fn=already_batched)

@@ -1,0 +1,271 @@
+"""Reliability: every bad input ends in one clear line (status 2, no traceback) before any work starts, checkpoints
+are read as data only, metrics.json is strict JSON, and a killed run resumes to the metrics it would have had.
+
+docs/reliability.md lists the cases; each row is a case below.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pickle
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_impl import checkpoints
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def refused(main, argv, capsys) -> str:
+    """Run an entry point that must refuse: returns its one error line."""
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit.value.code == 2, err
+    assert "Traceback" not in err
+    lines = [l for l in err.strip().splitlines() if l.startswith("error:") or "error:" in l]
+    assert lines, err
+    return lines[-1]
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network, as on a machine without internet: any download attempt fails as urllib fails there."""
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", lambda self, *a, **k: no_network())
+
+
+# ----------------------------------------------------------------------------- Lightning entry points
+
+
+LIGHTNING_CASES = {
+    "zero epochs": (["--trainer.max_epochs", "0"], "max_epochs 0"),
+    "zero batches": (["--trainer.limit_train_batches", "0"], "limit_train_batches 0"),
+    "no epoch limit with a schedule over the run": (["--trainer.max_epochs", "-1"], "max_epochs -1"),
+    "negative learning rate": (["--model.optimizer.init_args.lr", "-1"], "--model.optimizer: Invalid learning rate: -1"),
+    "zero batch size": (["--data.init_args.batch_size", "0"], "batch_size and eval_batch_size must be positive, got 0"),
+    "validation fraction above 1": (["--data.init_args.val_fraction", "1.5"], "val_fraction must lie in (0, 1), got 1.5"),
+    "CIFAR-10 data for the MNIST net": (["--data", "lightning_impl.data.CIFAR10DataModule"], "does not take cifar10 images"),
+    "resume a folder that is not a run": (["--resume", "/nonexistent/run"], "nothing to resume"),
+}
+
+
+@pytest.mark.parametrize("argv,says", LIGHTNING_CASES.values(), ids=LIGHTNING_CASES.keys())
+def test_classifier_refuses_before_work(argv, says, tmp_path, capsys):
+    from lightning_impl.train import main
+
+    line = refused(main, [*argv, "--trainer.logger.init_args.save_dir", str(tmp_path), *QUIET], capsys)
+    assert says in line
+    assert not list(tmp_path.glob("*/version_*/metrics.json"))  # nothing reported
+
+
+def test_denoiser_refuses_a_noise_level_out_of_range(tmp_path, capsys):
+    from lightning_impl.train_denoiser import main
+
+    line = refused(main, ["--data.sigma", "1.5", "--trainer.logger.init_args.save_dir", str(tmp_path)], capsys)
+    assert "sigma" in line
+
+
+def test_missing_data_offline_names_folder_file_variable_and_flag(tmp_path, capsys, offline):
+    from lightning_impl.train import main
+
+    line = refused(main, ["--data.init_args.data_dir", str(tmp_path / "empty"), *QUIET,
+                          "--trainer.logger.init_args.save_dir", str(tmp_path)], capsys)
+    for part in (str(tmp_path / "empty"), "train-images-idx3-ubyte", "LIGHTNING_IMPL_DATA", "--data.data_dir"):
+        assert part in line, part
+
+
+def test_cifar10_with_one_batch_missing_names_it(tmp_path, offline):
+    from lightning_impl.data.datasets import DatasetUnavailableError, ensure_available
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    staged = Path(os.environ["LIGHTNING_IMPL_DATA"]) / "cifar-10-batches-py"
+    for f in staged.iterdir():
+        if f.name != "data_batch_3":
+            (folder / f.name).symlink_to(f)
+    with pytest.raises(DatasetUnavailableError, match="data_batch_3"):
+        ensure_available("cifar10", tmp_path, download=True)
+
+
+# ----------------------------------------------------------------------------- argparse entry points
+
+
+def _module_main(name):
+    import importlib
+
+    return importlib.import_module(name).main
+
+
+ARGPARSE_CASES = {
+    "ablation: steps not numbers": ("experiments.ablation", ["--dataset", "mnist", "--steps", "a,b"], "--steps"),
+    "ablation: step out of range": ("experiments.ablation", ["--dataset", "mnist", "--steps", "0,9"], "--steps"),
+    "ablation: resume a folder without a ladder": ("experiments.ablation", ["--resume", "/nonexistent"], "--resume"),
+    "ablation: zero seeds": ("experiments.ablation", ["--dataset", "mnist", "--seeds", "0"], "--seeds"),
+    "denoise experiment: zero jobs": ("lightning_impl.denoise_experiment", ["--jobs", "0"], "--jobs"),
+    "denoise experiment: resume a foreign folder": ("lightning_impl.denoise_experiment", ["--resume", "/nonexistent"], "budget.json"),
+    "ensemble: not a run folder": ("lightning_impl.ensemble", ["/nonexistent"], "config.yaml"),
+    "parity: zero seeds": ("parity", ["--seeds", "0"], "--seeds"),
+    "baseline: too few training images": ("parity.baseline", ["--train-size", "5"], "--train-size"),
+    "keras: negative epochs": ("keras_ref.train", ["--epochs", "-1"], "--epochs"),
+    "keras: a recipe file that does not exist": ("keras_ref.train", ["--config", "nowhere.yaml"], "nowhere.yaml"),
+    "keras denoiser: sigma out of range": ("keras_ref.train_denoiser", ["--sigma", "1.5"], "sigma"),
+}
+
+
+@pytest.mark.parametrize("module,argv,says", ARGPARSE_CASES.values(), ids=ARGPARSE_CASES.keys())
+def test_argparse_entry_points_refuse_in_one_line(module, argv, says, capsys):
+    main = _module_main("parity.__main__" if module == "parity" else module)
+    assert says in refused(main, argv, capsys)
+
+
+def test_a_malformed_recipe_is_refused_by_the_keras_trainer(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer: [unclosed\n")
+    from keras_ref.train import main
+
+    assert "bad.yaml" in refused(main, ["--config", str(bad)], capsys)
+
+
+def test_keras_missing_data_offline_is_one_line(tmp_path, capsys, offline):
+    from keras_ref.train import main
+
+    line = refused(main, ["--data-dir", str(tmp_path / "empty"), "--runs-dir", str(tmp_path), "--quiet"], capsys)
+    assert "LIGHTNING_IMPL_DATA" in line and "--data-dir" in line
+
+
+# ----------------------------------------------------------------------------- checkpoints are data, never code
+
+
+class Planted:
+    """Unpickling this would run a command: what a malicious checkpoint holds."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def plant(path: Path, marker: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {}, "payload": Planted(marker)}, path)
+
+
+def test_a_planted_checkpoint_is_refused_everywhere(tmp_path, capsys):
+    marker = tmp_path / "code-ran"
+    run = tmp_path / "runs" / "planted" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text((ROOT / "configs" / "mnist_specified_cnn.yaml").read_text())
+    plant(run / "checkpoints" / "best-epoch=0-val_acc=0.9.ckpt", marker)
+    plant(run / "checkpoints" / "last.ckpt", marker)
+    with pytest.raises(checkpoints.CheckpointError, match="refused"):  # evaluation, and what every path calls
+        checkpoints.load(run / "checkpoints" / "last.ckpt")
+    with pytest.raises(checkpoints.CheckpointError, match="refused"):  # Lightning's own loading (resume, test)
+        checkpoints.SafeCheckpointIO().load_checkpoint(run / "checkpoints" / "last.ckpt")
+    from lightning_impl.ensemble import main as ensemble
+    from lightning_impl.train import main as train
+
+    assert "refused" in refused(ensemble, [str(run)], capsys)
+    assert "refused" in refused(train, ["--resume", str(run)], capsys)
+    assert not marker.exists()
+
+
+def test_a_checkpoint_cut_short_is_never_resumed_from(tmp_path, capsys):
+    run = tmp_path / "runs" / "cut" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text((ROOT / "configs" / "mnist_specified_cnn.yaml").read_text())
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, run / "checkpoints" / "last.ckpt")
+    data = (run / "checkpoints" / "last.ckpt").read_bytes()
+    (run / "checkpoints" / "last.ckpt").write_bytes(data[: len(data) // 2])
+    from lightning_impl.train import main
+
+    assert "not a complete checkpoint" in refused(main, ["--resume", str(run)], capsys)
+
+
+# ----------------------------------------------------------------------------- honest output files
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path, capsys):
+    from lightning_impl.train import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--model.optimizer", "torch.optim.SGD", "--model.optimizer.init_args.lr", "1e12",
+              "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "50", "--trainer.limit_val_batches", "2",
+              "--trainer.logger.init_args.save_dir", str(tmp_path), *QUIET])
+    err = capsys.readouterr().err
+    assert exit.value.code == 1 and "training loss is" in err and "epoch 0" in err and "step" in err, err
+    assert not list(tmp_path.glob("*/version_*/metrics.json"))
+
+
+# ----------------------------------------------------------------------------- killed, then resumed
+
+
+TINY = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", "12", "--trainer.limit_val_batches", "2",
+        "--trainer.limit_test_batches", "2", "--data.init_args.batch_size", "32", *QUIET]
+TINY_DENOISER = ["--trainer.max_epochs", "3", "--data.train_limit", "384", "--data.val_limit", "64",
+                 "--data.test_limit", "64", "--data.batch_size", "32", *QUIET]
+ENTRY = {"classifier": ("lightning_impl.train", TINY), "denoiser": ("lightning_impl.train_denoiser", TINY_DENOISER)}
+KEYS = {"classifier": ("test_acc", "test_loss", "best_val_acc"), "denoiser": ("test_psnr", "test_ssim", "test_loss", "best_val_psnr")}
+
+
+def run(module: str, argv: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=600)
+
+
+def kill_config(tmp_path: Path, point: str, epoch: int, batch: int) -> Path:
+    path = tmp_path / f"kill_{point}.yaml"
+    path.write_text("trainer:\n  callbacks:\n    - class_path: interrupt.KillAt\n      init_args:\n"
+                    f"        point: {point}\n        once: {tmp_path / ('killed_' + point)}\n"
+                    f"        epoch: {epoch}\n        batch: {batch}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: each task's tiny run, never interrupted."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    out = {}
+    for task, (module, argv) in ENTRY.items():
+        runs = tmp_path_factory.mktemp(f"ref_{task}")
+        done = run(module, [*argv, "--trainer.logger.init_args.save_dir", str(runs)], env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        out[task] = json.loads((Path(done.stdout.strip().splitlines()[-1]) / "metrics.json").read_text())
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ENTRY)
+@pytest.mark.parametrize("point,epoch,batch", [("train_batch", 1, 5), ("save_checkpoint", 1, 0), ("test", 0, 0)],
+                         ids=["mid-epoch", "during a checkpoint save", "during the test phase"])
+def test_killed_run_resumes_to_the_same_metrics(task, point, epoch, batch, uninterrupted, tmp_path):
+    module, argv = ENTRY[task]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    runs = tmp_path / "runs"
+    killed = run(module, [*argv, "--config", str(kill_config(tmp_path, point, epoch, batch)),
+                          "--trainer.logger.init_args.save_dir", str(runs)], env)
+    assert killed.returncode == -9, killed.stderr[-2000:]  # SIGKILL
+    (run_dir,) = runs.glob("*/version_*")
+    assert not (run_dir / "metrics.json").exists()
+    resumed = run(module, ["--resume", str(run_dir)], env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert Path(resumed.stdout.strip().splitlines()[-1]) == run_dir.resolve()  # the same folder, not a new one
+    metrics = json.loads((run_dir / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert metrics["finished"] is True
+    assert {k: metrics[k] for k in KEYS[task]} == {k: uninterrupted[task][k] for k in KEYS[task]}
+    with open(run_dir / "metrics.csv") as f:  # the epochs before the kill are kept, none twice
+        assert [r["epoch"] for r in csv.DictReader(f) if r.get("epoch_time_s")] == ["0", "1", "2"]
