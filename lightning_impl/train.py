@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lightning_impl.callbacks import EpochTimer
+from lightning_impl.card import ModelCard, net_config
 from lightning_impl.classifier import ImageClassifier
 from lightning_impl.datamodules import ImageDataModule
 from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
@@ -58,6 +59,8 @@ def fit_then_test_best(cli: LightningCLI) -> tuple[dict[str, float], str | None,
     Shared by every LightningCLI entry point of the project (this one, lightning_impl.train_denoiser).
     """
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    # Every checkpoint carries what prediction needs without the data (lightning_impl.card, lightning_impl.predict).
+    trainer.callbacks.append(ModelCard(net_config(cli)))
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
     fit_s = time.perf_counter() - start
