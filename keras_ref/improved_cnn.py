@@ -30,7 +30,7 @@ import yaml
 from keras import layers
 
 from keras_ref.augmentation import RandomRotateShift
-from keras_ref.train import EpochTimer, new_run_dir
+from keras_ref.train import EpochTimer, new_run_dir, save_for_prediction
 from lightning_impl.datamodules import DATAMODULES
 from lightning_impl.datasets import DataIntegrityError, DatasetUnavailableError
 from lightning_impl.improved_cnn import BN_EPS, BN_MOMENTUM, conv_output_size, pooling_conv
@@ -239,6 +239,7 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str = "runs", ver
         ],
     )
     model.load_weights(best)
+    save_for_prediction(run, net, dm)  # the bare net: augmentation layers only act in training
     test_loss, test_acc = model.evaluate(x_test, onehot(y_test), batch_size=1000, verbose=0)
     metrics = {
         "framework": "keras",

@@ -5,7 +5,7 @@
     python -m keras_ref.train --config configs/mnist_improved.yaml   # a YAML recipe: keras_ref.improved_cnn
 
 The run folder runs/keras_<dataset>_<model>/version_<n>/ holds metrics.csv (per epoch), the best
-weights and metrics.json; its path is the last line printed.
+weights, model.keras and model_card.json (for keras_ref.predict) and metrics.json; its path is the last line printed.
 """
 
 from __future__ import annotations
@@ -61,6 +61,15 @@ def new_run_dir(runs_dir: Path, name: str) -> Path:
             n += 1
 
 
+def save_for_prediction(run: Path, net: keras.Model, dm) -> None:
+    """model.keras (architecture and the selected weights) and model_card.json (what keras_ref.predict needs
+    besides: the training split's normalisation, the class names, the image shape) in the run folder."""
+    net.save(run / "model.keras")
+    card = {"task": "classifier", "dataset": dm.dataset_name, "classes": list(dm.spec.classes),
+            "input_shape": list(dm.spec.shape), "mean": dm.mean.tolist(), "std": dm.std.tolist(), "model": "model.keras"}
+    (run / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+
+
 def compile_model(model: keras.Model, lr: float, total_steps: int, warmup_fraction: float) -> None:
     """Adam with linear warm-up then cosine decay per step: the curve of lightning_impl.schedules.warmup_cosine."""
     warmup = int(total_steps * warmup_fraction)
@@ -104,6 +113,7 @@ def train(args: argparse.Namespace) -> tuple[dict, Path]:
         steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=args.verbose,
     )
     model.load_weights(best)  # evaluate the model selected on validation, as lightning_impl.train does
+    save_for_prediction(run, model, dm)
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
     metrics = {
         "framework": "keras",
