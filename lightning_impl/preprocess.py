@@ -84,11 +84,12 @@ def border(array: np.ndarray) -> np.ndarray:
 def is_dark_on_light(grey: np.ndarray) -> bool:
     """The border (the background) is brighter than the image on average and than its mid-grey.
 
-    Both conditions hold for no image of the MNIST and Fashion-MNIST test sets, and for every one of them inverted.
+    Measured on the 10,000 test images of each set: true of none of MNIST and Fashion-MNIST as they are; of every
+    MNIST image inverted, and of all but 3 Fashion-MNIST images inverted (items that fill the frame).
     """
     ring = border(grey).astype(np.float64)
     mid = (float(grey.min()) + float(grey.max())) / 2
-    return ring.mean() > grey.mean() and ring.mean() > mid
+    return bool(ring.mean() > grey.mean() and ring.mean() > mid)
 
 
 def _to_grey(image: Image.Image, path: str, grey: bool) -> np.ndarray:
