@@ -26,10 +26,13 @@ def tiny_classifier_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_denoiser_run(tmp_path_factory) -> Path:
     """The reference denoiser trained for one epoch on 1,024 Fashion-MNIST images."""
+    from unittest import mock
+
     from lightning_impl.train_denoiser import main
 
     root = tmp_path_factory.mktemp("denoiser_runs")
-    main(["--config", "configs/denoise_reference.yaml", "--trainer.max_epochs", "1", "--data.train_limit", "1024",
-          "--data.val_limit", "200", "--data.test_limit", "200", "--trainer.enable_progress_bar", "false",
-          "--trainer.enable_model_summary", "false", "--trainer.logger.init_args.save_dir", str(root)])
+    with mock.patch("sys.argv", ["train_denoiser"]):  # pytest's own arguments are not the CLI's
+        main(["--config", "configs/denoise_reference.yaml", "--trainer.max_epochs", "1", "--data.train_limit", "1024",
+              "--data.val_limit", "200", "--data.test_limit", "200", "--trainer.enable_progress_bar", "false",
+              "--trainer.enable_model_summary", "false", "--trainer.logger.init_args.save_dir", str(root)])
     return root / "denoise_reference" / "version_0"
