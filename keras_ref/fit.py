@@ -54,11 +54,13 @@ def fit_and_test(
     runs_dir: str | Path | None = None,
     verbose: int = 2,
     callbacks: list[keras.callbacks.Callback] = (),
+    after_best: Callable[[Path], None] | None = None,
     **fit_kwargs,
 ) -> dict:
     """Train ``model`` (compiled; ``net`` is the bare twin inside it) on ``train`` for the recipe's epochs,
     keeping the epoch with the highest ``monitor``; then ``test()`` scores that epoch. ``callbacks`` run before
-    checkpointing and logging (they may add to the epoch's logs, as a validation scorer does)."""
+    checkpointing and logging (they may add to the epoch's logs, as a validation scorer does); ``after_best(run)``
+    runs once the selected epoch's weights are loaded (to save the model for prediction, say)."""
     run = new_run_dir(runs_dir or recipe["runs_dir"], recipe["name"])
     best = run / "checkpoints" / "best.weights.h5"
     best.parent.mkdir()
@@ -77,6 +79,8 @@ def fit_and_test(
     )
     train_s = time.perf_counter() - start
     model.load_weights(best)  # the epoch selected on validation, as lightning_impl.train tests it
+    if after_best is not None:
+        after_best(run)
     metrics = {
         "framework": "keras",
         **describe,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
@@ -27,7 +28,7 @@ from keras_ref.models import TWINS
 from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, make_optimizer
 from lightning_impl import flags
 from lightning_impl.data.datamodules import DATAMODULES
-from lightning_impl.runs import data_errors
+from lightning_impl.runs import data_errors, write_json
 
 
 def training_model(net: keras.Model, augmentation: keras.Model | None) -> keras.Model:
@@ -51,6 +52,15 @@ def build(recipe: dict, input_shape: tuple[int, int, int], num_classes: int, ste
         metrics=[keras.metrics.CategoricalAccuracy(name="acc")],
     )
     return net, model
+
+
+def save_for_prediction(run: Path, net: keras.Model, dm) -> None:
+    """model.keras (the bare net with the selected weights; augmentation acts in training only) and
+    model_card.json (what keras_ref.predict needs besides: normalisation, class names, image shape)."""
+    net.save(run / "model.keras")
+    card = {"task": "classifier", "dataset": dm.dataset_name, "classes": list(dm.spec.classes),
+            "input_shape": list(dm.spec.shape), "mean": dm.mean.tolist(), "std": dm.std.tolist(), "model": "model.keras"}
+    write_json(run / "model_card.json", card)
 
 
 def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None, verbose: int = 2,
@@ -78,6 +88,7 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
         model, net, x_train, y=onehot(y_train), batch_size=recipe["batch_size"],
         validation_data=(x_val, onehot(y_val)), validation_batch_size=1000,
         recipe=recipe, monitor="val_acc", train_images=len(x_train), test=test, runs_dir=runs_dir, verbose=verbose,
+        after_best=lambda run: save_for_prediction(run, net, dm),
         describe={"dataset": recipe["dataset"], "model": recipe["net"], "val_images": len(x_val)},
     )
 

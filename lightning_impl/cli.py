@@ -19,6 +19,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from lightning_impl import checkpoints, configs
+from lightning_impl.card import ModelCard, net_config
 from lightning_impl.callbacks import EpochTimer, FiniteLoss, NonFiniteLossError, SeedEachEpoch
 from lightning_impl.runs import data_errors, fail, strict, write_json
 
@@ -165,6 +166,8 @@ def fit_then_test_best(cli: ProjectCLI) -> tuple[dict[str, float], str | None, E
     """Fit (from the run's last.ckpt when resuming), then test the best checkpoint (chosen on validation):
     (test metrics, checkpoint, timer, fit seconds)."""
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    # Every checkpoint carries what prediction needs without the data (lightning_impl.card, lightning_impl.predict).
+    trainer.callbacks.append(ModelCard(net_config(cli)))
     start = time.perf_counter()
     trainer.fit(model, datamodule=data, ckpt_path=getattr(cli, "ckpt_path", None))
     fit_s = time.perf_counter() - start

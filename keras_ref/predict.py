@@ -1,0 +1,94 @@
+"""Classify your own image files with a Keras twin's saved model, through the Lightning side's preprocessing.
+
+    python -m keras_ref.predict runs/keras_mnist_specified_cnn/version_0 digit.png photo.jpg
+    python -m keras_ref.predict runs/keras_mnist_specified_cnn/version_0 *.png --csv predictions.csv --quiet
+
+The run folder holds model.keras (the architecture with the weights selected on validation) and
+model_card.json (the training split's normalisation, the class names, the image shape), both written by
+keras_ref.train. Files are read by lightning_impl.preprocess -- the very code
+lightning_impl.predict uses -- and the output has the same form. Nothing of Lightning is imported: only the
+framework-neutral preprocessing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import keras_ref  # noqa: F401  (torch backend before keras)
+import keras
+import numpy as np
+
+from lightning_impl.preprocess import ImageInputError, format_row, prediction_rows, prepare, softmax, write_rows
+
+
+class RunError(ValueError):
+    """A run folder keras_ref.predict cannot use; the message is one line."""
+
+
+def load_run(path: str | Path) -> tuple[keras.Model, dict]:
+    """(model, card) from a Keras run folder, or from its model_card.json."""
+    path = Path(path)
+    card_file = path if path.suffix == ".json" else path / "model_card.json"
+    if not card_file.is_file():
+        hint = " (runs saved before keras_ref wrote it cannot be used: train again)" if path.is_dir() else ""
+        raise RunError(f"{path}: no model_card.json there{hint}")
+    card = json.loads(card_file.read_text())
+    model_file = card_file.parent / card["model"]
+    try:  # safe_mode (the default) refuses a file whose layers would run arbitrary code
+        model = keras.saving.load_model(model_file, compile=False)
+    except (OSError, ValueError) as err:
+        raise RunError(f"{model_file}: cannot be loaded as a Keras model ({str(err).splitlines()[0]})") from None
+    return model, card
+
+
+def probabilities(model: keras.Model, card: dict, arrays: np.ndarray) -> np.ndarray:
+    """uint8 (N, C, H, W) -> class probabilities: normalised as in training, NHWC for Keras, softmax of the logits."""
+    c = arrays.shape[1]
+    x = (arrays.astype(np.float32) / 255.0 - np.float32(card["mean"]).reshape(1, c, 1, 1)) / np.float32(card["std"]).reshape(1, c, 1, 1)
+    logits = keras.ops.convert_to_numpy(model.predict(x.transpose(0, 2, 3, 1), batch_size=256, verbose=0))
+    return softmax(logits.astype(np.float64))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", metavar="RUN_DIR", help="a keras_ref run folder (holding model.keras and model_card.json)")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size and colour mode")
+    p.add_argument("--top", type=int, default=3, help="how many classes to report per image")
+    p.add_argument("--grey", action="store_true", help="convert colour pictures to greyscale for a greyscale model (refused otherwise)")
+    p.add_argument("--invert", choices=("auto", "always", "never"), default="auto",
+                   help="auto: invert dark-on-light greyscale pictures (decided from the border)")
+    p.add_argument("--json", metavar="FILE", help="write the predictions as JSON (a list, one object per image)")
+    p.add_argument("--csv", metavar="FILE", help="write the predictions as CSV (one row per image)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (use with --json / --csv)")
+    args = p.parse_args(argv)
+    if args.top < 1:
+        p.error("--top must be positive")
+    return args
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    try:
+        model, card = load_run(args.run)
+        prepared = [prepare(path, card["dataset"], tuple(card["input_shape"]), args.invert, args.grey) for path in args.images]
+    except (RunError, ImageInputError) as err:
+        fail(str(err))
+    probs = probabilities(model, card, np.stack([item.array for item in prepared]))
+    rows = prediction_rows(prepared, probs, card["classes"], min(args.top, len(card["classes"])))
+    write_rows(rows, args.json, args.csv)
+    if not args.quiet:
+        for row in rows:
+            print(format_row(row))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
