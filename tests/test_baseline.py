@@ -63,6 +63,7 @@ def test_multi_scale_features_are_the_single_scales_concatenated(splits):
     np.testing.assert_array_equal(HOGTransformer(pixels_per_cell=(4,)).fit_transform(x[:, None]), fine)
 
 
+@pytest.mark.slow
 def test_parallel_extraction_matches_serial(splits):
     x = splits["train"][0][:1200]  # above the size at which work is split over workers
     hog = dict(pixels_per_cell=(4, 7), deskew=True)
@@ -145,6 +146,7 @@ def test_search_uses_train_and_validation_only(splits, tmp_path, monkeypatch):
     assert "500 training images" in chosen["chosen_by"]
 
 
+@pytest.mark.slow
 def test_end_to_end_on_a_subset(tmp_path, capsys):
     metrics = baseline.main(["--dataset", "mnist", "--train-size", "1000", "--runs-dir", str(tmp_path),
                              "--jobs", "1", "--quiet"])

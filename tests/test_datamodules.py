@@ -77,6 +77,7 @@ def test_distributed_evaluation_sees_every_image_once():
     assert sorted(seen) == list(range(101))
 
 
+@pytest.mark.slow
 def test_cifar10_shapes_and_per_channel_stats():
     dm = CIFAR10DataModule(download=False)
     dm.setup()
@@ -89,10 +90,11 @@ def test_cifar10_shapes_and_per_channel_stats():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="val_fraction"):
         MNISTDataModule(val_fraction=1.5)
-    with pytest.raises(ValueError, match="batch sizes"):
+    with pytest.raises(ValueError, match="batch_size and eval_batch_size must be positive"):
         MNISTDataModule(batch_size=0)
 
 
+@pytest.mark.slow
 def test_cli_reports_missing_data_in_one_message(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "lightning_impl.train", "--data.data_dir", str(tmp_path), "--data.download", "false",

@@ -1,5 +1,6 @@
 """Two-process DDP on the CPU (gloo): trains, syncs epoch metrics, and tests every image exactly once."""
 
+import pytest
 import json
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import torch
 
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import MNISTDataModule
+
+pytestmark = pytest.mark.slow  # trains models
 
 
 def test_ddp_test_accuracy_equals_single_process_evaluation(tmp_path):

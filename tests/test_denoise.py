@@ -204,6 +204,7 @@ def test_psnr_and_ssim_on_a_known_case():
     assert score(clean + 0.7, clean)["psnr"] == pytest.approx(score(torch.ones_like(clean), clean)["psnr"])  # clipped
 
 
+@pytest.mark.slow
 def test_denoiser_losses_and_a_training_step_lowers_the_loss():
     with pytest.raises(ValueError, match="unknown loss"):
         Denoiser(loss="l1")
@@ -254,6 +255,7 @@ def test_classical_tuning_never_reads_the_test_set(datamodules):
     assert set(tuned) == set(denoise.SIGMAS) and set(tuned[0.1]) == set(classical.METHODS)
 
 
+@pytest.mark.slow
 def test_apply_in_parallel_equals_serial():
     noisy = np.random.default_rng(0).random((70, 28, 28)).astype(np.float32)
     method, params = classical.METHODS["tv"], {"weight": 0.1}
@@ -278,6 +280,7 @@ def read_rows(run_dir) -> dict:
         return {(r["method"], float(r["sigma"])): r for r in csv.DictReader(f)}
 
 
+@pytest.mark.slow
 def test_quick_experiment_writes_table_and_figures(quick_run):
     run_dir, stdout = quick_run
     assert stdout.strip().splitlines()[-1] == str(run_dir.resolve())
@@ -300,6 +303,7 @@ def test_quick_experiment_writes_table_and_figures(quick_run):
     assert len(list((run_dir / "models").glob("*/train.json"))) == 2 * (len(denoise.SIGMAS) + 1)
 
 
+@pytest.mark.slow
 def test_resume_trains_only_what_is_missing_and_reuses_the_tuning(quick_run, tmp_path, monkeypatch):
     original, _ = quick_run
     run_dir = tmp_path / "version_0"
@@ -319,6 +323,7 @@ def test_resume_trains_only_what_is_missing_and_reuses_the_tuning(quick_run, tmp
             assert after[key]["psnr"] == before[key]["psnr"], key
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_budget_or_a_foreign_folder(quick_run, tmp_path, capsys):
     run_dir, _ = quick_run
     with pytest.raises(SystemExit) as exit:
@@ -329,6 +334,7 @@ def test_resume_refuses_another_budget_or_a_foreign_folder(quick_run, tmp_path, 
     assert "no budget.json" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_budgets_build_the_improved_net_they_name(tmp_path, monkeypatch):
     """The large budget trains the wider U-Net (the one measured at sigma 0.1 in docs/denoise.md)."""
     assert denoise.BUDGETS["full"].improved_widths == (32, 64, 128)

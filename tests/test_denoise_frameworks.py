@@ -44,6 +44,7 @@ def reference_data():
 # ----------------------------------------------------------------------------- the two entry points
 
 
+@pytest.mark.slow
 def test_lightning_cli_trains_and_writes_metrics(tmp_path, capsys):
     metrics = train_denoiser.main([
         "--config", REFERENCE, "--data.sigma", "0.1", "--trainer.max_epochs", "1", "--seed_everything", "3",
@@ -63,6 +64,7 @@ def test_lightning_cli_trains_and_writes_metrics(tmp_path, capsys):
     assert "sigma: 0.1" in (run / "config.yaml").read_text()  # the command-line override was recorded
 
 
+@pytest.mark.slow
 def test_keras_trains_on_the_lightning_data_and_writes_the_same_metrics(tmp_path, capsys, monkeypatch, reference_data):
     seen = []  # every batch of images the Keras trainer asks its model to restore: validation, then test
     predict = keras_denoise.predict
@@ -177,6 +179,7 @@ def test_check_5_logic_for_a_denoising_pair(monkeypatch):
     assert keras_args == {"--limit-train": "4096", "--limit-val": "500", "--limit-test": "1000", "--batch-size": "32"}
 
 
+@pytest.mark.slow
 def test_check_5_quick_budget_for_the_denoising_pair(tmp_path):
     """CI budget: one seed, one epoch of 4,096 images in each framework, the pair's quick band and margin."""
     rows = accuracy.check_accuracy(all_pairs()["denoising_ae"], quick=True, runs_dir=str(tmp_path))

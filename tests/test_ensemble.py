@@ -9,6 +9,8 @@ from lightning_impl import ensemble
 from lightning_impl.runs import UsageError
 from lightning_impl.train import main as train_main
 
+pytestmark = pytest.mark.slow  # trains models
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):

@@ -90,6 +90,7 @@ def test_bad_arguments_are_refused():
         ImprovedCNN(widths=(8,) * 6, kernel_sizes=(3,) * 6, paddings=("same",) * 6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["improved_cnn_mnist", "improved_cnn_cifar10"])
 def test_parity_of_the_final_models(name):
     """Per-layer parameter counts and output shapes, BatchNorm/Dropout settings and outputs (weights copied)."""
@@ -302,6 +303,7 @@ def test_each_step_changes_one_thing():
             assert len(step.overlay) == 1, f"{step.name} touches {sorted(step.overlay)}"
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
 @pytest.mark.parametrize("dataset,name,config", LADDER + RECIPES, ids=[f"{d}-{n}" for d, n, _ in LADDER + RECIPES])
 def test_step_trains_in_lightning(dataset, name, config, datamodules, tmp_path):
@@ -324,6 +326,7 @@ def test_step_trains_in_lightning(dataset, name, config, datamodules, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, cli.model.parameters()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset,name,config", KERAS_LADDER + RECIPES[:1], ids=[f"{d}-{n}" for d, n, _ in KERAS_LADDER + RECIPES[:1]])
 def test_step_trains_in_keras(dataset, name, config, datamodules):
     recipe = recipes.classifier_recipe(config)

@@ -26,6 +26,7 @@ def test_import_contracts_are_kept():
     ("keras_ref/planted.py", "from lightning_impl.train import main\n"),
     ("lightning_impl/planted.py", "from experiments import ablation\n"),
 ])
+@pytest.mark.slow
 def test_a_planted_import_breaks_a_contract(tmp_path, module, line):
     tree = tmp_path / "tree"
     for part in ("lightning_impl", "keras_ref", "parity", "experiments"):

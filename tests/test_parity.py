@@ -112,6 +112,7 @@ def failing(rows: dict[str, checks.Row]) -> list[str]:
 # --- everything registered, and every supported layer type, passes ------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(all_pairs()))
 def test_registered_pairs_pass_checks_1_to_4(name):
     rows = rows_of(all_pairs()[name])
@@ -387,6 +388,7 @@ def test_command_prints_tables_writes_json_and_exits_nonzero_on_failure(monkeypa
     assert "FAIL" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_check_5_quick_budget_trains_both_frameworks(tmp_path):
     """CI budget: one seed, one epoch per framework, the pair's quick band (no baseline in CI: skipped).
     Through the pair's YAML recipe, with the two frameworks trained side by side in their own processes."""
