@@ -1,0 +1,211 @@
+"""Training throughput, side by side in one process: a plain PyTorch loop, Lightning, and the Keras twin.
+
+    python benchmarks/throughput.py                                   # specified CNN, 1 and 2 threads
+    python benchmarks/throughput.py --models specified_cnn improved_mnist unet --rounds 3
+    python benchmarks/throughput.py --paths plain lightning lightning_default --threads 2
+
+Every path trains the same net on the same MNIST / Fashion-MNIST images (the training split, uint8 in memory),
+with the same batch size and optimiser (Adam; the denoiser: MSE on fresh Gaussian noise), for ``--batches``
+batches after ``--warmup`` batches that are not timed. Rounds interleave the paths (plain, lightning, keras,
+plain, ...), so a machine that slows down part-way slows every path alike. What each path does:
+
+  plain              index a batch of the uint8 tensor, normalise, forward, loss, backward, Adam step
+  lightning          ImageClassifier/Denoiser + the DataModule, Trainer.fit: no logger, no progress bar, no
+                     checkpoint, no validation (the issue's configuration)
+  lightning_default  the same with what `python -m lightning_impl.train` has on: CSV logger, progress bar,
+                     epoch timer, finite-loss check, per-epoch seeding, a checkpoint at the end of the epoch
+  keras              the Keras twin, model.fit on the normalised NHWC arrays
+
+Prints images/s (median over rounds) and each path's ratio to the plain loop. Timings depend on the machine
+and on anything else running on it: compare ratios measured in one sitting, never figures across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from lightning_impl.callbacks import EpochTimer, FiniteLoss, SeedEachEpoch  # noqa: E402
+from lightning_impl.configs import load  # noqa: E402
+from lightning_impl.data.datamodules import MNISTDataModule  # noqa: E402
+from lightning_impl.data.noise import NoisyDataModule, add_noise, to_unit  # noqa: E402
+from lightning_impl.models import ImprovedCNN, SpecifiedCNN, UNetDAE  # noqa: E402
+from lightning_impl.tasks.classifier import ImageClassifier  # noqa: E402
+from lightning_impl.tasks.denoiser import Denoiser  # noqa: E402
+
+BATCH = 64
+LR = 1e-3
+SIGMA = 0.3
+
+
+def improved_args() -> dict:
+    return {k: v for k, v in load("mnist_improved.yaml")["model"]["net"]["init_args"].items()}
+
+
+def unet_widths() -> tuple[int, int, int]:
+    return tuple(load("denoise_unet.yaml")["model"]["net"]["init_args"]["widths"])
+
+
+MODELS = {  # name -> (task, torch net factory, keras twin factory)
+    "specified_cnn": ("classify", SpecifiedCNN, lambda: __import__("keras_ref.models").models.specified_cnn()),
+    "improved_mnist": ("classify", lambda: ImprovedCNN(**improved_args()),
+                       lambda: __import__("keras_ref.models").models.improved_cnn(
+                           (28, 28, 1), 10, **{k: v for k, v in improved_args().items() if k not in ("in_channels", "num_classes", "input_size")})),
+    "unet": ("denoise", lambda: UNetDAE(widths=unet_widths()),
+             lambda: __import__("keras_ref.models").models.unet_dae((28, 28, 1), widths=unet_widths())),
+}
+
+
+class StepTimer(L.Callback):
+    """Seconds from the first timed batch to the end of the last one (the warm-up batches excluded)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.start, self.end = warmup, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.end = time.perf_counter()
+
+
+def data_for(task: str):
+    if task == "classify":
+        dm = MNISTDataModule(batch_size=BATCH, download=False)
+    else:
+        dm = NoisyDataModule(dataset="fashion_mnist", sigma=SIGMA, batch_size=BATCH, download=False)
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+def plain(task: str, make_net, dm, batches: int, warmup: int) -> float:
+    net = make_net()
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    images = dm.train_set.images if task == "classify" else dm.train_set.clean
+    labels = dm.train_set.labels if task == "classify" else None
+    order = torch.randperm(len(images))
+    start = None
+    for i in range(warmup + batches):
+        if i == warmup:
+            start = time.perf_counter()
+        idx = order[i * BATCH : (i + 1) * BATCH]
+        if task == "classify":
+            x, y = dm.normalize(images[idx]), labels[idx]
+            loss = nn.functional.cross_entropy(net(x), y)
+        else:
+            clean = to_unit(images[idx])
+            loss = nn.functional.mse_loss(net(add_noise(clean, SIGMA)), clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def lightning(task: str, make_net, dm, batches: int, warmup: int, default: bool = False) -> float:
+    optimizer = lambda p: torch.optim.Adam(p, lr=LR)  # noqa: E731
+    if task == "classify":
+        model = ImageClassifier(make_net(), optimizer=optimizer, schedule="constant")
+    else:
+        model = Denoiser(make_net(), optimizer=optimizer, schedule="constant")
+    timer = StepTimer(warmup)
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = {}
+        if default:
+            from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+            from lightning.pytorch.loggers import CSVLogger
+
+            extra = dict(logger=CSVLogger(tmp), enable_progress_bar=True,
+                         callbacks=[timer, EpochTimer(), FiniteLoss(), SeedEachEpoch(), ModelCheckpoint(tmp, save_last=True),
+                                    TQDMProgressBar(refresh_rate=50)])
+        trainer = L.Trainer(
+            max_epochs=1, limit_train_batches=warmup + batches, limit_val_batches=0, num_sanity_val_steps=0,
+            accelerator="cpu", devices=1, enable_model_summary=False, default_root_dir=tmp,
+            **({"logger": False, "enable_progress_bar": False, "enable_checkpointing": False, "callbacks": [timer]} | extra),
+        )
+        trainer.fit(model, datamodule=dm)
+    return batches * BATCH / (timer.end - timer.start)
+
+
+def keras_path(task: str, make_twin, dm, batches: int, warmup: int) -> float:
+    import keras
+    import numpy as np
+
+    net = make_twin()
+    if task == "classify":
+        x, y = dm.arrays("train")
+        y = y.astype("int64")
+        net.compile(optimizer=keras.optimizers.Adam(LR), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    else:
+        clean = to_unit(dm.train_set.clean[: (warmup + batches) * BATCH])
+        x = add_noise(clean, SIGMA).permute(0, 2, 3, 1).numpy()
+        y = clean.permute(0, 2, 3, 1).numpy()
+        net.compile(optimizer=keras.optimizers.Adam(LR), loss="mse")
+    n = (warmup + batches) * BATCH
+    x, y = np.ascontiguousarray(x[:n]), y[:n]
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == warmup:
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.end = time.perf_counter()
+
+    timer = Timer()
+    net.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0, callbacks=[timer])
+    return batches * BATCH / (timer.end - timer.start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["specified_cnn"], choices=sorted(MODELS))
+    p.add_argument("--paths", nargs="+", default=["plain", "lightning", "keras"],
+                   choices=["plain", "lightning", "lightning_default", "keras"])
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--batches", type=int, default=300, help="timed batches per path and round")
+    p.add_argument("--warmup", type=int, default=20, help="batches before the timing starts")
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args()
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"batch {BATCH}, {args.batches} timed batches, {args.rounds} rounds, median images/s")
+    print("| model | threads | " + " | ".join(args.paths) + " | " + " | ".join(f"{q} / plain" for q in args.paths if q != "plain") + " |")
+    print("|---|---:|" + "---:|" * (2 * len(args.paths) - 1))
+    for name in args.models:
+        task, make_net, make_twin = MODELS[name]
+        dm = data_for(task)
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            results = {q: [] for q in args.paths}
+            for _ in range(args.rounds):
+                for q in args.paths:
+                    torch.manual_seed(0)
+                    if q == "plain":
+                        results[q].append(plain(task, make_net, dm, args.batches, args.warmup))
+                    elif q == "keras":
+                        results[q].append(keras_path(task, make_twin, dm, args.batches, args.warmup))
+                    else:
+                        results[q].append(lightning(task, make_net, dm, args.batches, args.warmup, q == "lightning_default"))
+            med = {q: statistics.median(v) for q, v in results.items()}
+            ratios = [f"{med[q] / med['plain']:.2f}" for q in args.paths if q != "plain"] if "plain" in med else []
+            print(f"| {name} | {threads} | " + " | ".join(f"{med[q]:,.0f}" for q in args.paths) + " | " + " | ".join(ratios) + " |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
