@@ -11,7 +11,9 @@ plain, ...), so a machine that slows down part-way slows every path alike. What 
 
   plain              index a batch of the uint8 tensor, normalise, forward, loss, backward, Adam step
   lightning          ImageClassifier/Denoiser + the DataModule, Trainer.fit: no logger, no progress bar, no
-                     checkpoint, no validation (the issue's configuration)
+                     checkpoint, no validation
+  lightning_before   the same with the classifier's step as it was before the overhead was removed: the metric
+                     called (batch value computed, arguments validated) and the loss synchronised every step
   lightning_default  the same with what `python -m lightning_impl.train` has on: CSV logger, progress bar,
                      epoch timer, finite-loss check, per-epoch seeding, a checkpoint at the end of the epoch
   keras              the Keras twin, model.fit on the normalised NHWC arrays
@@ -68,6 +70,26 @@ MODELS = {  # name -> (task, torch net factory, keras twin factory)
 }
 
 
+class BeforeClassifier(ImageClassifier):
+    """ImageClassifier's training step as it was: ``metric(logits, y)`` with validated arguments, loss logged with
+    sync_dist every step. Kept here only to measure what the change removed, side by side."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from torchmetrics.classification import MulticlassAccuracy
+
+        self.train_acc = MulticlassAccuracy(num_classes=10, average="micro")
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = self.loss(logits, y)
+        self.train_acc(logits, y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(y))
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+
 class StepTimer(L.Callback):
     """Seconds from the first timed batch to the end of the last one (the warm-up batches excluded)."""
 
@@ -115,10 +137,10 @@ def plain(task: str, make_net, dm, batches: int, warmup: int) -> float:
     return batches * BATCH / (time.perf_counter() - start)
 
 
-def lightning(task: str, make_net, dm, batches: int, warmup: int, default: bool = False) -> float:
+def lightning(task: str, make_net, dm, batches: int, warmup: int, default: bool = False, before: bool = False) -> float:
     optimizer = lambda p: torch.optim.Adam(p, lr=LR)  # noqa: E731
     if task == "classify":
-        model = ImageClassifier(make_net(), optimizer=optimizer, schedule="constant")
+        model = (BeforeClassifier if before else ImageClassifier)(make_net(), optimizer=optimizer, schedule="constant")
     else:
         model = Denoiser(make_net(), optimizer=optimizer, schedule="constant")
     timer = StepTimer(warmup)
@@ -128,7 +150,7 @@ def lightning(task: str, make_net, dm, batches: int, warmup: int, default: bool 
             from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
             from lightning.pytorch.loggers import CSVLogger
 
-            extra = dict(logger=CSVLogger(tmp), enable_progress_bar=True,
+            extra = dict(logger=CSVLogger(tmp), enable_progress_bar=True, enable_checkpointing=True,
                          callbacks=[timer, EpochTimer(), FiniteLoss(), SeedEachEpoch(), ModelCheckpoint(tmp, save_last=True),
                                     TQDMProgressBar(refresh_rate=50)])
         trainer = L.Trainer(
@@ -174,7 +196,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["specified_cnn"], choices=sorted(MODELS))
     p.add_argument("--paths", nargs="+", default=["plain", "lightning", "keras"],
-                   choices=["plain", "lightning", "lightning_default", "keras"])
+                   choices=["plain", "lightning", "lightning_before", "lightning_default", "keras"])
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--batches", type=int, default=300, help="timed batches per path and round")
     p.add_argument("--warmup", type=int, default=20, help="batches before the timing starts")
@@ -200,7 +222,8 @@ def main() -> None:
                     elif q == "keras":
                         results[q].append(keras_path(task, make_twin, dm, args.batches, args.warmup))
                     else:
-                        results[q].append(lightning(task, make_net, dm, args.batches, args.warmup, q == "lightning_default"))
+                        results[q].append(lightning(task, make_net, dm, args.batches, args.warmup,
+                                                    default=q == "lightning_default", before=q == "lightning_before"))
             med = {q: statistics.median(v) for q, v in results.items()}
             ratios = [f"{med[q] / med['plain']:.2f}" for q in args.paths if q != "plain"] if "plain" in med else []
             print(f"| {name} | {threads} | " + " | ".join(f"{med[q]:,.0f}" for q in args.paths) + " | " + " | ".join(ratios) + " |",

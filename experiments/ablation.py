@@ -126,6 +126,19 @@ def same_in_keras(config: dict, previous: dict) -> bool:
     return classifier_recipe(config) == classifier_recipe(previous)
 
 
+def same_on_this_machine(config: dict, previous: dict) -> bool:
+    """Does ``config`` train exactly what ``previous`` trains here, once an unset precision is resolved for this
+    machine? (The bf16 step asks for bf16 only where it is native: elsewhere it is the previous step.)"""
+    from lightning_impl.precision import resolve
+
+    def effective(c: dict) -> dict:
+        trainer = c.get("trainer", {})
+        precision = resolve(trainer.get("precision"), trainer.get("accelerator")) if "precision" in trainer else "32-true"
+        return {**c, "trainer": {**trainer, "precision": precision}}
+
+    return effective(config) == effective(previous)
+
+
 def run_key(step: str, seed: int, config: dict, epochs: int | None, train_fraction: float, framework: str) -> str:
     """What makes two runs the same run: a finished one with this key is reused by --resume."""
     text = json.dumps([step, seed, config, epochs, train_fraction, framework], sort_keys=True, default=str)
@@ -203,13 +216,15 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
         if only is not None and i not in only:
             kept.append(step)  # skipped steps are assumed kept, so later steps still build on them
             continue
-        if framework == "keras" and kept and same_in_keras(config, merged_config(kept)):
-            print(f"[ablation] {dataset} keras step {i}/{len(steps) - 1} {step.name}: changes nothing Keras trains "
-                  "(Keras ignores trainer.precision), not run", flush=True)
+        same = (same_in_keras if framework == "keras" else same_on_this_machine)
+        if kept and same(config, merged_config(kept)):
+            where = "in Keras" if framework == "keras" else "on this machine"
+            print(f"[ablation] {dataset} {framework} step {i}/{len(steps) - 1} {step.name}: changes nothing that trains "
+                  f"{where} (the precision it asks for resolves to the same), not run", flush=True)
             kept.append(step)
             rows.append({**{k: float("nan") for k in ROW_NUMBERS}, "step": step.name, "change": step.change,
                          "parameters": rows[-1]["parameters"] if rows else 0, "seeds": 0, "epochs": epochs or 0,
-                         "decision": "same in Keras", "wall_s": 0.0})
+                         "decision": f"same {where}", "wall_s": 0.0})
             write_reports(rows, dataset, budget, framework, epochs, spec["train_fraction"], out)
             continue
         results = []

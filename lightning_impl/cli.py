@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
-from lightning_impl import checkpoints, configs
+from lightning_impl import checkpoints, configs, precision
 from lightning_impl.card import ModelCard, net_config
 from lightning_impl.callbacks import EpochTimer, FiniteLoss, NonFiniteLossError, SeedEachEpoch
 from lightning_impl.runs import data_errors, fail, strict, write_json
@@ -52,6 +52,12 @@ class ProjectCLI(LightningCLI):
         parser.add_lightning_class_args(FiniteLoss, "finite_loss")
         parser.add_lightning_class_args(SeedEachEpoch, "epoch_seed")
         parser.set_defaults(as_defaults(configs.load(self.recipe)))
+
+    def before_instantiate_classes(self) -> None:
+        # precision "auto" (the recipes' choice): what this machine computes natively (lightning_impl.precision)
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        trainer = config.trainer
+        trainer.precision = precision.resolve(trainer.precision, trainer.accelerator)
 
 
 def resume_args(args: list[str]) -> tuple[list[str], Path | None]:

@@ -40,6 +40,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from lightning_impl import classical_denoisers as classical
 from lightning_impl import configs, flags
+from lightning_impl.precision import resolve as resolve_precision
 from lightning_impl.image_quality import score
 from lightning_impl.runs import UsageError, data_errors, new_run_dir, write_json
 from lightning_impl.tasks.denoiser import Denoiser
@@ -65,7 +66,7 @@ class Budget:
     batch_size: int
     lr: float
     loss: str
-    precision: str
+    precision: str | None  # None: bf16 where native, else float32 (lightning_impl.precision)
     seed: int
     improved_widths: tuple[int, int, int]  # UNetDAE's (28x28, 14x14, 7x7) channels
     figure_images: int = 10  # test images shown in the grids: the first of each class
@@ -148,7 +149,7 @@ def train_network(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str
         net, loss=budget.loss, optimizer=lambda p: torch.optim.Adam(p, lr=budget.lr)
     )
     trainer = L.Trainer(
-        max_epochs=budget.epochs, accelerator="auto", devices=1, precision=budget.precision, enable_checkpointing=False, log_every_n_steps=10,
+        max_epochs=budget.epochs, accelerator="auto", devices=1, precision=resolve_precision(budget.precision), enable_checkpointing=False, log_every_n_steps=10,
         enable_model_summary=False, enable_progress_bar=sys.stderr.isatty(),
         logger=CSVLogger(run_dir, name="models", version=model_dir(run_dir, arch, sigma, tag).name),
     )

@@ -60,3 +60,27 @@ def test_the_denoising_experiment_trains_the_recipe_it_names():
     assert large.epochs == recipe["trainer"]["max_epochs"]
     assert list(large.improved_widths) == recipe["model"]["net"]["init_args"]["widths"]
     assert (large.batch_size, large.lr) == (recipe["data"]["batch_size"], recipe["model"]["optimizer"]["init_args"]["lr"])
+
+
+def test_an_unset_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    from lightning_impl import precision
+
+    assert precision.resolve("16-mixed", "cpu") == "16-mixed"  # an explicit setting wins
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.resolve(None, "cpu") == "32-true"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.resolve(None, "cpu") == "bf16-mixed"
+    assert configs.load("mnist_specified_cnn.yaml")["trainer"]["precision"] == "32-true"  # the default run: float32
+    assert configs.load("cifar10_fast.yaml")["trainer"]["precision"] is None  # the CPU recipe: the machine decides
+
+
+def test_the_ladders_bf16_step_is_not_trained_where_bf16_is_not_native(monkeypatch):
+    from experiments.ablation import load_ladder, merged_config, same_on_this_machine
+    from lightning_impl import precision
+
+    steps = load_ladder("mnist")
+    bf16 = next(i for i, s in enumerate(steps) if "bf16" in s.name)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert same_on_this_machine(merged_config(steps[: bf16 + 1]), merged_config(steps[:bf16]))
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert not same_on_this_machine(merged_config(steps[: bf16 + 1]), merged_config(steps[:bf16]))

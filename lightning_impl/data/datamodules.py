@@ -51,23 +51,26 @@ def already_batched(batch):
 
 
 class EpochShuffle(torch.utils.data.Sampler):
-    """A new random order every epoch, fixed by (seed, epoch) alone: a run resumed from a checkpoint sees the order
-    the uninterrupted run would have seen (a RandomSampler draws from the global generator, whose state a
-    checkpoint does not hold). Lightning calls ``set_epoch`` before every epoch, at times after the loader's
-    iterator exists (a resumed run), so the order is drawn at the first index, not when ``iter`` is called."""
+    """Batches of indices in a new random order every epoch, fixed by (seed, epoch) alone: a run resumed from a
+    checkpoint sees the order the uninterrupted run would have seen (a RandomSampler draws from the global
+    generator, whose state a checkpoint does not hold). Lightning calls ``set_epoch`` before every epoch, at times
+    after the loader's iterator exists (a resumed run), so the order is drawn at the first batch, not when ``iter``
+    is called. A batch is a slice of one permutation tensor (``TensorBatches`` indexes with it directly): no
+    per-sample Python work."""
 
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.batch_size)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed((self.seed + 1_000_003 * self.epoch) % 2**63)
-        yield from torch.randperm(self.n, generator=generator).tolist()
+        order = torch.randperm(self.n, generator=generator)
+        yield from order.split(self.batch_size)
 
     def loader_generator(self) -> torch.Generator:
         """For the DataLoader: its iterator draws a worker seed from this, not from the global generator, whose
@@ -180,11 +183,12 @@ class ImageDataModule(L.LightningDataModule):
                 dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
             )
         elif train and not distributed:  # under DDP, Lightning's DistributedSampler shuffles by (seed, epoch) too
-            sampler = EpochShuffle(len(dataset), torch.initial_seed())
+            batches = EpochShuffle(len(dataset), batch_size, torch.initial_seed())
+            return DataLoader(dataset, batch_sampler=batches, collate_fn=already_batched,
+                              generator=batches.loader_generator())
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
             collate_fn=already_batched, drop_last=False,
-            generator=sampler.loader_generator() if isinstance(sampler, EpochShuffle) else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -143,10 +143,11 @@ class NoisyDataModule(L.LightningDataModule):
         return self.hparams.dataset
 
     def train_dataloader(self) -> DataLoader:
-        distributed = self.trainer is not None and self.trainer.world_size > 1
-        sampler = None if distributed else EpochShuffle(len(self.train_set), torch.initial_seed())
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=sampler is None, sampler=sampler,
-                          collate_fn=already_batched, generator=sampler.loader_generator() if sampler else None)
+        if self.trainer is not None and self.trainer.world_size > 1:  # Lightning's DistributedSampler shuffles
+            return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, collate_fn=already_batched)
+        batches = EpochShuffle(len(self.train_set), self.hparams.batch_size, torch.initial_seed())
+        return DataLoader(self.train_set, batch_sampler=batches, collate_fn=already_batched,
+                          generator=batches.loader_generator())
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.hparams.eval_batch_size, collate_fn=already_batched)

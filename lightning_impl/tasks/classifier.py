@@ -50,7 +50,9 @@ class ImageClassifier(L.LightningModule):
         self.optimizer = optimizer
         self.loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # average="micro" is plain accuracy; torchmetrics' multiclass default is the macro average.
-        acc = partial(MulticlassAccuracy, num_classes=num_classes, average="micro")
+        # validate_args=False: the inputs are this module's own logits and the DataModule's labels, and checking
+        # them (torch.unique and friends) on every step cost more than the update itself.
+        acc = partial(MulticlassAccuracy, num_classes=num_classes, average="micro", validate_args=False)
         self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -69,9 +71,14 @@ class ImageClassifier(L.LightningModule):
         x, y = batch
         logits = self(x) if stage == "train" else self.eval_logits(x)
         loss = self.loss(logits, y)
-        metric(logits, y)
-        on_step = stage == "train"
-        self.log(f"{stage}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(y))
+        # update(), not metric(...): calling the metric also computes the batch's own accuracy (a copy, reset and
+        # merge of its state every step), which nothing reads; the epoch value comes from compute().
+        metric.update(logits.detach(), y)
+        train = stage == "train"
+        # Training loss per step for the progress bar, unsynchronised (an all-reduce per step under DDP); the
+        # evaluation figures are synchronised, as they are reported.
+        self.log(f"{stage}_loss", loss.detach(), on_step=train, on_epoch=True, prog_bar=True, sync_dist=not train,
+                 batch_size=len(y))
         self.log(f"{stage}_acc", metric, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
