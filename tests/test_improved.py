@@ -39,6 +39,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ("mnist", "cifar10")
 
 
+@pytest.fixture(autouse=True)
+def native_bf16(monkeypatch):
+    """The ladders' bf16 step trains where bf16 is native and is skipped elsewhere (tests/test_configs.py checks
+    both); these tests see every step, whatever this machine's CPU."""
+    from lightning_impl import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+
+
 @pytest.fixture(scope="module")
 def datamodules():
     dms = {}
