@@ -371,7 +371,7 @@ def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
     config = seen_configs["04_depth_width"]
     net = config["model"]["net"]["init_args"]
     assert net["batch_norm"] and "dropout" not in net  # built on the kept steps only
-    assert config["trainer"]["precision"] == "bf16-mixed" and "ablation" not in config
+    assert config["trainer"]["precision"] is None and "ablation" not in config  # unset: bf16 where native
     assert rows[1]["val_acc_std"] == pytest.approx(0.001 * 2**0.5 / 2)
     for f in ("ladder.md", "ladder.csv", "ladder.png", "results.json"):
         assert (tmp_path / f).stat().st_size > 0
