@@ -21,7 +21,9 @@ import keras_ref  # noqa: F401  (torch backend before keras)
 import keras
 import numpy as np
 
+from lightning_impl import flags
 from lightning_impl.preprocess import ImageInputError, format_row, prediction_rows, prepare, softmax, write_rows
+from lightning_impl.runs import fail
 
 
 class RunError(ValueError):
@@ -56,22 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", metavar="RUN_DIR", help="a keras_ref run folder (holding model.keras and model_card.json)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size and colour mode")
-    p.add_argument("--top", type=int, default=3, help="how many classes to report per image")
-    p.add_argument("--grey", action="store_true", help="convert colour pictures to greyscale for a greyscale model (refused otherwise)")
-    p.add_argument("--invert", choices=("auto", "always", "never"), default="auto",
-                   help="auto: invert dark-on-light greyscale pictures (decided from the border)")
-    p.add_argument("--json", metavar="FILE", help="write the predictions as JSON (a list, one object per image)")
-    p.add_argument("--csv", metavar="FILE", help="write the predictions as CSV (one row per image)")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors (use with --json / --csv)")
-    args = p.parse_args(argv)
-    if args.top < 1:
-        p.error("--top must be positive")
-    return args
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    flags.add(p, "top", "grey", "invert", "json", "csv", "quiet")
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

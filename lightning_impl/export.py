@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from lightning_impl import flags
 from lightning_impl.card import CheckpointError, load_model, normalise
+from lightning_impl.runs import fail
 from lightning_impl.data.datasets import DataIntegrityError, DatasetUnavailableError, ensure_available, load_split
 from lightning_impl.data.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
 
@@ -127,18 +129,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", metavar="FILE.onnx", help="default: model.onnx in the run folder")
     p.add_argument("--images", type=int, default=256, help="test images run through both implementations")
     p.add_argument("--tolerance", type=float, default=TOLERANCE, help="largest |difference| accepted")
-    p.add_argument("--data-dir", default=None, help="default: $LIGHTNING_IMPL_DATA, else ~/.cache/lightning_impl/data")
-    p.add_argument("--json", metavar="FILE", help="write the check's figures (differences, size, paths) as JSON")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    flags.add(p, "data_dir", "json", "quiet")
     args = p.parse_args(argv)
     if args.images < 1:
         p.error("--images must be positive")
     return args
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -44,6 +44,12 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     "limit_test": (("--limit-test",), dict(type=positive_int, default=None, metavar="N",
                    help="smoke runs: N test images only")),
     "json": (("--json",), dict(type=Path, default=None, metavar="FILE", help="also write the results to FILE as JSON")),
+    "csv": (("--csv",), dict(type=Path, default=None, metavar="FILE", help="also write the results to FILE as CSV")),
+    "top": (("--top",), dict(type=positive_int, default=3, metavar="K", help="how many classes to report per image")),
+    "grey": (("--grey",), dict(action="store_true",
+             help="convert colour pictures to greyscale for a greyscale model (refused otherwise)")),
+    "invert": (("--invert",), dict(choices=("auto", "always", "never"), default="auto",
+               help="auto: invert dark-on-light greyscale pictures (decided from the border)")),
     "quiet": (("-q", "--quiet"), dict(action="store_true", help="no progress output, only results")),
     "verbose": (("-v", "--verbose"), dict(action="store_true", help="more progress output (every step)")),
 }

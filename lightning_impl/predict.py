@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_impl import flags
 from lightning_impl.card import CheckpointError, load_model, normalise
+from lightning_impl.runs import fail
 from lightning_impl.preprocess import ImageInputError, Prepared, format_row, prediction_rows, prepare, save_png, write_rows
 
 BATCH = 256
@@ -33,26 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CKPT", help="a run folder (its best checkpoint) or a .ckpt file")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size and colour mode")
-    p.add_argument("--top", type=int, default=3, help="how many classes to report per image")
-    p.add_argument("--grey", action="store_true", help="convert colour pictures to greyscale for a greyscale model (refused otherwise)")
-    p.add_argument("--invert", choices=("auto", "always", "never"), default="auto",
-                   help="auto: invert dark-on-light greyscale pictures (decided from the border)")
-    p.add_argument("--json", metavar="FILE", help="write the predictions as JSON (a list, one object per image)")
-    p.add_argument("--csv", metavar="FILE", help="write the predictions as CSV (one row per image)")
+    flags.add(p, "top", "grey", "invert", "json", "csv", "quiet")
     p.add_argument("--out", metavar="FILE", help="denoisers: where to write the restored PNG (one input image)")
     p.add_argument("--out-dir", metavar="DIR", help="denoisers: write <name>_denoised.png for each input here")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors (use with --json / --csv / --out)")
     args = p.parse_args(argv)
-    if args.top < 1:
-        p.error("--top must be positive")
     if args.out and len(args.images) > 1:
         p.error("--out names one file: with several images use --out-dir DIR")
     return args
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 @torch.inference_mode()
