@@ -2,9 +2,9 @@
 fit -> reload the best epoch on validation -> test it once -> metrics.json in a new run folder.
 
 It mirrors lightning_impl.train: the same run-folder layout (runs/<name>/version_<n>/ with metrics.csv,
-checkpoints/, metrics.json, and recipe.yaml: the recipe as translated), the same model selection (the best validation epoch is tested), and
-``parameters`` counted as torch counts them (trainable weights; BatchNorm statistics, which Keras counts
-as non-trainable weights, are reported apart).
+checkpoints/ and metrics.json, plus recipe.yaml: the recipe as translated), the same model selection (the
+best validation epoch is tested), and ``parameters`` counted as torch counts them (trainable weights;
+BatchNorm statistics, which Keras counts as non-trainable weights, are reported apart).
 """
 
 from __future__ import annotations
