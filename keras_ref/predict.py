@@ -17,10 +17,12 @@ import json
 import sys
 from pathlib import Path
 
-import keras_ref  # noqa: F401  (torch backend before keras)
+import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 import numpy as np
 
+from keras_ref import backend
+from lightning_impl import flags
 from lightning_impl.preprocess import ImageInputError, format_row, prediction_rows, prepare, softmax, write_rows
 
 
@@ -63,7 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", metavar="FILE", help="write the predictions as JSON (a list, one object per image)")
     p.add_argument("--csv", metavar="FILE", help="write the predictions as CSV (one row per image)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (use with --json / --csv)")
+    flags.add(p, "backend")
     args = p.parse_args(argv)
+    try:
+        backend.require(args.backend)
+    except backend.BackendError as err:
+        p.error(str(err))
     if args.top < 1:
         p.error("--top must be positive")
     return args

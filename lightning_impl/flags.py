@@ -44,6 +44,8 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     "limit_test": (("--limit-test",), dict(type=positive_int, default=None, metavar="N",
                    help="smoke runs: N test images only")),
     "json": (("--json",), dict(type=Path, default=None, metavar="FILE", help="also write the results to FILE as JSON")),
+    "backend": (("--backend",), dict(choices=("torch", "jax", "tensorflow"), default=None,
+                help="Keras backend (default: $KERAS_BACKEND, else torch); fixed per process")),
     "quiet": (("-q", "--quiet"), dict(action="store_true", help="no progress output, only results")),
     "verbose": (("-v", "--verbose"), dict(action="store_true", help="more progress output (every step)")),
 }
