@@ -112,7 +112,10 @@ def run_elsewhere(backend: str, args: argparse.Namespace) -> dict[str, list[Row]
         if not args.accuracy:  # training runs (check 5) keep every core
             env.update(ONE_THREAD_ENV)
         print(f"[parity] {backend}: KERAS_BACKEND={backend} python -m parity {' '.join(argv)}", file=sys.stderr, flush=True)
-        done = subprocess.run([sys.executable, "-m", "parity", *argv], env=env, stdout=sys.stderr, stderr=sys.stderr)
+        with subprocess.Popen([sys.executable, "-m", "parity", *argv], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) as done:
+            for line in done.stdout:  # its tables and progress: progress here (stdout holds the merged table)
+                print(f"  [{backend}] {line}", end="", file=sys.stderr, flush=True)
         if out.is_file():
             return rows_from_json(json.loads(out.read_text()), backend)
     why = f"the {backend} process ended with status {done.returncode} before writing its results (its output is above)"
