@@ -290,8 +290,11 @@ def check_shapes(pair: ModelPair) -> list[Row]:
 # --- check 3 -----------------------------------------------------------------------------------------------
 
 
-def layer_differences(pairs: list[LayerPair], torch_model: nn.Module, keras_model: keras.Model, x: torch.Tensor) -> dict[str, float]:
-    """Max |torch - Keras| of every corresponding layer's output (inference mode), in torch layout."""
+def layer_differences(pairs: list[LayerPair], torch_model: nn.Module, keras_model: keras.Model, x: torch.Tensor,
+                      relative: bool = False) -> dict[str, float]:
+    """Max |torch - Keras| of every corresponding layer's output (inference mode), in torch layout. ``relative``:
+    divided by the layer's largest output where that exceeds 1 (float32 rounding grows with the values; a trained
+    model's activations are larger than a fresh one's)."""
     torch_model.eval()
     t_out = torch_trace(torch_model, x, [p.torch_name for p in pairs])
     k_out = keras_trace(keras_model, nhwc(x), training=False)
@@ -300,6 +303,8 @@ def layer_differences(pairs: list[LayerPair], torch_model: nn.Module, keras_mode
         t = t_out[p.torch_name][1].numpy()
         k = keras_to_torch_layout(k_out[p.name], p)
         diffs[p.name] = float(np.max(np.abs(t - k))) if t.shape == k.shape else math.inf
+        if relative and t.size:
+            diffs[p.name] /= max(1.0, float(np.max(np.abs(t))))
     return diffs
 
 
