@@ -1,7 +1,7 @@
 """The specified CNN's default recipe on every installed Keras backend beside Lightning: speed, accuracy, determinism.
 
     python benchmarks/keras_backends.py                      # 1 epoch, seed 0, each run twice, every installed backend
-    python benchmarks/keras_backends.py --epochs 2 --backends torch jax --repeats 1
+    python benchmarks/keras_backends.py --epochs 2 --frameworks lightning torch jax --repeats 1
 
 One process per run (a Keras backend is fixed per process), one after the other in one sitting: Lightning
 (``python -m lightning_impl.train``), then ``python -m keras_ref.train --backend NAME`` per backend, each with the
@@ -61,12 +61,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=2, help="runs per framework with the same seed (determinism)")
-    p.add_argument("--backends", nargs="+", choices=BACKENDS, default=installed())
+    p.add_argument("--frameworks", nargs="+", choices=("lightning", *BACKENDS), default=["lightning", *installed()],
+                   help="lightning and the Keras backends to train (default: lightning and every installed backend)")
     p.add_argument("--json", type=Path, help="also write every run's figures here")
     args = p.parse_args(argv)
     rows, everything = [], {}
     with tempfile.TemporaryDirectory() as runs_dir:
-        for framework in ["lightning", *args.backends]:
+        for framework in args.frameworks:
             runs = []
             for i in range(args.repeats):
                 print(f"[bench] {framework} run {i + 1}/{args.repeats}", file=sys.stderr, flush=True)
