@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from keras_ref.backend import BACKENDS, installed
@@ -131,3 +132,28 @@ def test_jax_float64_is_switched_on_for_check_4_only(backend):
             "print(before, inside, jax.config.read('jax_enable_x64'), keras.config.floatx())")
     out = run(["-c", code], backend=backend)
     assert out.stdout.split() == ["False", "float64", "False", "float32"], out.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", OTHER)
+def test_every_keras_entry_point_runs_on_every_installed_backend(backend, tmp_path):
+    """Smoke runs of the trainers (the augmented recipe: the augmentation layer too; the denoiser) and of
+    prediction from the run folder, started with --backend."""
+    from PIL import Image
+
+    runs = str(tmp_path / "runs")
+    out = run(["-m", "keras_ref.train", "--backend", backend, "--config", "configs/mnist_specified_cnn_augmented.yaml",
+               "--epochs", "1", "--limit-train", "512", "--runs-dir", runs, "--quiet"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = out.stdout.strip().splitlines()[-1]
+    assert json.loads(Path(run_dir, "metrics.json").read_text())["test_acc"] > 0.3  # 512 images, 1 epoch: past chance
+
+    Image.fromarray(np.full((28, 28), 0, np.uint8)).save(tmp_path / "blank.png")
+    out = run(["-m", "keras_ref.predict", "--backend", backend, run_dir, str(tmp_path / "blank.png"), "--json",
+               str(tmp_path / "p.json"), "--quiet"])
+    assert out.returncode == 0 and json.loads((tmp_path / "p.json").read_text()), out.stderr[-3000:]
+
+    out = run(["-m", "keras_ref.train_denoiser", "--backend", backend, "--epochs", "1", "--limit-train", "256",
+               "--limit-val", "100", "--limit-test", "100", "--runs-dir", runs, "--quiet"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(Path(out.stdout.strip().splitlines()[-1], "metrics.json").read_text())["test_psnr"] > 10
