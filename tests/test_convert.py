@@ -95,8 +95,9 @@ def test_round_trip_of_a_model_trained_for_one_epoch_keeps_its_test_accuracy(tmp
     print(json.dumps({"keras_test_acc": metrics["test_acc"], "lightning_test_acc": lightning_acc,
                       "keras_round_trip_test_acc": keras_back_acc, "to_lightning": to_l, "to_keras": to_k}))
     assert to_l["max_diff"] <= OUTPUT_TOL and to_k["max_diff"] <= OUTPUT_TOL
-    assert keras_back_acc == pytest.approx(metrics["test_acc"], abs=1e-9)
-    assert abs(lightning_acc - metrics["test_acc"]) <= 1e-4
+    correct = lambda acc: round(acc * len(y))  # noqa: E731  (Keras reports accuracy as a float32)
+    assert correct(keras_back_acc) == correct(metrics["test_acc"])
+    assert abs(correct(lightning_acc) - correct(metrics["test_acc"])) <= 1
     assert metrics["test_acc"] > 0.9
     card = json.loads(convert.card_path(back).read_text())
     assert card["model"] == "back.keras" and card["dataset"] == "mnist"
