@@ -65,6 +65,11 @@ def choose() -> str:
             raise
         print(f"error: --backend {wanted}: {err}", file=sys.stderr)  # a command line: one line, no traceback
         sys.exit(2)
+    if name == "tensorflow":
+        # torch's compiler stack loads Triton's native library on first use (the optimizers reach it); loaded after
+        # TensorFlow's it crashes the process (segmentation fault, measured with tensorflow-cpu 2.21 and torch
+        # 2.14). Loading it first, before Keras imports TensorFlow, avoids the clash.
+        import torch._dynamo  # noqa: F401
     return name
 
 
