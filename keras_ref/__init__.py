@@ -1,8 +1,9 @@
-"""Keras 3 twins of the lightning_impl models, on the torch backend (no TensorFlow)."""
+"""Keras 3 twins of the lightning_impl models, on the torch (default), JAX or TensorFlow backend.
 
-import os
+The backend is fixed here, before the first ``import keras`` anywhere in the process: ``--backend NAME`` on the
+command line of a ``python -m`` entry point, else ``KERAS_BACKEND``, else torch (keras_ref.backend).
+"""
 
-# Must happen before the first `import keras` anywhere in the process.
-os.environ.setdefault("KERAS_BACKEND", "torch")
-if os.environ["KERAS_BACKEND"] != "torch":
-    raise RuntimeError(f"keras_ref needs KERAS_BACKEND=torch, found {os.environ['KERAS_BACKEND']!r}")
+from keras_ref.backend import choose as _choose
+
+BACKEND = _choose()

@@ -17,10 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-import keras_ref  # noqa: F401  (torch backend before keras)
+import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 import numpy as np
 
+from keras_ref import backend
 from lightning_impl import flags
 from lightning_impl.preprocess import ImageInputError, format_row, prediction_rows, prepare, softmax, write_rows
 from lightning_impl.runs import fail
@@ -58,8 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", metavar="RUN_DIR", help="a keras_ref run folder (holding model.keras and model_card.json)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size and colour mode")
-    flags.add(p, "top", "grey", "invert", "json", "csv", "quiet")
-    return p.parse_args(argv)
+    flags.add(p, "top", "grey", "invert", "json", "csv", "quiet", "backend")
+    args = p.parse_args(argv)
+    try:
+        backend.require(args.backend)
+    except backend.BackendError as err:
+        p.error(str(err))
+    return args
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

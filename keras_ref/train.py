@@ -3,6 +3,7 @@
     python -m keras_ref.train                                        # = python -m lightning_impl.train, in Keras
     python -m keras_ref.train --config configs/mnist_improved.yaml   # any classifier recipe
     python -m keras_ref.train --epochs 1 --seed 3 --data-dir ../shared/data
+    python -m keras_ref.train --backend jax                          # on JAX (torch is the default)
 
 The recipe is the LightningCLI YAML (default: configs/mnist_specified_cnn.yaml, the default Lightning run):
 net, augmentation, optimizer, schedule and label smoothing are translated by keras_ref.recipes, which refuses
@@ -22,6 +23,7 @@ import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 import numpy as np
 
+from keras_ref import backend
 from keras_ref.augment import AUGMENTATIONS
 from keras_ref.fit import fit_and_test
 from keras_ref.models import TWINS
@@ -96,9 +98,13 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=CLASSIFIER_DEFAULT, help="a classifier's LightningCLI YAML (default: %(default)s)")
-    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "quiet", "verbose", runs_dir=None)
+    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "backend", "quiet", "verbose", runs_dir=None)
     p.add_argument("--no-download", dest="download", action="store_false", help="never download missing data")
     args = p.parse_args(argv)
+    try:
+        backend.require(args.backend)
+    except backend.BackendError as err:
+        p.error(str(err))
     try:
         args.recipe = classifier_recipe(args.config)
     except (ValueError, OSError) as err:  # RecipeError, invalid YAML, a missing file

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from keras import ops
 
+from keras_ref import backend
 from keras_ref.fit import fit_and_test
 from keras_ref.models import TWINS
 from keras_ref.recipes import DENOISER_DEFAULT, RecipeError, denoiser_recipe, make_optimizer
@@ -152,9 +153,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-sigma", type=float, nargs="+", metavar="SIGMA",
                    help="override data.eval_sigma, the noise of the fixed validation/test copies (Lightning: --data.eval_sigma)")
     p.add_argument("--batch-size", type=flags.positive_int, help="override data.batch_size (Lightning: --data.batch_size)")
-    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "quiet", "verbose",
+    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "backend", "quiet", "verbose",
               runs_dir=None)
     args = p.parse_args(argv)
+    try:
+        backend.require(args.backend)
+    except backend.BackendError as err:
+        p.error(str(err))
     for name in ("sigma", "eval_sigma"):
         if getattr(args, name) is not None and len(getattr(args, name)) > 2:
             p.error(f"--{name.replace('_', '-')} takes one level or a LOW HIGH range")

@@ -50,6 +50,8 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
              help="convert colour pictures to greyscale for a greyscale model (refused otherwise)")),
     "invert": (("--invert",), dict(choices=("auto", "always", "never"), default="auto",
                help="auto: invert dark-on-light greyscale pictures (decided from the border)")),
+    "backend": (("--backend",), dict(choices=("torch", "jax", "tensorflow"), default=None,
+                help="Keras backend (default: $KERAS_BACKEND, else torch); fixed per process")),
     "quiet": (("-q", "--quiet"), dict(action="store_true", help="no progress output, only results")),
     "verbose": (("-v", "--verbose"), dict(action="store_true", help="more progress output (every step)")),
 }

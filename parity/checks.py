@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-import keras_ref  # noqa: F401  (torch backend before keras)
+import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 import numpy as np
 import torch
@@ -129,41 +129,58 @@ def nhwc(x: torch.Tensor) -> np.ndarray:
 
 @contextlib.contextmanager
 def keras_float64():
-    """Keras layers, losses and optimizers built and run inside compute in float64 on the torch backend.
+    """Keras layers, losses and optimizers built and run inside compute in float64, on every backend.
 
     The public settings are the dtype policy and ``floatx`` (the policy is what new layers take; it is only
-    derived from ``floatx`` the first time it is read). Two internals are set too, for the duration only:
+    derived from ``floatx`` the first time it is read). The rest is per backend, set for the duration only:
 
     * like JAX without x64, Keras' type promotion maps float64 to float32 on every backend but TensorFlow
       (``keras.src.backend.common.dtypes.BIT64_TO_BIT32_DTYPE``), so BatchNormalization, which computes in
       ``result_type(input dtype, "float32")``, would still round to float32;
-    * the torch backend hands convolutions channels_last tensors (a speed choice), and torch's float64 CPU
+    * torch: the backend hands convolutions channels_last tensors (a speed choice), and torch's float64 CPU
       convolution cannot take a channels_last kernel with one output channel in its backward pass ("slow_conv2d:
-      grad_weight must be contiguous"); float64 tensors stay in their layout here, which changes no value.
+      grad_weight must be contiguous"); float64 tensors stay in their layout here, which changes no value;
+    * JAX: 64-bit types exist only with ``jax_enable_x64`` (without it every float64 array is float32);
+    * TensorFlow: nothing more (its CPU kernels take float64 as they are).
     """
     from keras.src.backend.common import dtypes
-    from keras.src.backend.torch import nn as torch_nn
 
     table = getattr(dtypes, "BIT64_TO_BIT32_DTYPE", None)
-    to_channels_last = getattr(torch_nn, "_maybe_convert_to_channels_last", None)
-    if not isinstance(table, dict) or "float64" not in table or to_channels_last is None:
+    if not isinstance(table, dict) or "float64" not in table:
         raise RuntimeError(f"check 4 cannot switch Keras {keras.__version__} to float64: its internals changed")
+    restore: list[Callable[[], None]] = []
+    backend = keras.backend.backend()
+    if backend == "torch":
+        from keras.src.backend.torch import nn as torch_nn
 
-    def keep_float64_layout(tensor):
-        return tensor if tensor.dtype == torch.float64 else to_channels_last(tensor)
+        to_channels_last = getattr(torch_nn, "_maybe_convert_to_channels_last", None)
+        if to_channels_last is None:
+            raise RuntimeError(f"check 4 cannot switch Keras {keras.__version__} to float64: its internals changed")
+
+        def keep_float64_layout(tensor):
+            return tensor if tensor.dtype == torch.float64 else to_channels_last(tensor)
+
+        torch_nn._maybe_convert_to_channels_last = keep_float64_layout
+        restore.append(lambda: setattr(torch_nn, "_maybe_convert_to_channels_last", to_channels_last))
+    elif backend == "jax":
+        import jax
+
+        x64 = bool(jax.config.read("jax_enable_x64"))
+        jax.config.update("jax_enable_x64", True)
+        restore.append(lambda: jax.config.update("jax_enable_x64", x64))
 
     policy, floatx, promoted = keras.config.dtype_policy(), keras.config.floatx(), table["float64"]
     keras.config.set_floatx("float64")
     keras.config.set_dtype_policy("float64")
     table["float64"] = "float64"
-    torch_nn._maybe_convert_to_channels_last = keep_float64_layout
     try:
         yield
     finally:
-        torch_nn._maybe_convert_to_channels_last = to_channels_last
         table["float64"] = promoted
         keras.config.set_dtype_policy(policy)
         keras.config.set_floatx(floatx)
+        for undo in reversed(restore):
+            undo()
 
 
 def build(pair: ModelPair, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, keras.Model]:
@@ -273,8 +290,11 @@ def check_shapes(pair: ModelPair) -> list[Row]:
 # --- check 3 -----------------------------------------------------------------------------------------------
 
 
-def layer_differences(pairs: list[LayerPair], torch_model: nn.Module, keras_model: keras.Model, x: torch.Tensor) -> dict[str, float]:
-    """Max |torch - Keras| of every corresponding layer's output (inference mode), in torch layout."""
+def layer_differences(pairs: list[LayerPair], torch_model: nn.Module, keras_model: keras.Model, x: torch.Tensor,
+                      relative: bool = False) -> dict[str, float]:
+    """Max |torch - Keras| of every corresponding layer's output (inference mode), in torch layout. ``relative``:
+    divided by the layer's largest output where that exceeds 1 (float32 rounding grows with the values; a trained
+    model's activations are larger than a fresh one's)."""
     torch_model.eval()
     t_out = torch_trace(torch_model, x, [p.torch_name for p in pairs])
     k_out = keras_trace(keras_model, nhwc(x), training=False)
@@ -283,6 +303,8 @@ def layer_differences(pairs: list[LayerPair], torch_model: nn.Module, keras_mode
         t = t_out[p.torch_name][1].numpy()
         k = keras_to_torch_layout(k_out[p.name], p)
         diffs[p.name] = float(np.max(np.abs(t - k))) if t.shape == k.shape else math.inf
+        if relative and t.size:
+            diffs[p.name] /= max(1.0, float(np.max(np.abs(t))))
     return diffs
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 
-import keras_ref  # noqa: F401  (torch backend before keras)
+import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 import torch
 from torch import nn

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import keras_ref  # noqa: F401  (torch backend before keras)
+import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 import numpy as np
 import torch

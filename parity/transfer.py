@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-import keras_ref  # noqa: F401  (torch backend before keras)
+import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 import numpy as np
 import torch

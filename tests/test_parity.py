@@ -373,10 +373,11 @@ def test_baseline_from_figure_or_metrics_json(tmp_path):
 
 
 def test_command_prints_tables_writes_json_and_exits_nonzero_on_failure(monkeypatch, tmp_path, capsys):
-    assert main(["--pairs", "specified_cnn", "--checks", "parameters", "--json", str(tmp_path / "p.json")]) == 0
+    assert main(["--pairs", "specified_cnn", "--checks", "parameters", "--backends", "torch", "--json", str(tmp_path / "p.json")]) == 0
     out = json.loads((tmp_path / "p.json").read_text())
-    assert out["passed"] and out["pairs"]["specified_cnn"][0]["result"] == "pass"
-    assert "## specified_cnn" in capsys.readouterr().out
+    assert out["passed"] and out["backends"]["torch"]["pairs"]["specified_cnn"][0]["result"] == "pass"
+    printed = capsys.readouterr().out
+    assert "## specified_cnn" in printed and "| check " in printed and " torch " in printed
 
     def no_bias():
         net = SpecifiedCNN()
@@ -384,8 +385,19 @@ def test_command_prints_tables_writes_json_and_exits_nonzero_on_failure(monkeypa
         return net
 
     monkeypatch.setitem(PAIRS, "broken", dataclasses.replace(all_pairs()["specified_cnn"], name="broken", torch_model=no_bias))
-    assert main(["--pairs", "broken", "--checks", "parameters"]) == 1
+    assert main(["--pairs", "broken", "--checks", "parameters", "--backends", "torch"]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("jax") is None, reason="the jax extra is not installed")
+def test_one_table_has_a_column_per_backend(tmp_path, capsys):
+    """The backend of this process (torch) runs here, JAX in a process of its own; one table, both columns."""
+    assert main(["--pairs", "specified_cnn", "--checks", "parameters", "--backends", "torch", "jax",
+                 "--json", str(tmp_path / "p.json")]) == 0
+    out = json.loads((tmp_path / "p.json").read_text())
+    assert list(out["backends"]) == ["torch", "jax"] and out["passed"]
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| check"))
+    assert [c.strip() for c in header.strip("|").split("|")] == ["check", "bound", "torch", "jax"]
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ side therefore uses SameConvTranspose2d, which crops the way Keras does (see its
 
 from __future__ import annotations
 
-import keras_ref  # noqa: F401  (sets the torch backend before keras is imported)
+import keras_ref  # noqa: F401  (sets the Keras backend before keras is imported)
 import keras
 from keras import layers
 

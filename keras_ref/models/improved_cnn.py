@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import keras_ref  # noqa: F401  (torch backend before keras)
+import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 from keras import layers
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import keras_ref  # noqa: F401  (sets the torch backend before keras is imported)
+import keras_ref  # noqa: F401  (sets the Keras backend before keras is imported)
 import keras
 from keras import layers
 
