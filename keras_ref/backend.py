@@ -84,3 +84,14 @@ def require(name: str | None) -> None:
     if running != check(name):
         raise BackendError(f"--backend {name}: Keras already runs on {running} in this process; "
                            f"a backend is fixed per process (start a new one: python -m ... --backend {name})")
+
+
+def parse_args(parser, argv: list[str] | None):
+    """``parser.parse_args(argv)``, then ``--backend`` checked against the one this process runs: a usage error
+    (one line, status 2) when it cannot be honoured. Every Keras entry point parses its flags this way."""
+    args = parser.parse_args(argv)
+    try:
+        require(args.backend)
+    except BackendError as err:
+        parser.error(str(err))
+    return args

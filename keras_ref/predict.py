@@ -60,11 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("run", metavar="RUN_DIR", help="a keras_ref run folder (holding model.keras and model_card.json)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size and colour mode")
     flags.add(p, "top", "grey", "invert", "json", "csv", "quiet", "backend")
-    args = p.parse_args(argv)
-    try:
-        backend.require(args.backend)
-    except backend.BackendError as err:
-        p.error(str(err))
+    args = backend.parse_args(p, argv)
     return args
 
 

@@ -100,11 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", default=CLASSIFIER_DEFAULT, help="a classifier's LightningCLI YAML (default: %(default)s)")
     flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "backend", "quiet", "verbose", runs_dir=None)
     p.add_argument("--no-download", dest="download", action="store_false", help="never download missing data")
-    args = p.parse_args(argv)
-    try:
-        backend.require(args.backend)
-    except backend.BackendError as err:
-        p.error(str(err))
+    args = backend.parse_args(p, argv)
     try:
         args.recipe = classifier_recipe(args.config)
     except (ValueError, OSError) as err:  # RecipeError, invalid YAML, a missing file

@@ -155,11 +155,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=flags.positive_int, help="override data.batch_size (Lightning: --data.batch_size)")
     flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "backend", "quiet", "verbose",
               runs_dir=None)
-    args = p.parse_args(argv)
-    try:
-        backend.require(args.backend)
-    except backend.BackendError as err:
-        p.error(str(err))
+    args = backend.parse_args(p, argv)
     for name in ("sigma", "eval_sigma"):
         if getattr(args, name) is not None and len(getattr(args, name)) > 2:
             p.error(f"--{name.replace('_', '-')} takes one level or a LOW HIGH range")

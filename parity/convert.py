@@ -266,11 +266,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit-test", type=flags.positive_int, default=N_IMAGES, metavar="N",
                    help="real test images the conversion is checked on (default %(default)s)")
     flags.add(p, "backend", "json")
-    args = p.parse_args(argv)
-    try:
-        backend.require(args.backend)
-    except backend.BackendError as err:
-        p.error(str(err))
+    args = backend.parse_args(p, argv)
     return args
 
 
