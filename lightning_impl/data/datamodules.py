@@ -72,10 +72,17 @@ class EpochShuffle(torch.utils.data.Sampler):
         order = torch.randperm(self.n, generator=generator)
         yield from order.split(self.batch_size)
 
-    def loader_generator(self) -> torch.Generator:
-        """For the DataLoader: its iterator draws a worker seed from this, not from the global generator, whose
-        stream an epoch's dropout, augmentation and noise use."""
-        return torch.Generator().manual_seed(self.seed)
+
+def training_loader(dataset: Dataset, batch_size: int, trainer) -> DataLoader:
+    """Training batches in a new order every epoch, the same for every DataModule. One process: ``EpochShuffle``,
+    and a generator of the loader's own, from which its iterator draws a worker seed instead of from the global
+    generator (whose stream an epoch's dropout, augmentation and noise use). Under DDP, Lightning's
+    DistributedSampler shuffles by (seed, epoch) too."""
+    if trainer is not None and trainer.world_size > 1:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=already_batched)
+    seed = torch.initial_seed()
+    return DataLoader(dataset, batch_sampler=EpochShuffle(len(dataset), batch_size, seed), collate_fn=already_batched,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,32 +180,24 @@ class ImageDataModule(L.LightningDataModule):
             x = self.augment(x)
         return x, y
 
-    def _loader(self, dataset: TensorBatches, batch_size: int, train: bool) -> DataLoader:
+    def _eval_loader(self, dataset: TensorBatches) -> DataLoader:
         sampler = None
-        distributed = self.trainer is not None and self.trainer.world_size > 1
-        if not train and distributed:
+        if self.trainer is not None and self.trainer.world_size > 1:
             # Lightning's default DistributedSampler pads the last shard with repeated samples, which
             # would count some test images twice; this one does not.
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
             )
-        elif train and not distributed:  # under DDP, Lightning's DistributedSampler shuffles by (seed, epoch) too
-            batches = EpochShuffle(len(dataset), batch_size, torch.initial_seed())
-            return DataLoader(dataset, batch_sampler=batches, collate_fn=already_batched,
-                              generator=batches.loader_generator())
-        return DataLoader(
-            dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
-            collate_fn=already_batched, drop_last=False,
-        )
+        return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=already_batched)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.hparams.batch_size, train=True)
+        return training_loader(self.train_set, self.hparams.batch_size, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.hparams.eval_batch_size, train=False)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.hparams.eval_batch_size, train=False)
+        return self._eval_loader(self.test_set)
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """A whole split as normalised float32 NHWC numpy arrays (what Keras expects) and int64 labels."""

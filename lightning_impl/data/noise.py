@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_impl.data.datamodules import DATAMODULES, EpochShuffle, TensorBatches, already_batched
+from lightning_impl.data.datamodules import DATAMODULES, TensorBatches, already_batched, training_loader
 
 # Seeds of the fixed eval noise. One standard-normal draw z per split is scaled by sigma, so the copies at
 # different sigma share their noise pattern: a curve over sigma is not also a curve over noise draws.
@@ -143,11 +143,7 @@ class NoisyDataModule(L.LightningDataModule):
         return self.hparams.dataset
 
     def train_dataloader(self) -> DataLoader:
-        if self.trainer is not None and self.trainer.world_size > 1:  # Lightning's DistributedSampler shuffles
-            return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, collate_fn=already_batched)
-        batches = EpochShuffle(len(self.train_set), self.hparams.batch_size, torch.initial_seed())
-        return DataLoader(self.train_set, batch_sampler=batches, collate_fn=already_batched,
-                          generator=batches.loader_generator())
+        return training_loader(self.train_set, self.hparams.batch_size, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.hparams.eval_batch_size, collate_fn=already_batched)
