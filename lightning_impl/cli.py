@@ -54,18 +54,19 @@ class ProjectCLI(LightningCLI):
         parser.set_defaults(as_defaults(configs.load(self.recipe)))
 
     def before_instantiate_classes(self) -> None:
-        # precision "auto" (the recipes' choice): what this machine computes natively (lightning_impl.precision)
+        # An unset precision (the recipes that profit from bf16 leave it so): what this machine computes natively
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         trainer = config.trainer
         trainer.precision = precision.resolve(trainer.precision, trainer.accelerator)
 
 
-def resume_args(args: list[str]) -> tuple[list[str], Path | None]:
-    """``--resume RUN_DIR [flags]`` -> the run's own config, its folder as the logger's, and its last.ckpt.
+def resume_args(args: list[str]) -> tuple[list[str], Path | None, int | None]:
+    """``--resume RUN_DIR [flags]`` -> the run's own config and its folder as the logger's; its last.ckpt and the
+    epoch that checkpoint finished.
 
     Flags after it still apply (``--trainer.max_epochs 20`` trains on); everything else is the saved config."""
     if "--resume" not in args:
-        return args, None
+        return args, None, None
     i = args.index("--resume")
     if i + 1 >= len(args):
         raise ConfigurationError("--resume: expected a run folder (runs/<name>/version_<n>)")
@@ -76,30 +77,21 @@ def resume_args(args: list[str]) -> tuple[list[str], Path | None]:
             raise ConfigurationError(f"--resume {run_dir}: no {needed.relative_to(run_dir)} there, so nothing to resume "
                                      "(a run folder holds config.yaml and checkpoints/last.ckpt once an epoch has finished)")
     last_epoch = checkpoints.load(last)["epoch"]  # refuses, by name, a file cut short or holding more than data
-    _EARLIER_ROWS[run_dir.resolve()] = _rows_up_to(run_dir / "metrics.csv", last_epoch)
     logger = ["--trainer.logger.init_args.save_dir", str(run_dir.parent.parent),
               "--trainer.logger.init_args.name", run_dir.parent.name, "--trainer.logger.init_args.version", run_dir.name]
-    return ["--config", str(config), *logger, *rest], last
+    return ["--config", str(config), *logger, *rest], last, last_epoch
 
 
-_EARLIER_ROWS: dict[Path, tuple[list[str], list[dict]]] = {}
-
-
-def _rows_up_to(path: Path, epoch: int) -> tuple[list[str], list[dict]]:
-    """metrics.csv's header and its rows of the epochs the checkpoint holds (later rows are logged again)."""
-    if not path.is_file():
-        return [], []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames or []), [r for r in reader if r.get("epoch") and int(float(r["epoch"])) <= epoch]
-
-
-def _keep_earlier_rows(cli: ProjectCLI, run_dir: Path) -> None:
-    """Lightning's CSVLogger deletes the metrics.csv it finds; a resumed run puts back the finished epochs' rows."""
-    header, rows = _EARLIER_ROWS.pop(run_dir.resolve(), ([], []))
+def _keep_earlier_rows(cli: ProjectCLI, epoch: int) -> None:
+    """Lightning's CSVLogger deletes the metrics.csv it finds when it first writes; a resumed run puts back the
+    rows of the epochs its checkpoint holds (later rows are logged again)."""
     logger = cli.trainer.logger
-    if not header or not isinstance(logger, CSVLogger):
+    if not isinstance(logger, CSVLogger) or not Path(logger.log_dir, "metrics.csv").is_file():
         return
+    with open(Path(logger.log_dir, "metrics.csv"), newline="") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = [r for r in reader if r.get("epoch") and int(float(r["epoch"])) <= epoch]
     with warnings.catch_warnings():  # "Previous log files in this directory will be deleted": put back below
         warnings.filterwarnings("ignore", message="Experiment logs directory")
         writer = logger.experiment  # created now: this is when it deletes the old file
@@ -118,7 +110,7 @@ def make_cli(cli_class: type[ProjectCLI], model, data, args: list[str] | None, *
     launch re-runs the caller's own command line.
     """
     own = sys.argv[1:] if args is None else list(args)
-    parsed, ckpt_path = resume_args(own)
+    parsed, ckpt_path, last_epoch = resume_args(own)
     with mock.patch.object(sys, "argv", sys.argv[:1]):
         cli = cli_class(
             model, data, run=False, args=parsed, save_config_kwargs={"overwrite": ckpt_path is not None}, **kwargs,
@@ -126,7 +118,7 @@ def make_cli(cli_class: type[ProjectCLI], model, data, args: list[str] | None, *
     cli.trainer.strategy.checkpoint_io = checkpoints.SafeCheckpointIO()  # resume and test load data, never code
     cli.ckpt_path = ckpt_path
     if ckpt_path is not None:
-        _keep_earlier_rows(cli, ckpt_path.parents[1])
+        _keep_earlier_rows(cli, last_epoch)
     return cli
 
 
