@@ -56,10 +56,7 @@ def choose() -> str:
     try:
         name = check(os.environ["KERAS_BACKEND"])
         if "keras" in sys.modules:
-            running = sys.modules["keras"].backend.backend()
-            if running != name:
-                raise BackendError(f"Keras already runs on {running} in this process, {name} was asked for: "
-                                   f"a backend is fixed per process (start a new one with --backend {name})")
+            _refuse_another(sys.modules["keras"], name)
     except BackendError as err:
         if wanted is None:  # a library import: the caller decides
             raise
@@ -80,10 +77,14 @@ def require(name: str | None) -> None:
         return
     import keras
 
+    _refuse_another(keras, check(name))
+
+
+def _refuse_another(keras, name: str) -> None:
     running = keras.backend.backend()
-    if running != check(name):
-        raise BackendError(f"--backend {name}: Keras already runs on {running} in this process; "
-                           f"a backend is fixed per process (start a new one: python -m ... --backend {name})")
+    if running != name:
+        raise BackendError(f"Keras already runs on {running} in this process, {name} was asked for: "
+                           f"a backend is fixed per process (start a new one with --backend {name})")
 
 
 def parse_args(parser, argv: list[str] | None):

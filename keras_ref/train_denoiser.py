@@ -96,6 +96,12 @@ def predict(model: keras.Model, noisy: torch.Tensor, batch_size: int = 1000) -> 
     return nchw(model.predict(nhwc(noisy), batch_size=batch_size, verbose=0))
 
 
+def evaluate(model: keras.Model, noisy: torch.Tensor, clean: torch.Tensor, loss, batch_size: int) -> dict[str, float]:
+    """loss, psnr and ssim of the model's restorations of ``noisy`` (validation and test alike)."""
+    restored = predict(model, noisy, batch_size)
+    return {"loss": float(loss(nhwc(clean), nhwc(restored))), **score(restored, clean)}
+
+
 class ValidationScore(keras.callbacks.Callback):
     """Adds val_loss, val_psnr and val_ssim -- lightning_impl.image_quality.score on the fixed validation copy -- to
     each epoch's logs. Must come before ModelCheckpoint and CSVLogger in the callback list: they read them."""
@@ -105,9 +111,7 @@ class ValidationScore(keras.callbacks.Callback):
         self.noisy, self.clean, self.loss, self.batch_size = noisy, clean, loss, batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        restored = predict(self.model, self.noisy, self.batch_size)
-        logs["val_loss"] = float(self.loss(nhwc(self.clean), nhwc(restored)))
-        logs.update({f"val_{k}": v for k, v in score(restored, self.clean).items()})
+        logs.update({f"val_{k}": v for k, v in evaluate(self.model, self.noisy, self.clean, self.loss, self.batch_size).items()})
 
 
 def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, runs_dir: str | None = None) -> dict:
@@ -132,9 +136,7 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
     )
 
     def test() -> dict:
-        restored = predict(net, test_noisy, hp.eval_batch_size)
-        scores = score(restored, test_clean)
-        return {"test_loss": float(loss(nhwc(test_clean), nhwc(restored))), "test_psnr": scores["psnr"], "test_ssim": scores["ssim"]}
+        return {f"test_{k}": v for k, v in evaluate(net, test_noisy, test_clean, loss, hp.eval_batch_size).items()}
 
     return fit_and_test(
         net, net, train_data, shuffle=False,  # FreshNoise shuffles, seeded
