@@ -50,6 +50,7 @@ def ladders() -> Path:
 
 # Everything a budget changes, in one place. epochs=None keeps the ladder's own trainer.max_epochs.
 BUDGETS = {
+    "smoke": {"epochs": 1, "train_fraction": 0.02, "seeds": 1},  # does every step run? (the practical's quick report)
     "quick": {"epochs": 1, "train_fraction": 0.1, "seeds": 1},
     "full": {"epochs": None, "train_fraction": 1.0, "seeds": 3},
 }

@@ -1,0 +1,302 @@
+"""The whole practical in one command: every exercise in both frameworks, then the report.
+
+    python -m experiments.practical                      # --budget quick: every part, small; ~6 min on 2 CPU cores
+    python -m experiments.practical --budget standard    # the recipes' own runs, short ladders; ~40 min
+    python -m experiments.practical --budget full        # 3-seed ladders, the large denoising study: many hours
+
+Each part is one command of the project (the same you would type), run in a process of its own: the specified
+CNN over seeds in Lightning and in Keras, HOG + SVM, the improved-CNN ladders (MNIST, CIFAR-10), the denoising
+study, the parity checks. Its record (command, the configs it reads, where its output went) is kept in
+<runs-dir>/practical/<budget>/parts/, so a second call reuses every part whose command and configs are unchanged
+and runs only the rest: an interrupted practical goes on where it stopped. Then experiments.report writes the
+report folder (index.html, report.md, figures/, results.json; <runs-dir>/practical/<budget>/report unless
+--report DIR). What each budget runs is in BUDGETS below, in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightning_impl import configs, flags
+from lightning_impl.runs import UsageError, data_errors, fail, write_json
+
+# Everything a budget changes. `specified`: extra flags for both frameworks' specified-CNN runs (None: the
+# default recipe as shipped); `ladders`: (dataset, framework) pairs, run at the ablation budget `ladder_budget`.
+BUDGETS = {
+    "quick": {
+        "seeds": 1,
+        "specified": {"lightning": ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "0.1"],
+                      "keras": ["--epochs", "1", "--limit-train", "5400"]},
+        "denoiser": {"lightning": ["--trainer.max_epochs", "1", "--data.train_limit", "4096"],
+                     "keras": ["--epochs", "1", "--limit-train", "4096"]},
+        "baseline_train_size": 2000,
+        "ladder_budget": "smoke",
+        "ladders": [("mnist", "lightning"), ("mnist", "keras"), ("cifar10", "lightning")],
+        "denoise_budget": "quick",
+    },
+    "standard": {
+        "seeds": 3,
+        "specified": {"lightning": [], "keras": []},
+        "denoiser": {"lightning": [], "keras": []},
+        "baseline_train_size": None,
+        "ladder_budget": "quick",
+        "ladders": [("mnist", "lightning"), ("mnist", "keras"), ("cifar10", "lightning")],
+        "denoise_budget": "quick",
+    },
+    "full": {
+        "seeds": 3,
+        "specified": {"lightning": [], "keras": []},
+        "denoiser": {"lightning": [], "keras": []},
+        "baseline_train_size": None,
+        "ladder_budget": "full",
+        "ladders": [("mnist", "lightning"), ("mnist", "keras"), ("cifar10", "lightning"), ("cifar10", "keras")],
+        "denoise_budget": "large",
+    },
+}
+# Rough seconds per part on the project's 2-core CPU machine, for the progress line's estimate only.
+ESTIMATE_S = {
+    "quick": {"specified_lightning": 15, "specified_keras": 30, "denoiser": 30, "baseline": 30, "ladder_mnist_lightning": 60,
+              "ladder_mnist_keras": 90, "ladder_cifar10_lightning": 120, "denoise": 60, "parity": 60},
+    "standard": {"specified_lightning": 60, "specified_keras": 120, "denoiser": 120, "baseline": 300, "ladder_mnist_lightning": 240,
+                 "ladder_mnist_keras": 420, "ladder_cifar10_lightning": 600, "ladder_cifar10_keras": 900,
+                 "denoise": 60, "parity": 60},
+    "full": {"specified_lightning": 60, "specified_keras": 120, "denoiser": 120, "baseline": 300, "ladder_mnist_lightning": 6 * 3600,
+             "ladder_mnist_keras": 10 * 3600, "ladder_cifar10_lightning": 9 * 3600,
+             "ladder_cifar10_keras": 15 * 3600, "denoise": 6000, "parity": 60},
+}
+
+
+@dataclass
+class Part:
+    """One command of the practical. ``kind`` says what it produces (and how the report reads it); ``output``
+    is where: a run folder printed on the command's last line, or a file the command is told to write."""
+
+    name: str
+    kind: str  # specified | baseline | ladder | denoise | parity
+    title: str
+    argv: list[str]
+    configs: list[str] = field(default_factory=list)  # files under configs/ whose text the run depends on
+    output_file: str | None = None  # the command writes here (else: the run folder on its last line)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def command(self) -> str:
+        return shlex.join(["python", "-m", *self.argv])
+
+    def key(self) -> str:
+        """Same command and same config texts: the same run (a finished one is reused)."""
+        texts = [(c, (configs.folder() / c).read_text()) for c in sorted(self.configs)]
+        return hashlib.sha256(json.dumps([self.argv, texts]).encode()).hexdigest()[:16]
+
+
+def parts(budget: str, runs: Path) -> list[Part]:
+    spec, out = BUDGETS[budget], str(runs)
+    found: list[Part] = []
+    default = ["mnist_specified_cnn.yaml"]
+    for seed in range(spec["seeds"]):
+        found.append(Part(
+            f"specified_lightning_seed{seed}", "specified", f"specified CNN, Lightning, seed {seed}",
+            ["lightning_impl.train", "--seed_everything", str(seed), *spec["specified"]["lightning"],
+             "--trainer.logger.init_args.save_dir", out, "--trainer.enable_progress_bar", "false"],
+            default, meta={"framework": "lightning", "seed": seed}))
+        found.append(Part(
+            f"specified_keras_seed{seed}", "specified", f"specified CNN, Keras, seed {seed}",
+            ["keras_ref.train", "--seed", str(seed), *spec["specified"]["keras"], "--runs-dir", out, "--quiet"],
+            default, meta={"framework": "keras", "seed": seed}))
+    for framework, module, seed_flag, where in (("lightning", "lightning_impl.train_denoiser", "--seed_everything",
+                                                 "--trainer.logger.init_args.save_dir"),
+                                                ("keras", "keras_ref.train_denoiser", "--seed", "--runs-dir")):
+        quiet = ["--trainer.enable_progress_bar", "false"] if framework == "lightning" else ["--quiet"]
+        found.append(Part(
+            f"denoiser_{framework}", "denoiser", f"reference denoising autoencoder, {framework.capitalize()}",
+            [module, seed_flag, "0", *spec["denoiser"][framework], where, out, *quiet],
+            ["denoise_reference.yaml"], meta={"framework": framework}))
+    size = spec["baseline_train_size"]
+    found.append(Part("baseline", "baseline", "HOG + SVM on MNIST",
+                      ["parity.baseline", "--dataset", "mnist", *(["--train-size", str(size)] if size else []),
+                       "--jobs", str(os.cpu_count() or 1), "--runs-dir", out, "--quiet"]))
+    for dataset, framework in spec["ladders"]:
+        ladder = sorted(str(p.relative_to(configs.folder())) for p in (configs.folder() / "ablation" / dataset).glob("*.yaml"))
+        found.append(Part(
+            f"ladder_{dataset}_{framework}", "ladder", f"improved-CNN ladder, {dataset}, {framework}",
+            ["experiments.ablation", "--dataset", dataset, "--budget", spec["ladder_budget"],
+             "--framework", framework, "--runs-dir", out],
+            ladder, meta={"dataset": dataset, "framework": framework}))
+    found.append(Part("denoise", "denoise", "denoising study, Fashion-MNIST",
+                      ["lightning_impl.denoise_experiment", "--budget", spec["denoise_budget"], "--runs-dir", out,
+                       "--jobs", str(os.cpu_count() or 1)], ["denoise_unet.yaml"]))
+    found.append(Part("parity", "parity", "parity checks 1-4, every model pair and installed backend",
+                      ["parity", "--json", str(runs / "parity.json")], output_file=str(runs / "parity.json")))
+    return found
+
+
+def estimate(budget: str, part: Part) -> float:
+    table = ESTIMATE_S[budget]
+    prefixes = [p for p in table if part.name.startswith(p)]
+    return table[max(prefixes, key=len)] if prefixes else 60
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min" if seconds >= 3600 else (
+        f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s")
+
+
+class Progress:
+    """One line per part with what remains; while a part runs, a line every `every` seconds so long work shows."""
+
+    def __init__(self, budget: str, todo: list[Part], quiet: bool, every: float = 60.0) -> None:
+        self.budget, self.quiet, self.every = budget, quiet, every
+        self.left = {p.name: estimate(budget, p) for p in todo}
+        self.spent_estimate = self.spent_actual = 0.0
+        self.started = time.perf_counter()
+
+    def remaining(self) -> float:
+        # The estimates are for an idle 2-core machine: scale them by how the finished parts compared.
+        pace = self.spent_actual / self.spent_estimate if self.spent_estimate else 1.0
+        return sum(self.left.values()) * pace
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[practical {duration(time.perf_counter() - self.started)}] {message}", flush=True)
+
+    def begin(self, i: int, n: int, part: Part) -> None:
+        self.say(f"{i}/{n} {part.title}: {part.command}  (~{duration(self.remaining())} left in all)")
+
+    def done(self, part: Part, seconds: float) -> None:
+        self.spent_estimate += self.left.pop(part.name)
+        self.spent_actual += seconds
+
+
+def run_part(part: Part, log: Path, progress: Progress, verbose: bool) -> str:
+    """Run the part's command, its output into `log` (and the terminal with --verbose); its output's path."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    start, lines = time.perf_counter(), []
+    with open(log, "w") as f, subprocess.Popen([sys.executable, "-m", *part.argv], stdout=subprocess.PIPE,
+                                               stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        stop = threading.Event()
+
+        def heartbeat() -> None:
+            while not stop.wait(progress.every):
+                progress.say(f"  {part.name} running, {duration(time.perf_counter() - start)} so far "
+                             f"(~{duration(estimate(progress.budget, part))} expected); log: {log}")
+
+        beat = threading.Thread(target=heartbeat, daemon=True)
+        beat.start()
+        try:
+            for line in proc.stdout:
+                f.write(line)
+                f.flush()
+                lines.append(line.rstrip("\n"))
+                if verbose:
+                    print(f"  | {line}", end="", flush=True)
+        except KeyboardInterrupt:
+            proc.terminate()
+            raise
+        finally:
+            stop.set()
+    if proc.returncode != 0:
+        tail = "\n".join(f"  | {l}" for l in lines[-15:])
+        raise UsageError(f"{part.name} failed (exit {proc.returncode}): {part.command}\n{tail}\n"
+                         f"whole output: {log}; finished parts are kept: run the same command again to go on")
+    if part.output_file:
+        return part.output_file
+    output = next((l.strip() for l in reversed(lines) if l.strip()), "")
+    if not Path(output).exists():
+        raise UsageError(f"{part.name}: expected its output folder on the last line, got {output!r} (log: {log})")
+    return output
+
+
+def resumable(part: Part, runs: Path) -> Part:
+    """A ladder whose folder already holds runs goes on in that folder (its own --resume) instead of refusing."""
+    if part.kind != "ladder":
+        return part
+    folder = runs / "ablation" / f"{part.meta['dataset']}_{part.argv[part.argv.index('--budget') + 1]}_{part.meta['framework']}"
+    if (folder / "ladder.json").is_file():
+        return Part(part.name, part.kind, part.title, ["experiments.ablation", "--resume", str(folder)],
+                    part.configs, part.output_file, part.meta)
+    return part
+
+
+def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False) -> list[dict]:
+    """Every part of the budget, reusing finished ones; their records, in order."""
+    home = runs / "practical" / budget
+    (home / "parts").mkdir(parents=True, exist_ok=True)
+    todo = parts(budget, runs)
+    records, fresh = [], []
+    for part in todo:
+        path = home / "parts" / f"{part.name}.json"
+        record = json.loads(path.read_text()) if path.is_file() else None
+        if record and record.get("finished") and record["key"] == part.key() and Path(record["output"]).exists():
+            records.append(record)
+        else:
+            fresh.append(part)
+            records.append(None)
+    progress = Progress(budget, fresh, quiet)
+    reused = len(todo) - len(fresh)
+    progress.say(f"budget {budget}: {len(todo)} parts, {reused} finished earlier and reused, {len(fresh)} to run "
+                 f"(~{duration(progress.remaining())} on an idle 2-core CPU)")
+    for i, part in enumerate(todo):
+        if records[i] is not None:
+            continue
+        progress.begin(fresh.index(part) + 1, len(fresh), part)
+        start = time.perf_counter()
+        output = run_part(resumable(part, runs), home / "logs" / f"{part.name}.log", progress, verbose)
+        seconds = time.perf_counter() - start
+        progress.done(part, seconds)
+        records[i] = {"name": part.name, "kind": part.kind, "title": part.title, "command": part.command,
+                      "configs": part.configs, "key": part.key(), "output": str(Path(output).resolve()),
+                      "wall_s": seconds, "meta": part.meta, "finished": True}
+        write_json(home / "parts" / f"{part.name}.json", records[i])
+        progress.say(f"  {part.name} done in {duration(seconds)}")
+    return records
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m experiments.practical", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", choices=list(BUDGETS), default="quick", help="how much to run (default: %(default)s)")
+    p.add_argument("--report", type=Path, metavar="DIR", help="report folder (default: <runs-dir>/practical/<budget>/report)")
+    p.add_argument("--report-only", action="store_true", help="rebuild the report from the finished parts; run nothing")
+    flags.add(p, "runs_dir", "quiet", "verbose")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    from experiments import report
+
+    args = parse_args(argv)
+    runs = Path(args.runs_dir).resolve()
+    out = args.report or runs / "practical" / args.budget / "report"
+    started = time.perf_counter()
+    try:
+        with data_errors():
+            if args.report_only:
+                records = report.finished_records(runs / "practical" / args.budget)
+            else:
+                records = run_all(args.budget, runs, args.quiet, args.verbose)
+            command = shlex.join(["python", "-m", "experiments.practical", *(sys.argv[1:] if argv is None else argv)])
+            index = report.build(records, args.budget, out, command)
+    except UsageError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        fail("interrupted: the finished parts are kept; run the same command again to go on", status=130)
+    if not args.quiet:
+        print(f"[practical] report written in {duration(time.perf_counter() - started)}:")
+    print(index.resolve())
+    return index
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""The practical's report: its document model, the numbers-against-results.json check, the README block rendered
+from the committed results file, and (slow) the whole quick budget built end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from experiments import report
+from experiments.document import Document, Figure, Heading, Para, Table, markdown, to_html
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = sorted((ROOT / "results").glob("practical_*.json"))
+# A number in running text: not part of a name (01_batch_norm, conv2, σ-labels such as "sigma0.1" in file names).
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?![\w])")
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numeric tokens of a text, as written (thousands separators and signs dropped). Text between single
+    quotes is a name quoted from a config (a ladder step's change, say), not a result, and is left out."""
+    text = re.sub(r"'[^']*'", "", text)
+    return {t.replace(",", "").lstrip("+-") for t in NUMBER.findall(text)}
+
+
+def unregistered(results: dict) -> dict[str, set[str]]:
+    """Every claim's numbers that no registered number's text holds: what the discussion states without a source."""
+    known = set().union(*(numbers_in(e["text"]) for e in results["numbers"].values()))
+    return {c: missing for c in results["discussion"] if (missing := numbers_in(c) - known)}
+
+
+def png(path: Path) -> bytes:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return data
+
+
+def test_numbers_in_reads_running_text_only():
+    assert numbers_in("step 01_batch_norm gained +0.35 pp on 6,000 images") == {"0.35", "6000"}
+    assert numbers_in("dropped: 'dropout 0.3' at σ 0.1") == {"0.1"}
+
+
+def test_unregistered_catches_a_number_without_a_source():
+    results = {"numbers": {"a": {"text": "99.20 ± 0.15 %"}}, "discussion": ["reaches 99.20 %, spread 0.15 pp",
+                                                                            "reaches 99.30 %"]}
+    assert unregistered(results) == {"reaches 99.30 %": {"99.30"}}
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources, self.links = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.sources.append(attrs["src"])
+        if tag == "a" and attrs.get("href", "").startswith("#"):
+            self.links.append(attrs["href"][1:])
+
+
+def test_document_renders_markdown_and_standalone_html(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    fig.savefig(tmp_path / "f.png")
+    doc = Document("t", [Heading("Part one"), Para("**bold** and `code` <b>escaped</b>"),
+                         Table(["a", "b"], [["x|y", "1.5 %"]], caption="c"), Figure(tmp_path / "f.png", "cap")])
+    md = markdown(doc, tmp_path)
+    assert "| x\\|y | 1.5 % |" in md and "|---|---:|" in md and "![cap](f.png)" in md
+    page = to_html(doc)
+    assert "<strong>bold</strong>" in page and "&lt;b&gt;escaped&lt;/b&gt;" in page
+    parser = _Images()
+    parser.feed(page)
+    assert parser.sources and all(s.startswith("data:image/png;base64,") for s in parser.sources)
+    assert parser.links == ["part-one"] and 'id="part-one"' in page
+
+
+@pytest.mark.parametrize("results_file", COMMITTED, ids=lambda p: p.name)
+def test_readme_results_table_is_rendered_from_the_committed_results(results_file):
+    """README's results block is exactly what `python -m experiments.report --update-docs` renders."""
+    text = (ROOT / "README.md").read_text()
+    assert report.BEGIN in text, "README.md has no generated results block"
+    block = text.split(report.BEGIN, 1)[1].split(report.END, 1)[0]
+    assert report.BEGIN + block + report.END == report.readme_table(json.loads(results_file.read_text())), (
+        f"README.md's results table disagrees with {results_file.name}: run "
+        f"python -m experiments.report --update-docs {results_file.relative_to(ROOT)}")
+
+
+@pytest.mark.parametrize("results_file", COMMITTED, ids=lambda p: p.name)
+def test_committed_results_state_nothing_without_a_source(results_file):
+    results = json.loads(results_file.read_text())
+    assert not unregistered(results)
+    assert all(e["command"] for e in results["numbers"].values())
+
+
+def test_there_is_a_committed_results_file():
+    assert COMMITTED, "results/practical_<budget>.json is what README's table is rendered from"
+
+
+def practical(runs: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "experiments.practical", "--budget", "quick", "--runs-dir", str(runs)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    """The whole practical at the quick budget, built once for the tests below: (runs folder, stdout, index.html)."""
+    runs = tmp_path_factory.mktemp("practical") / "runs"
+    first = practical(runs)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return runs, first.stdout, Path(first.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_quick_practical_builds_the_whole_report(quick_report):
+    runs, stdout, index = quick_report
+    out = index.parent
+    assert index.name == "index.html" and (out / "report.md").is_file()
+    assert "left in all" in stdout  # progress with an estimate of what remains
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["environment"]["packages"]["torch"] and results["parts"]
+    assert not unregistered(results), "a discussion sentence states a number that results.json does not hold"
+    assert all(e["command"] for e in results["numbers"].values())
+    assert len(results["discussion"]) >= 3
+
+    figures = sorted((out / "figures").glob("*.png"))
+    names = {f.name for f in figures}
+    for needed in ("specified_learning_curves.png", "specified_confusion_matrix.png", "specified_misclassified.png",
+                   "hog_features.png", "ladder_mnist_lightning.png", "denoise_metrics_vs_sigma.png",
+                   "denoiser_learning_curves.png", "denoiser_grid.png"):
+        assert needed in names, f"{needed} missing from the report's figures"
+    import matplotlib.image
+
+    for f in figures:
+        png(f)
+        assert min(matplotlib.image.imread(f).shape[:2]) > 50
+
+    page = index.read_text()
+    parser = _Images()
+    parser.feed(page)
+    assert len(parser.sources) == len(figures)
+    assert all(f'id="{anchor}"' in page for anchor in parser.links)
+    md = (out / "report.md").read_text()
+    for ref in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (out / ref).is_file(), f"report.md refers to a missing {ref}"
+
+    # Tables have the rows they should: a ladder table a row per step, the architecture a row per layer + total.
+    from lightning_impl import configs
+    from lightning_impl.models import SpecifiedCNN
+    from parity.shapes import torch_leaves
+
+    for dataset in ("mnist", "cifar10"):
+        steps = len(list((configs.folder() / "ablation" / dataset).glob("*.yaml")))
+        section = md.split(f"### {'MNIST' if dataset == 'mnist' else 'CIFAR-10'}, Lightning", 1)[1]
+        rows = [l for l in section.split("| step |", 1)[1].split("\n\n", 1)[0].splitlines() if l.startswith("| 0")]
+        assert len(rows) == steps, section[:800]
+    arch = md.split("## Specified CNN on MNIST", 1)[1].split("| layer |", 1)[1].split("\n\n", 1)[0]
+    assert len([l for l in arch.splitlines() if l.startswith("| ")]) == 1 + len(torch_leaves(SpecifiedCNN())) + 1
+
+
+@pytest.mark.slow
+def test_a_second_call_reuses_every_finished_part(quick_report):
+    runs, _, index = quick_report
+    again = practical(runs)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert re.search(r"(\d+) parts, \1 finished earlier and reused, 0 to run", again.stdout), again.stdout[:500]
+    assert Path(again.stdout.strip().splitlines()[-1]) == index and index.is_file()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (Debian: apt-get install chromium)")
+def test_the_report_renders_in_a_real_browser(quick_report, tmp_path):
+    """Headless Chromium opens index.html from disk (no server) and draws a page that is not blank."""
+    _, _, index = quick_report
+    shot = tmp_path / "screenshot.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1600",
+                    f"--screenshot={shot}", index.as_uri()], capture_output=True, timeout=120, check=True)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(png(shot))
+    assert pixels.shape[:2] == (1600, 1280) and pixels.std() > 0.05  # text, tables and figures, not a blank page
