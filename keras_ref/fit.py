@@ -1,8 +1,8 @@
 """The one Keras training path, shared by the classifier and the denoiser trainers:
-fit -> reload the best epoch on validation -> test it once -> metrics.json in a new run folder.
+fit -> reload the best epoch on validation -> test it once -> metrics.json and figures/ in a new run folder.
 
 It mirrors lightning_impl.train: the same run-folder layout (runs/<name>/version_<n>/ with metrics.csv,
-checkpoints/ and metrics.json, plus recipe.yaml: the recipe as translated), the same model selection (the
+checkpoints/, metrics.json and figures/, plus recipe.yaml: the recipe as translated), the same model selection (the
 best validation epoch is tested), and ``parameters`` counted as torch counts them (trainable weights;
 BatchNorm statistics, which Keras counts as non-trainable weights, are reported apart).
 """
@@ -10,6 +10,7 @@ BatchNorm statistics, which Keras counts as non-trainable weights, are reported 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import keras
 import numpy as np
 import yaml
 
+from lightning_impl import plots
 from lightning_impl.runs import new_run_dir, write_json
 
 
@@ -61,12 +63,14 @@ def fit_and_test(
     verbose: int = 2,
     callbacks: list[keras.callbacks.Callback] = (),
     after_best: Callable[[Path], None] | None = None,
+    figures: Callable[[Path, str], None] | None = None,
     **fit_kwargs,
 ) -> dict:
     """Train ``model`` (compiled; ``net`` is the bare twin inside it) on ``train`` for the recipe's epochs,
     keeping the epoch with the highest ``monitor``; then ``test()`` scores that epoch. ``callbacks`` run before
     checkpointing and logging (they may add to the epoch's logs, as a validation scorer does); ``after_best(run)``
-    runs once the selected epoch's weights are loaded (to save the model for prediction, say)."""
+    runs once the selected epoch's weights are loaded (to save the model for prediction, say). The run folder gets
+    figures/learning_curves.png, and whatever ``figures(folder, title)`` draws of the tested model."""
     run = new_run_dir(runs_dir or recipe["runs_dir"], recipe["name"])
     best = run / "checkpoints" / "best.weights.h5"
     best.parent.mkdir()
@@ -104,4 +108,17 @@ def fit_and_test(
         "run_dir": str(run.resolve()),
     }
     write_json(run / "metrics.json", metrics)
+    draw_figures(run, figures)
     return metrics
+
+
+def draw_figures(run: Path, figures: Callable[[Path, str], None] | None) -> None:
+    """figures/learning_curves.png from metrics.csv, then the trainer's own figures; a failure to draw warns,
+    it never costs the finished run."""
+    folder, title = run / "figures", f"{run.parent.name}/{run.name}"
+    try:
+        plots.learning_curves({"": plots.epoch_table(run / "metrics.csv")}, folder / "learning_curves.png", title)
+        if figures is not None:
+            figures(folder, title)
+    except Exception as err:  # noqa: BLE001
+        warnings.warn(f"the figures could not be drawn ({type(err).__name__}: {err})", stacklevel=2)

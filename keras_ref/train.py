@@ -9,8 +9,9 @@ The recipe is the LightningCLI YAML (default: configs/mnist_specified_cnn.yaml, 
 net, augmentation, optimizer, schedule and label smoothing are translated by keras_ref.recipes, which refuses
 what it cannot translate. Augmentation layers sit in front of the net inside the training model; Keras runs
 them only in training, so validation, test and the bare net (the parity twin) never see them.
-The run folder runs/<recipe name>_keras/version_<n>/ holds metrics.csv, the best weights, recipe.yaml and metrics.json;
-its path is the last line printed.
+The run folder runs/<recipe name>_keras/version_<n>/ holds metrics.csv, the best weights, recipe.yaml, metrics.json
+and figures/ (learning curves, confusion matrix, most confidently misclassified test images); its path is the last
+line printed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from keras_ref.augment import AUGMENTATIONS
 from keras_ref.fit import fit_and_test
 from keras_ref.models import TWINS
 from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, make_optimizer
-from lightning_impl import flags
+from lightning_impl import flags, plots
 from lightning_impl.data.datamodules import DATAMODULES
 from lightning_impl.runs import data_errors, write_json
 
@@ -54,6 +55,11 @@ def build(recipe: dict, input_shape: tuple[int, int, int], num_classes: int, ste
         metrics=[keras.metrics.CategoricalAccuracy(name="acc")],
     )
     return net, model
+
+
+def for_display(images: np.ndarray, dm) -> np.ndarray:
+    """Normalised NHWC images back to [0, 1] pixels, as the user sees them."""
+    return np.clip(images * dm.std.numpy() + dm.mean.numpy(), 0.0, 1.0)
 
 
 def save_for_prediction(run: Path, net: keras.Model, dm) -> None:
@@ -86,11 +92,22 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
         loss, acc = model.evaluate(x_test, onehot(y_test), batch_size=1000, verbose=0)
         return {"test_acc": float(acc), "test_loss": float(loss)}
 
+    def figures(folder: Path, title: str) -> None:
+        logits = np.asarray(net.predict(x_test, batch_size=1000, verbose=0), dtype=np.float64)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        pred, confidence, classes = probs.argmax(axis=1), probs.max(axis=1), list(dm.spec.classes)
+        plots.confusion_matrix(plots.confusion_counts(y_test, pred, dm.num_classes), classes,
+                               folder / "confusion_matrix.png", f"{title}, test")
+        worst = plots.most_confidently_wrong(y_test, pred, confidence)
+        plots.misclassified_gallery(for_display(x_test[worst], dm), y_test[worst], pred[worst], confidence[worst], classes,
+                                    folder / "misclassified.png", f"{title}: most confidently wrong test images")
+
     return fit_and_test(
         model, net, x_train, y=onehot(y_train), batch_size=recipe["batch_size"],
         validation_data=(x_val, onehot(y_val)), validation_batch_size=1000,
         recipe=recipe, monitor="val_acc", train_images=len(x_train), test=test, runs_dir=runs_dir, verbose=verbose,
-        after_best=lambda run: save_for_prediction(run, net, dm),
+        after_best=lambda run: save_for_prediction(run, net, dm), figures=figures,
         describe={"dataset": recipe["dataset"], "model": recipe["net"], "val_images": len(x_val)},
     )
 

@@ -16,8 +16,8 @@ Keras' versions (whose clipping differs). Each framework keeps its own default w
 (Glorot-uniform / zero bias in Keras, torch's Kaiming-uniform; docs/denoise.md shows where that shows).
 
 The run folder runs/<recipe name>_keras/version_<n>/ holds metrics.csv (per epoch), the best weights (on
-val_psnr), recipe.yaml and metrics.json, with the keys lightning_impl.train_denoiser writes; its path is the
-last line printed.
+val_psnr), recipe.yaml, metrics.json, with the keys lightning_impl.train_denoiser writes, and figures/ (learning
+curves, clean / noisy / denoised test images); its path is the last line printed.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from keras_ref import backend
 from keras_ref.fit import fit_and_test
 from keras_ref.models import TWINS
 from keras_ref.recipes import DENOISER_DEFAULT, RecipeError, denoiser_recipe, make_optimizer
-from lightning_impl import flags
+from lightning_impl import flags, plots
 from lightning_impl.data.noise import NoisyDataModule, add_noise, check_sigma, sample_sigmas, to_unit
 from lightning_impl.image_quality import score
 from lightning_impl.runs import data_errors
@@ -138,10 +138,16 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
     def test() -> dict:
         return {f"test_{k}": v for k, v in evaluate(net, test_noisy, test_clean, loss, hp.eval_batch_size).items()}
 
+    def figures(folder, title: str) -> None:
+        noisy, clean = test_noisy[:8], test_clean[:8]
+        restored = predict(net, noisy).clamp(0.0, 1.0)
+        plots.denoise_grid(nhwc(clean), nhwc(noisy), nhwc(restored), folder / "denoise_grid.png", f"{title}, test")
+
     return fit_and_test(
         net, net, train_data, shuffle=False,  # FreshNoise shuffles, seeded
         callbacks=[ValidationScore(val_noisy, val_clean, loss, hp.eval_batch_size)],  # first: the others read its logs
         recipe=recipe, monitor="val_psnr", train_images=len(data.train_set), test=test, runs_dir=runs_dir, verbose=verbose,
+        figures=figures,
         describe={"dataset": hp.dataset, "model": net.name, "sigma": data.sigma, "eval_sigma": data.eval_sigma,
                   "loss": recipe["loss"], "train_images": len(data.train_set), "test_images": len(data.test_set)},
     )

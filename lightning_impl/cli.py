@@ -1,5 +1,5 @@
-"""What the project's LightningCLI entry points share: a default recipe from configs/, the checkpoint, timer and
-finite-loss callbacks, checks of the whole run before any work starts, fit -> test the best checkpoint ->
+"""What the project's LightningCLI entry points share: a default recipe from configs/, the checkpoint, timer,
+finite-loss and figure callbacks, checks of the whole run before any work starts, fit -> test the best checkpoint ->
 metrics.json, resuming a run in its own folder, and one-line errors."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from unittest import mock
 
 import torch
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
@@ -21,6 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning_impl import checkpoints, configs, precision
 from lightning_impl.card import ModelCard, net_config
 from lightning_impl.callbacks import EpochTimer, FiniteLoss, NonFiniteLossError, SeedEachEpoch
+from lightning_impl.run_figures import RunFigures
 from lightning_impl.runs import data_errors, fail, strict, write_json
 
 
@@ -40,8 +42,8 @@ def as_defaults(config: dict, prefix: str = "") -> dict:
 
 
 class ProjectCLI(LightningCLI):
-    """LightningCLI with ``--checkpoint.*`` (ModelCheckpoint), ``--timer`` (EpochTimer), ``--finite_loss`` and
-    ``--epoch_seed`` arguments, and the default recipe ``configs/<recipe>`` as its defaults (a --config and flags
+    """LightningCLI with ``--checkpoint.*`` (ModelCheckpoint), ``--timer`` (EpochTimer), ``--finite_loss``,
+    ``--epoch_seed`` and ``--figures.*`` (RunFigures) arguments, and the default recipe ``configs/<recipe>`` as its defaults (a --config and flags
     are merged over it). Checkpoints are read through lightning_impl.checkpoints (data only, never code)."""
 
     recipe: str
@@ -51,6 +53,7 @@ class ProjectCLI(LightningCLI):
         parser.add_lightning_class_args(EpochTimer, "timer")
         parser.add_lightning_class_args(FiniteLoss, "finite_loss")
         parser.add_lightning_class_args(SeedEachEpoch, "epoch_seed")
+        parser.add_lightning_class_args(RunFigures, "figures")
         parser.set_defaults(as_defaults(configs.load(self.recipe)))
 
     def before_instantiate_classes(self) -> None:
@@ -77,9 +80,20 @@ def resume_args(args: list[str]) -> tuple[list[str], Path | None, int | None]:
             raise ConfigurationError(f"--resume {run_dir}: no {needed.relative_to(run_dir)} there, so nothing to resume "
                                      "(a run folder holds config.yaml and checkpoints/last.ckpt once an epoch has finished)")
     last_epoch = checkpoints.load(last)["epoch"]  # refuses, by name, a file cut short or holding more than data
-    logger = ["--trainer.logger.init_args.save_dir", str(run_dir.parent.parent),
-              "--trainer.logger.init_args.name", run_dir.parent.name, "--trainer.logger.init_args.version", run_dir.name]
-    return ["--config", str(config), *logger, *rest], last, last_epoch
+    return ["--config", str(config), *_same_folder(config, run_dir), *rest], last, last_epoch
+
+
+def _same_folder(config: Path, run_dir: Path) -> list[str]:
+    """Flags that point the run's CSV logger at ``run_dir`` again. Dotted flags reach only the last of several
+    loggers (``--trainer.logger+=...``), so a list is given whole, its CSV logger's folder changed."""
+    where = {"save_dir": str(run_dir.parent.parent), "name": run_dir.parent.name, "version": run_dir.name}
+    loggers = ((yaml.safe_load(config.read_text()) or {}).get("trainer") or {}).get("logger")
+    if isinstance(loggers, list):
+        for logger in loggers:
+            if isinstance(logger, dict) and str(logger.get("class_path", "")).endswith("CSVLogger"):
+                logger["init_args"] = {**(logger.get("init_args") or {}), **where}
+        return ["--trainer.logger", json.dumps(loggers)]
+    return [arg for key, value in where.items() for arg in (f"--trainer.logger.init_args.{key}", value)]
 
 
 def _keep_earlier_rows(cli: ProjectCLI, epoch: int) -> None:
@@ -102,6 +116,14 @@ def _keep_earlier_rows(cli: ProjectCLI, epoch: int) -> None:
     writer.metrics_keys = list(header)
 
 
+def csv_first(trainer) -> None:
+    """Put the CSV logger first among several (``--trainer.logger+=...TensorBoardLogger``): the Trainer's log_dir
+    and the checkpoints follow the first logger, and the run folder is the CSV logger's, where metrics.csv is."""
+    loggers = trainer.loggers
+    if len(loggers) > 1:
+        trainer.loggers = sorted(loggers, key=lambda logger: not isinstance(logger, CSVLogger))
+
+
 def make_cli(cli_class: type[ProjectCLI], model, data, args: list[str] | None, **kwargs) -> ProjectCLI:
     """Parse ``args`` (None: the command line) over the CLI's default recipe; ``cli.ckpt_path`` is set when resuming.
 
@@ -116,6 +138,7 @@ def make_cli(cli_class: type[ProjectCLI], model, data, args: list[str] | None, *
             model, data, run=False, args=parsed, save_config_kwargs={"overwrite": ckpt_path is not None}, **kwargs,
         )
     cli.trainer.strategy.checkpoint_io = checkpoints.SafeCheckpointIO()  # resume and test load data, never code
+    csv_first(cli.trainer)
     cli.ckpt_path = ckpt_path
     if ckpt_path is not None:
         _keep_earlier_rows(cli, last_epoch)

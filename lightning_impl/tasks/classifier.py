@@ -67,7 +67,7 @@ class ImageClassifier(L.LightningModule):
         logits = self(x)
         return (logits + self(x.flip(-1))) / 2 if self.hparams.flip_tta else logits
 
-    def _shared_step(self, batch, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
+    def _shared_step(self, batch, stage: str, metric: MulticlassAccuracy) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         logits = self(x) if stage == "train" else self.eval_logits(x)
         loss = self.loss(logits, y)
@@ -80,16 +80,17 @@ class ImageClassifier(L.LightningModule):
         self.log(f"{stage}_loss", loss.detach(), on_step=train, on_epoch=True, prog_bar=True, sync_dist=not train,
                  batch_size=len(y))
         self.log(f"{stage}_acc", metric, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        return loss, logits
 
     def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train", self.train_acc)
+        return self._shared_step(batch, "train", self.train_acc)[0]
 
     def validation_step(self, batch, batch_idx):
         self._shared_step(batch, "val", self.val_acc)
 
     def test_step(self, batch, batch_idx):
-        self._shared_step(batch, "test", self.test_acc)
+        # The logits go to the callbacks (RunFigures draws the confusion matrix and the misclassified images).
+        return {"logits": self._shared_step(batch, "test", self.test_acc)[1].detach()}
 
     def predict_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -71,18 +71,20 @@ class Denoiser(L.LightningModule):
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(clean))
         return loss
 
-    def _eval_step(self, batch, stage: str, metrics: MetricCollection) -> None:
+    def _eval_step(self, batch, stage: str, metrics: MetricCollection) -> torch.Tensor:
         noisy, clean = batch
         restored = self(noisy)
         self.log(f"{stage}_loss", self.loss_fn(restored, clean), on_epoch=True, sync_dist=True, batch_size=len(clean))
         metrics.update(restored.clamp(0.0, 1.0), clean)
         self.log_dict(metrics, on_epoch=True, prog_bar=True)
+        return restored
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val", self.val_metrics)
 
     def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test", self.test_metrics)
+        # The restorations go to the callbacks (RunFigures draws the first few beside their clean and noisy images).
+        return {"restored": self._eval_step(batch, "test", self.test_metrics).detach()}
 
     def predict_step(self, batch, batch_idx):
         noisy = batch[0] if isinstance(batch, (tuple, list)) else batch
