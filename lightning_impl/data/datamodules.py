@@ -60,6 +60,10 @@ class EpochShuffle(torch.utils.data.Sampler):
 
     def __init__(self, n: int, batch_size: int, seed: int) -> None:
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+        # Lightning calls set_epoch on the loader's ``sampler`` and on ``batch_sampler.sampler``, never on a batch
+        # sampler itself (lightning.fabric.utilities.data._set_sampler_epoch): without this every epoch would
+        # repeat the first epoch's order.
+        self.sampler = self
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
