@@ -3,6 +3,7 @@
     python benchmarks/throughput.py                                   # specified CNN, 1 and 2 threads
     python benchmarks/throughput.py --models specified_cnn improved_mnist unet --rounds 3
     python benchmarks/throughput.py --paths plain lightning lightning_default --threads 2
+    python benchmarks/throughput.py --paths plain plain_compiled lightning lightning_compiled --threads 2 --json t.json
 
 Every path trains the same net on the same MNIST / Fashion-MNIST images (the training split, uint8 in memory),
 with the same batch size and optimiser (Adam; the denoiser: MSE on fresh Gaussian noise), for ``--batches``
@@ -17,6 +18,14 @@ plain, ...), so a machine that slows down part-way slows every path alike. What 
   lightning_default  the same with what `python -m lightning_impl.train` has on: CSV logger, progress bar,
                      epoch timer, finite-loss check, per-epoch seeding, a checkpoint at the end of the epoch
   keras              the Keras twin, model.fit on the normalised NHWC arrays
+  plain_compiled     plain with the net wrapped in torch.compile (COMPILE below)
+  lightning_compiled lightning with ImageClassifier/Denoiser around the torch.compile'd net
+
+The compiled paths start from torch._dynamo.reset() every round, so their warm-up batches absorb tracing and
+compilation (Inductor's on-disk cache may still serve a graph compiled in an earlier round or run). The warm-up
+seconds of every path are printed in a second table: for a compiled path it is the compile cost, to set against
+the steady-state images/s. A path that fails (e.g. torch.compile without a working C++ compiler) prints one line
+saying why, is dropped from the later rounds, and the other paths go on.
 
 Prints images/s (median over rounds) and each path's ratio to the plain loop. Timings depend on the machine
 and on anything else running on it: compare ratios measured in one sitting, never figures across machines.
@@ -50,6 +59,8 @@ from lightning_impl.tasks.denoiser import Denoiser  # noqa: E402
 BATCH = 64
 LR = 1e-3
 SIGMA = 0.3
+COMPILE = {}  # torch.compile keyword arguments of the *_compiled paths (default: mode "default", Inductor)
+PATHS = ["plain", "lightning", "lightning_before", "lightning_default", "keras", "plain_compiled", "lightning_compiled"]
 
 
 def improved_args() -> dict:
@@ -94,9 +105,11 @@ class StepTimer(L.Callback):
     """Seconds from the first timed batch to the end of the last one (the warm-up batches excluded)."""
 
     def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end = warmup, None, None
+        self.warmup, self.first, self.start, self.end = warmup, None, None, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            self.first = time.perf_counter()
         if batch_idx == self.warmup:
             self.start = time.perf_counter()
 
@@ -114,13 +127,20 @@ def data_for(task: str):
     return dm
 
 
-def plain(task: str, make_net, dm, batches: int, warmup: int) -> float:
+def compiled(make_net):
+    """``make_net`` with the net wrapped in torch.compile; a fresh Dynamo cache, so the warm-up pays for tracing."""
+    torch._dynamo.reset()
+    return lambda: torch.compile(make_net(), **COMPILE)
+
+
+def plain(task: str, make_net, dm, batches: int, warmup: int) -> tuple[float, float]:
+    """(images/s over the timed batches, seconds of the warm-up batches)."""
     net = make_net()
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     images = dm.train_set.images if task == "classify" else dm.train_set.clean
     labels = dm.train_set.labels if task == "classify" else None
     order = torch.randperm(len(images))
-    start = None
+    start, first = None, time.perf_counter()
     for i in range(warmup + batches):
         if i == warmup:
             start = time.perf_counter()
@@ -134,10 +154,11 @@ def plain(task: str, make_net, dm, batches: int, warmup: int) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return batches * BATCH / (time.perf_counter() - start)
+    return batches * BATCH / (time.perf_counter() - start), start - first
 
 
-def lightning(task: str, make_net, dm, batches: int, warmup: int, default: bool = False, before: bool = False) -> float:
+def lightning(task: str, make_net, dm, batches: int, warmup: int, default: bool = False,
+              before: bool = False) -> tuple[float, float]:
     optimizer = lambda p: torch.optim.Adam(p, lr=LR)  # noqa: E731
     if task == "classify":
         model = (BeforeClassifier if before else ImageClassifier)(make_net(), optimizer=optimizer, schedule="constant")
@@ -159,10 +180,10 @@ def lightning(task: str, make_net, dm, batches: int, warmup: int, default: bool 
             **({"logger": False, "enable_progress_bar": False, "enable_checkpointing": False, "callbacks": [timer]} | extra),
         )
         trainer.fit(model, datamodule=dm)
-    return batches * BATCH / (timer.end - timer.start)
+    return batches * BATCH / (timer.end - timer.start), timer.start - timer.first
 
 
-def keras_path(task: str, make_twin, dm, batches: int, warmup: int) -> float:
+def keras_path(task: str, make_twin, dm, batches: int, warmup: int) -> tuple[float, float]:
     import keras
     import numpy as np
 
@@ -181,6 +202,8 @@ def keras_path(task: str, make_twin, dm, batches: int, warmup: int) -> float:
 
     class Timer(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                self.first = time.perf_counter()
             if batch == warmup:
                 self.start = time.perf_counter()
 
@@ -189,18 +212,34 @@ def keras_path(task: str, make_twin, dm, batches: int, warmup: int) -> float:
 
     timer = Timer()
     net.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0, callbacks=[timer])
-    return batches * BATCH / (timer.end - timer.start)
+    return batches * BATCH / (timer.end - timer.start), timer.start - timer.first
+
+
+def run_path(q: str, task: str, make_net, make_twin, dm, batches: int, warmup: int) -> tuple[float, float]:
+    if q == "keras":
+        return keras_path(task, make_twin, dm, batches, warmup)
+    if q.endswith("_compiled"):
+        make_net = compiled(make_net)
+    if q.startswith("plain"):
+        return plain(task, make_net, dm, batches, warmup)
+    return lightning(task, make_net, dm, batches, warmup, default=q == "lightning_default", before=q == "lightning_before")
+
+
+def why(err: BaseException) -> str:
+    """One line: the exception's type and the first line of its message that says something."""
+    lines = [l.strip() for l in str(err).splitlines() if l.strip()]
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["specified_cnn"], choices=sorted(MODELS))
-    p.add_argument("--paths", nargs="+", default=["plain", "lightning", "keras"],
-                   choices=["plain", "lightning", "lightning_before", "lightning_default", "keras"])
+    p.add_argument("--paths", nargs="+", default=["plain", "lightning", "keras"], choices=PATHS)
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--batches", type=int, default=300, help="timed batches per path and round")
     p.add_argument("--warmup", type=int, default=20, help="batches before the timing starts")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--json", metavar="FILE", help="also write every round's figures here")
     args = p.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -208,27 +247,50 @@ def main() -> None:
           f"batch {BATCH}, {args.batches} timed batches, {args.rounds} rounds, median images/s")
     print("| model | threads | " + " | ".join(args.paths) + " | " + " | ".join(f"{q} / plain" for q in args.paths if q != "plain") + " |")
     print("|---|---:|" + "---:|" * (2 * len(args.paths) - 1))
+    rows = []
     for name in args.models:
         task, make_net, make_twin = MODELS[name]
         dm = data_for(task)
         for threads in args.threads:
             torch.set_num_threads(threads)
             results = {q: [] for q in args.paths}
+            warm = {q: [] for q in args.paths}
+            failed = {}
             for _ in range(args.rounds):
                 for q in args.paths:
+                    if q in failed:
+                        continue
                     torch.manual_seed(0)
-                    if q == "plain":
-                        results[q].append(plain(task, make_net, dm, args.batches, args.warmup))
-                    elif q == "keras":
-                        results[q].append(keras_path(task, make_twin, dm, args.batches, args.warmup))
-                    else:
-                        results[q].append(lightning(task, make_net, dm, args.batches, args.warmup,
-                                                    default=q == "lightning_default", before=q == "lightning_before"))
-            med = {q: statistics.median(v) for q, v in results.items()}
-            ratios = [f"{med[q] / med['plain']:.2f}" for q in args.paths if q != "plain"] if "plain" in med else []
-            print(f"| {name} | {threads} | " + " | ".join(f"{med[q]:,.0f}" for q in args.paths) + " | " + " | ".join(ratios) + " |",
+                    try:
+                        ips, warm_s = run_path(q, task, make_net, make_twin, dm, args.batches, args.warmup)
+                    except Exception as err:  # noqa: BLE001  (a path that cannot run here must not stop the others)
+                        failed[q] = why(err)
+                        print(f"# {name}, {threads} threads: {q} failed, left out: {failed[q]}", flush=True)
+                        continue
+                    results[q].append(ips)
+                    warm[q].append(warm_s)
+            med = {q: statistics.median(v) if v else None for q, v in results.items()}
+            cell = lambda v: "failed" if v is None else f"{v:,.0f}"  # noqa: E731
+            ratio = lambda q: "-" if med.get("plain") is None or med[q] is None else f"{med[q] / med['plain']:.2f}"  # noqa: E731
+            ratios = [ratio(q) for q in args.paths if q != "plain"] if "plain" in med else []
+            print(f"| {name} | {threads} | " + " | ".join(cell(med[q]) for q in args.paths) + " | " + " | ".join(ratios) + " |",
                   flush=True)
+            rows.append({"model": name, "threads": threads, "images_per_s": results, "median_images_per_s": med,
+                         "warmup_s": warm, "failed": failed})
+    print(f"\n# warm-up seconds ({args.warmup} batches, untimed; compiled paths: compilation included), per round")
+    print("| model | threads | " + " | ".join(args.paths) + " |")
+    print("|---|---:|" + "---|" * len(args.paths))
+    for row in rows:
+        print(f"| {row['model']} | {row['threads']} | "
+              + " | ".join("failed" if q in row["failed"] and not row["warmup_s"][q]
+                           else ", ".join(f"{w:.1f}" for w in row["warmup_s"][q]) for q in args.paths) + " |")
+    if args.json:
+        import json
 
+        meta = {"machine": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+                "batch": BATCH, "batches": args.batches, "warmup": args.warmup, "rounds": args.rounds, "compile": COMPILE}
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=2)
 
 if __name__ == "__main__":
     main()
