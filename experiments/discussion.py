@@ -26,6 +26,11 @@ def verdict(difference: float, noise: float) -> str:
     return "larger than" if abs(difference) > noise else "within"
 
 
+def quote(name: str) -> str:
+    """A config's own words (a ladder step's change), set apart from the numbers the discussion states."""
+    return f"“{name}”"
+
+
 def claim(ctx, text: str) -> None:
     ctx.doc.add(Claim(text))
     ctx.claims.append(text)
@@ -48,13 +53,13 @@ def ladder(ctx, dataset: str, framework: str, rows: list[dict]) -> None:
     n.add(f"{tag}_val_noise", noise, f"{100 * noise:.2f}", record)
     delta = n.text(f"{tag}_{best['step']}_delta_val")
     first, last = rows[0], [r for r in rows if r["decision"] in ("first", "kept")][-1]
-    text = (f"The kept change that helped most on validation was {best['change']!r} ({best['step']}): {delta} pp, "
+    text = (f"The kept change that helped most on validation was {quote(best['change'])} ({best['step']}): {delta} pp, "
             f"{verdict(float(best['delta_val']), noise)} the sampling error of a validation accuracy on "
             f"{n.text(tag + '_val_images')} images ({n.text(tag + '_val_noise')} pp). From the first step to the last "
             f"kept one, test accuracy went from {n.text(tag + '_' + first['step'] + '_test_acc')} % to "
             f"{n.text(tag + '_' + last['step'] + '_test_acc')} %.")
     if dropped:
-        text += " Dropped (no gain on validation at this budget): " + ", ".join(f"{r['change']!r}" for r in dropped) + "."
+        text += " Dropped (no gain on validation at this budget): " + "; ".join(quote(r["change"]) for r in dropped) + "."
     seeds = int(rows[0]["seeds"])
     if seeds == 1:
         text += " With one seed per step there is no seed spread: differences near the sampling error are not evidence."

@@ -53,8 +53,12 @@ class Document:
 def _column_align(table: Table) -> str:
     if table.align:
         return table.align
-    numeric = re.compile(r"^[\s+−\-–]?[\d.,]+(\s*(±|%|s|dB|×|min)?.*)?$")
-    return "".join("r" if table.rows and all(numeric.match(r[i] or "0") for r in table.rows) else "l"
+    numeric = re.compile(r"^\**[+−\-–]?[\d.,]+\b(?!_)")  # a figure, perhaps bold; not a name such as 00_base
+
+    def is_number(cell: str) -> bool:
+        return cell in ("", "—") or bool(numeric.match(cell))
+
+    return "".join("r" if table.rows and all(is_number(r[i]) for r in table.rows) else "l"
                    for i in range(len(table.header)))
 
 

@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> Path:
     from experiments import report
 
     args = parse_args(argv)
-    runs = Path(args.runs_dir).resolve()
+    runs = Path(args.runs_dir)  # as given: the commands the report shows stay short and portable
     out = args.report or runs / "practical" / args.budget / "report"
     started = time.perf_counter()
     try:

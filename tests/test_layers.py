@@ -25,6 +25,7 @@ def test_import_contracts_are_kept():
     ("lightning_impl/data/planted.py", "import keras\n"),
     ("keras_ref/planted.py", "from lightning_impl.train import main\n"),
     ("lightning_impl/planted.py", "from experiments import ablation\n"),
+    ("parity/planted.py", "from experiments import practical\n"),
 ])
 @pytest.mark.slow
 def test_a_planted_import_breaks_a_contract(tmp_path, module, line):
