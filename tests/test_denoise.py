@@ -239,6 +239,17 @@ def test_tune_picks_the_grid_point_with_the_best_psnr():
     assert best > score(torch.from_numpy(noisy), torch.from_numpy(clean))["psnr"] + 3
 
 
+def test_bm3d_tuned_on_training_images_beats_the_noisy_input(datamodules):
+    clean, noisy = denoise.tuning_pairs(datamodules[0], 0.2, 4)
+    method = classical.METHODS["bm3d"]
+    assert method.cost == "per-image"
+    params, best = classical.tune(method, clean, noisy, 0.2, n_jobs=1)
+    assert params in method.grid
+    assert best > score(torch.from_numpy(noisy), torch.from_numpy(clean), ssim=False)["psnr"] + 2
+    restored = classical.apply(method, noisy, 0.2, params, n_jobs=1)
+    assert restored.shape == noisy.shape and restored.dtype == np.float32
+
+
 def test_classical_tuning_never_reads_the_test_set(datamodules):
     dm = datamodules[0]
 
