@@ -12,9 +12,7 @@ per-step warm-up (10 %) + cosine decay, 5 epochs, channels-last, float32). What 
               batches; the same MNISTDataModule (stratified split, seed 0; normalisation with the training
               split's statistics); the same batches in the same order: the DataModule's own training loader
               (EpochShuffle seeded with the run seed), its epoch set the way Lightning's fit loop sets it
-              (lightning.fabric's _set_sampler_epoch; with lightning 2.6 that call does not reach EpochShuffle,
-              the loader's batch_sampler, so every epoch repeats the first epoch's order, here as under
-              Lightning); the same per-epoch reseeding as SeedEachEpoch; LambdaLR over
+              (lightning.fabric's _set_sampler_epoch); the same per-epoch reseeding as SeedEachEpoch; LambdaLR over
               lightning_impl.tasks.schedules.warmup_cosine stepped after every batch; cross-entropy;
               zero_grad(set_to_none) / backward / step.
   lightning   lightning_impl.train.classifier_cli(...) with the default recipe: everything the entry point has on

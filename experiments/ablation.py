@@ -52,6 +52,7 @@ def ladders() -> Path:
 BUDGETS = {
     "smoke": {"epochs": 1, "train_fraction": 0.02, "seeds": 1},  # does every step run? (the practical's quick report)
     "quick": {"epochs": 1, "train_fraction": 0.1, "seeds": 1},
+    "short": {"epochs": 2, "train_fraction": 0.25, "seeds": 1},  # the practical's standard budget: minutes a ladder
     "full": {"epochs": None, "train_fraction": 1.0, "seeds": 3},
 }
 

@@ -50,9 +50,9 @@ BUDGETS = {
         "specified": {"lightning": [], "keras": []},
         "denoiser": {"lightning": [], "keras": []},
         "baseline_train_size": None,
-        "ladder_budget": "quick",
+        "ladder_budget": "short",
         "ladders": [("mnist", "lightning"), ("mnist", "keras"), ("cifar10", "lightning")],
-        "denoise_budget": "quick",
+        "denoise_budget": "short",
         "parity_backends": None,  # every installed Keras backend
     },
     "full": {
@@ -68,14 +68,15 @@ BUDGETS = {
 }
 # Rough seconds per part on the project's 2-core CPU machine, for the progress line's estimate only.
 ESTIMATE_S = {
-    "quick": {"specified_lightning": 15, "specified_keras": 30, "denoiser": 30, "baseline": 30, "ladder_mnist_lightning": 60,
-              "ladder_mnist_keras": 90, "ladder_cifar10_lightning": 120, "denoise": 60, "parity": 60},
-    "standard": {"specified_lightning": 60, "specified_keras": 120, "denoiser": 120, "baseline": 300, "ladder_mnist_lightning": 240,
-                 "ladder_mnist_keras": 420, "ladder_cifar10_lightning": 600, "ladder_cifar10_keras": 900,
-                 "denoise": 60, "parity": 60},
-    "full": {"specified_lightning": 60, "specified_keras": 120, "denoiser": 120, "baseline": 300, "ladder_mnist_lightning": 6 * 3600,
-             "ladder_mnist_keras": 10 * 3600, "ladder_cifar10_lightning": 9 * 3600,
-             "ladder_cifar10_keras": 15 * 3600, "denoise": 6000, "parity": 60},
+    "quick": {"specified_lightning": 15, "specified_keras": 30, "denoiser": 30, "baseline": 30,
+              "ladder_mnist_lightning": 60, "ladder_mnist_keras": 90, "ladder_cifar10_lightning": 120, "denoise": 60,
+              "parity": 60},
+    "standard": {"specified_lightning": 50, "specified_keras": 85, "denoiser": 80, "baseline": 180,
+                 "ladder_mnist_lightning": 300, "ladder_mnist_keras": 400, "ladder_cifar10_lightning": 540,
+                 "denoise": 240, "parity": 150},
+    "full": {"specified_lightning": 50, "specified_keras": 85, "denoiser": 80, "baseline": 180,
+             "ladder_mnist_lightning": 6 * 3600, "ladder_mnist_keras": 10 * 3600, "ladder_cifar10_lightning": 9 * 3600,
+             "ladder_cifar10_keras": 15 * 3600, "denoise": 6000, "parity": 150},
 }
 
 

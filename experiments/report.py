@@ -261,7 +261,7 @@ def section_overview(ctx: Context, env: dict) -> None:
     total = sum(r["wall_s"] for r in ctx.records)
     ctx.doc.add(Para(
         f"Generated {env['date']} by `{ctx.command}` from {len(ctx.records)} finished parts "
-        f"(their own wall time: {ctx.numbers.add('total_part_s', total, seconds(total))}). Every number below "
+        f"(their own wall time: {ctx.numbers.add('total_part_s', total, seconds(total), {'command': ctx.command})}). Every number below "
         "is in results.json beside the command and the configs that produced it; the figures come from the runs "
         "themselves. Each part is one command of the project and can be re-run alone."))
     if ctx.budget == "quick":
@@ -277,6 +277,17 @@ def section_overview(ctx: Context, env: dict) -> None:
     ctx.doc.add(Heading("Parts and their commands", 3),
                 Table(["part", "command", "wall time"],
                       [[r["title"], f"`{r['command']}`", seconds(r["wall_s"])] for r in ctx.records], align="llr"))
+
+
+def over_seeds(records: list[dict]) -> dict:
+    """One record standing for the same command run over several seeds: the seed written S, the seeds listed."""
+    import re
+
+    seeds = [r["meta"]["seed"] for r in records]
+    if len(seeds) == 1:
+        return records[0]
+    command = re.sub(r"(--seed(?:_everything)?) \d+", r"\1 S", records[0]["command"])
+    return {**records[0], "command": f"{command}  (S = {', '.join(map(str, seeds))})"}
 
 
 def section_specified(ctx: Context) -> dict:
@@ -300,12 +311,12 @@ def section_specified(ctx: Context) -> dict:
         accs[label] = values
         n = ctx.numbers
         mean, std = mean_std(values)
-        n.add(f"specified_{fw}_test_acc_mean", mean, pct_mean_std(values), items[0][0])
+        n.add(f"specified_{fw}_test_acc_mean", mean, pct_mean_std(values), over_seeds([r for r, _ in items]))
         if std == std:
             n.add(f"specified_{fw}_test_acc_std", std, f"{100 * std:.2f}", items[0][0])
         n.add(f"specified_{fw}_seeds", len(values), str(len(values)), items[0][0])
         train = statistics.fmean(m["train_s"] for _, m in items)
-        n.add(f"specified_{fw}_train_s", train, seconds(train), items[0][0])
+        n.add(f"specified_{fw}_train_s", train, seconds(train), over_seeds([r for r, _ in items]))
         test_s = [m["test_s"] for _, m in items if "test_s" in m]
         if test_s:
             n.add(f"specified_{fw}_test_s", statistics.fmean(test_s), seconds(statistics.fmean(test_s)), items[0][0])
@@ -509,6 +520,17 @@ def section_parity(ctx: Context) -> None:
     (record,) = ctx.of_kind("parity")
     payload = read_json(Path(record["output"]))
     ctx.doc.add(Heading("Parity: the two frameworks implement the same models"))
+    backends = list(payload["backends"])
+    pairs = list(dict.fromkeys(p for b in backends for p in payload["backends"][b]["pairs"]))
+
+    def tally(rows: list[dict]) -> str:
+        return f"{sum(r['result'] == 'pass' for r in rows)} / {len(rows)} pass"
+
+    ctx.doc.add(Para("Checks 1–4 of parity/ for every registered model pair, on each Keras backend: parameters, "
+                     "per-layer output shapes, outputs with shared weights, and training steps (docs/parity.md)."),
+                Table(["model pair", *[f"Keras on {b}" for b in backends]],
+                      [[p, *[tally(payload["backends"][b]["pairs"].get(p, [])) for b in backends]] for p in pairs],
+                      align="l" * (1 + len(backends))))
     checks = passed = 0
     for backend, result in payload["backends"].items():
         for pair, rows in result["pairs"].items():
@@ -524,9 +546,12 @@ def section_parity(ctx: Context) -> None:
 
 def build(records: list[dict], budget: str, out: Path, command: str) -> Path:
     """Write the report folder from the parts' records; the path of index.html."""
-    out = Path(out)
+    final = Path(out)
+    # Built beside the old report and swapped in at the end: a failure leaves the previous report whole, and a
+    # stale figure never survives into the new one (the folder is generated, never edited).
+    out = final.with_name(final.name + ".partial")
     if out.exists():
-        shutil.rmtree(out)  # generated, never edited: a stale figure must not survive
+        shutil.rmtree(out)
     (out / "figures").mkdir(parents=True)
     env = environment()
     ctx = Context(records, budget, out, command)
@@ -545,7 +570,10 @@ def build(records: list[dict], budget: str, out: Path, command: str) -> Path:
                                       "parts": records, "numbers": ctx.numbers.entries, "discussion": ctx.claims})
     (out / "report.md").write_text(markdown(ctx.doc, out))
     (out / "index.html").write_text(to_html(ctx.doc))
-    return out / "index.html"
+    if final.exists():
+        shutil.rmtree(final)
+    out.rename(final)
+    return final / "index.html"
 
 
 # --- docs rendered from a committed results file ---------------------------------------------------------------------
@@ -586,7 +614,7 @@ def readme_table(results: dict) -> str:
     """The README's results table from a results.json: figure and command per row."""
     env = results["environment"]
     lines = [BEGIN, "",
-             f"Budget `{results['budget']}` of `python -m experiments.practical`, measured {env['date']} on {env['cpu']} "
+             f"Budget `{results['budget']}` of `python -m experiments.practical` (report built {env['date']}), on {env['cpu']} "
              f"({env['cpu_cores']} cores{', GPU ' + ', '.join(env['gpu']) if env['gpu'] else ', no GPU'}); "
              "every figure with its own command (from the report's results.json).", "",
              "| what | figure | command |", "|---|---|---|"]

@@ -23,9 +23,9 @@ NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?![\w])")
 
 
 def numbers_in(text: str) -> set[str]:
-    """The numeric tokens of a text, as written (thousands separators and signs dropped). Text between single
-    quotes is a name quoted from a config (a ladder step's change, say), not a result, and is left out."""
-    text = re.sub(r"'[^']*'", "", text)
+    """The numeric tokens of a text, as written (thousands separators and signs dropped). Text between “curly
+    quotes” is a name quoted from a config (a ladder step's change, discussion.quote), not a result: left out."""
+    text = re.sub(r"“[^”]*”", "", text)
     return {t.replace(",", "").lstrip("+-") for t in NUMBER.findall(text)}
 
 
@@ -43,7 +43,7 @@ def png(path: Path) -> bytes:
 
 def test_numbers_in_reads_running_text_only():
     assert numbers_in("step 01_batch_norm gained +0.35 pp on 6,000 images") == {"0.35", "6000"}
-    assert numbers_in("dropped: 'dropout 0.3' at σ 0.1") == {"0.1"}
+    assert numbers_in("dropped: “dropout 0.3” at σ 0.1") == {"0.1"}
 
 
 def test_unregistered_catches_a_number_without_a_source():
@@ -195,3 +195,27 @@ def test_the_report_renders_in_a_real_browser(quick_report, tmp_path):
 
     pixels = matplotlib.image.imread(png(shot))
     assert pixels.shape[:2] == (1600, 1280) and pixels.std() > 0.05  # text, tables and figures, not a blank page
+
+
+@pytest.mark.parametrize("budget", ["quick", "standard", "full"])
+def test_every_budget_builds_commands_its_entry_points_accept(budget, tmp_path):
+    """The standard and full budgets take hours to run; their commands are checked here without running them."""
+    import importlib
+
+    from experiments import ablation, practical
+    from lightning_impl import denoise_experiment
+
+    spec = practical.BUDGETS[budget]
+    assert spec["ladder_budget"] in ablation.BUDGETS and spec["denoise_budget"] in denoise_experiment.BUDGETS
+    found = practical.parts(budget, tmp_path / "runs")
+    assert len({p.name for p in found}) == len(found)
+    kinds = {p.kind for p in found}
+    assert kinds == {"specified", "denoiser", "baseline", "ladder", "denoise", "parity"}
+    for part in found:
+        assert practical.estimate(budget, part) > 0
+        module = part.argv[0] if part.argv[0] != "parity" else "parity.__main__"
+        parse = getattr(importlib.import_module(module), "parse_args", None)
+        if parse is not None:  # argparse entry points: the command line parses (LightningCLI ones run in quick)
+            parse(part.argv[1:])
+        for config in part.configs:
+            assert (practical.configs.folder() / config).is_file()
