@@ -98,7 +98,10 @@ def predict(model: keras.Model, noisy: torch.Tensor, batch_size: int = 1000) -> 
 
 def evaluate(model: keras.Model, noisy: torch.Tensor, clean: torch.Tensor, loss, batch_size: int) -> dict[str, float]:
     """loss, psnr and ssim of the model's restorations of ``noisy`` (validation and test alike)."""
-    restored = predict(model, noisy, batch_size)
+    return scores(predict(model, noisy, batch_size), clean, loss)
+
+
+def scores(restored: torch.Tensor, clean: torch.Tensor, loss) -> dict[str, float]:
     return {"loss": float(loss(nhwc(clean), nhwc(restored))), **score(restored, clean)}
 
 
@@ -135,12 +138,14 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
         loss=loss,
     )
 
+    tested = {}  # the test restorations, drawn by figures() without a second prediction
+
     def test() -> dict:
-        return {f"test_{k}": v for k, v in evaluate(net, test_noisy, test_clean, loss, hp.eval_batch_size).items()}
+        tested["restored"] = predict(net, test_noisy, hp.eval_batch_size)
+        return {f"test_{k}": v for k, v in scores(tested["restored"], test_clean, loss).items()}
 
     def figures(folder, title: str) -> None:
-        noisy, clean = test_noisy[:8], test_clean[:8]
-        restored = predict(net, noisy).clamp(0.0, 1.0)
+        noisy, clean, restored = test_noisy[:8], test_clean[:8], tested["restored"][:8].clamp(0.0, 1.0)
         plots.denoise_grid(nhwc(clean), nhwc(noisy), nhwc(restored), folder / "denoise_grid.png", f"{title}, test")
 
     return fit_and_test(
