@@ -251,7 +251,14 @@ class Context:
         self.figures = out / "figures"
         self.numbers = Numbers()
         self.claims: list[str] = []  # the discussion's paragraphs, as written into results.json
+        self.tables: dict[str, dict] = {}  # named tables, kept in results.json for the docs (DOC_TABLES)
         self.doc = Document(f"The deep-learning practical: report ({budget} budget)")
+
+    def table(self, name: str, table: Table, command: str) -> Table:
+        """A table of the report that docs/ pages also show: kept in results.json with the command behind it."""
+        self.tables[name] = {"header": table.header, "rows": table.rows, "caption": table.caption,
+                             "align": table.align, "command": command}
+        return table
 
     def of_kind(self, kind: str) -> list[dict]:
         return [r for r in self.records if r["kind"] == kind]
@@ -329,9 +336,10 @@ def section_specified(ctx: Context) -> dict:
         rows.append([label, str(len(values)), ", ".join(pct(v) for v in values), n.text(f"specified_{fw}_test_acc_mean"),
                      n.text(f"specified_{fw}_epochs"), n.text(f"specified_{fw}_train_s"),
                      n.text(f"specified_{fw}_test_s") if test_s else "—"])
-    ctx.doc.add(Table(["framework", "seeds", "test accuracy per seed", "mean ± std", "epochs", "training time (mean)",
-                       "test-set prediction time"], rows,
-                      caption="The checkpoint with the best validation accuracy of each run, tested once."))
+    ctx.doc.add(ctx.table("specified_seeds", Table(
+        ["framework", "seeds", "test accuracy per seed", "mean ± std", "epochs", "training time (mean)",
+         "test-set prediction time"], rows, caption="The checkpoint with the best validation accuracy of each run, tested once."),
+        "; ".join(over_seeds([r for r, _ in items])["command"] for items in by_fw.values())))
     ctx.doc.add(Figure(seeds_figure(accs, ctx.figures / "specified_seeds.png", "specified CNN: test accuracy per seed"),
                        "Test accuracy per seed (crosses) and mean ± std over seeds."))
     tables = {}
@@ -374,7 +382,9 @@ def section_baseline(ctx: Context, specified: dict) -> None:
     ctx.doc.add(Para("The classical baseline: histogram-of-oriented-gradient features of each deskewed digit, scaled, "
                      "into an RBF-kernel SVM (scikit-learn pipeline; parameters chosen on the validation split, "
                      "parity/baseline.py). Time to train and to predict the 10,000 test images on this machine:"),
-                Table(["method", "test accuracy", "training time", "test-set prediction time", "size", "training images"], rows))
+                ctx.table("baseline_vs_cnn", Table(["method", "test accuracy", "training time", "test-set prediction time",
+                                                    "size", "training images"], rows),
+                          record["command"] + (f"; {n.entries['specified_lightning_train_s']['command']}" if cnn else "")))
     ctx.doc.add(Figure(hog_figure(ctx.figures / "hog_features.png"), "What the SVM sees: HOG features of four test digits."))
     copied = copy_figure(Path(record["output"]) / "confusion_matrix.png", ctx.figures, "baseline_confusion_matrix.png")
     if copied:
@@ -424,8 +434,10 @@ def section_ladders(ctx: Context) -> None:
             n.add(f"ladder_{dataset}_{fw}_{name}_test_acc", n.value(key), n.text(key), record)
         seeds, epochs = int(rows[0]["seeds"]), rows[0]["epochs"]
         n.add(f"ladder_{dataset}_{fw}_seeds", seeds, str(seeds), record)
-        ctx.doc.add(Table(LADDER_HEADER, table, align="llrrrrlr", caption=f"budget {spec['budget']}: {seeds} seed(s), {epochs} epoch(s) per run; "
-                                                       "mean ± std over seeds"))
+        ctx.doc.add(ctx.table(f"ladder_{dataset}_{fw}", Table(
+            LADDER_HEADER, table, align="llrrrrlr",
+            caption=f"{dataset}, {fw}, budget {spec['budget']}: {seeds} seed(s), {epochs} epoch(s) per run; mean ± std over seeds"),
+            record["command"]))
         png = copy_figure(out / "ladder.png", ctx.figures, f"ladder_{dataset}_{fw}.png")
         if png:
             ctx.doc.add(Figure(png, f"{dataset} ladder ({fw}): accuracy per step (mean ± std over seeds), time per epoch."))
@@ -503,7 +515,10 @@ def section_denoise(ctx: Context) -> None:
             n.add(f"{key}_ssim", r["ssim"], f"{r['ssim']:.3f}", record)
             line.append(f"{n.text(key + '_psnr')} / {n.text(key + '_ssim')}")
         table.append(line)
-    ctx.doc.add(Table(["method"] + [f"σ = {s:g}" for s in sigmas], table, caption="PSNR (dB) / SSIM, mean over the test images"))
+    ctx.doc.add(ctx.table("denoise_study", Table(
+        ["method"] + [f"σ = {s:g}" for s in sigmas], table,
+        caption=f"PSNR (dB) / SSIM, mean over {n.text('denoise_n_test')} test images, budget {result['budget']}"),
+        record["command"]))
     for s in sigmas:
         n.add(f"denoise_sigma_{s:g}", s, f"{s:g}", record)
     curves = copy_figure(out / "metrics_vs_sigma.png", ctx.figures, "denoise_metrics_vs_sigma.png")
@@ -528,9 +543,10 @@ def section_parity(ctx: Context) -> None:
 
     ctx.doc.add(Para("Checks 1–4 of parity/ for every registered model pair, on each Keras backend: parameters, "
                      "per-layer output shapes, outputs with shared weights, and training steps (docs/parity.md)."),
-                Table(["model pair", *[f"Keras on {b}" for b in backends]],
-                      [[p, *[tally(payload["backends"][b]["pairs"].get(p, [])) for b in backends]] for p in pairs],
-                      align="l" * (1 + len(backends))))
+                ctx.table("parity_summary", Table(
+                    ["model pair", *[f"Keras on {b}" for b in backends]],
+                    [[p, *[tally(payload["backends"][b]["pairs"].get(p, [])) for b in backends]] for p in pairs],
+                    align="l" * (1 + len(backends))), record["command"]))
     checks = passed = 0
     for backend, result in payload["backends"].items():
         for pair, rows in result["pairs"].items():
@@ -567,7 +583,8 @@ def build(records: list[dict], budget: str, out: Path, command: str) -> Path:
     first = next(i for i, b in enumerate(ctx.doc.blocks) if isinstance(b, Heading))
     ctx.doc.blocks[first:first] = headline  # before the environment: what a reader looks for first
     write_json(out / "results.json", {"budget": budget, "command": command, "environment": env,
-                                      "parts": records, "numbers": ctx.numbers.entries, "discussion": ctx.claims})
+                                      "parts": records, "numbers": ctx.numbers.entries, "discussion": ctx.claims,
+                                      "tables": ctx.tables})
     (out / "report.md").write_text(markdown(ctx.doc, out))
     (out / "index.html").write_text(to_html(ctx.doc))
     if final.exists():
@@ -622,27 +639,68 @@ def readme_table(results: dict) -> str:
     return "\n".join(lines + ["", END])
 
 
-def update_docs(results_file: Path, readme: Path) -> bool:
-    """Rewrite the generated block of ``readme``; True when it changed."""
-    text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        raise UsageError(f"{readme}: no generated results block (the lines {BEGIN!r} ... {END!r})")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = head + readme_table(read_json(results_file)) + tail
+# docs/ pages and the named tables (Context.table) each shows between its generated markers.
+DOC_TABLES = {
+    "docs/baseline.md": ["baseline_vs_cnn"],
+    "docs/improved.md": ["ladder_mnist_lightning", "ladder_mnist_keras", "ladder_cifar10_lightning"],
+    "docs/denoise.md": ["denoise_study"],
+    "docs/parity.md": ["parity_summary"],
+    "docs/performance.md": ["specified_seeds"],
+}
+DOC_BEGIN = "<!-- generated tables: python -m experiments.report --update-docs; do not edit -->"
+DOC_END = "<!-- end of generated tables -->"
+
+
+def doc_tables(results: dict, names: list[str]) -> str:
+    """A docs page's generated block: the named tables of a results.json, each with its command."""
+    from experiments.document import Document, markdown
+
+    env = results["environment"]
+    lines = [DOC_BEGIN, "",
+             f"From the committed results of `python -m experiments.practical --budget {results['budget']}` "
+             f"(report built {env['date']}, {env['cpu']}, {env['cpu_cores']} cores"
+             f"{', GPU ' + ', '.join(env['gpu']) if env['gpu'] else ', no GPU'}):", ""]
+    for name in names:
+        t = results["tables"].get(name)
+        if t is None:
+            continue
+        rendered = markdown(Document("", [Table(t["header"], t["rows"], t["caption"], t["align"])]), Path("."))
+        lines += [rendered.split("\n", 2)[2].rstrip(), "", f"Command: `{t['command']}`", ""]
+    return "\n".join(lines + [DOC_END])
+
+
+def _replace_block(path: Path, begin: str, end: str, block: str) -> bool:
+    text = path.read_text()
+    if begin not in text or end not in text:
+        raise UsageError(f"{path}: no generated block (the lines {begin!r} ... {end!r})")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    new = head + block + tail
     if new != text:
-        readme.write_text(new)
+        path.write_text(new)
     return new != text
+
+
+def update_docs(results_file: Path, root: Path = Path(".")) -> list[Path]:
+    """Rewrite README.md's results table and every docs page's generated tables; the files that changed."""
+    results = read_json(results_file)
+    changed = []
+    if _replace_block(root / "README.md", BEGIN, END, readme_table(results)):
+        changed.append(root / "README.md")
+    for page, names in DOC_TABLES.items():
+        if _replace_block(root / page, DOC_BEGIN, DOC_END, doc_tables(results, names)):
+            changed.append(root / page)
+    return changed
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--update-docs", type=Path, metavar="RESULTS_JSON", required=True,
-                   help="render README.md's results table from this results file")
-    p.add_argument("--readme", type=Path, default=Path("README.md"))
+                   help="render README.md's results table and the docs/ pages' generated tables from this results file")
+    p.add_argument("--root", type=Path, default=Path("."), help="the repository (default: here)")
     args = p.parse_args(argv)
-    changed = update_docs(args.update_docs, args.readme)
-    print(f"{args.readme}: {'updated' if changed else 'unchanged'}")
+    changed = update_docs(args.update_docs, args.root)
+    print("updated: " + (", ".join(map(str, changed)) if changed else "nothing (the docs agree with the results)"))
 
 
 if __name__ == "__main__":

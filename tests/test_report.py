@@ -220,3 +220,30 @@ def test_every_budget_builds_commands_its_entry_points_accept(budget, tmp_path):
             parse(part.argv[1:])
         for config in part.configs:
             assert (practical.configs.folder() / config).is_file()
+
+
+@pytest.mark.parametrize("page", sorted(report.DOC_TABLES))
+def test_docs_tables_are_rendered_from_the_committed_results(page):
+    """Each docs/ page's generated block is exactly what `--update-docs` renders from the standard results."""
+    (results_file,) = [p for p in COMMITTED if p.name == "practical_standard.json"]
+    text = (ROOT / page).read_text()
+    assert report.DOC_BEGIN in text, f"{page} has no generated block"
+    block = report.DOC_BEGIN + text.split(report.DOC_BEGIN, 1)[1].split(report.DOC_END, 1)[0] + report.DOC_END
+    results = json.loads(results_file.read_text())
+    assert block == report.doc_tables(results, report.DOC_TABLES[page]), (
+        f"{page} disagrees with {results_file.name}: run python -m experiments.report --update-docs "
+        f"{results_file.relative_to(ROOT)}")
+    for name in report.DOC_TABLES[page]:  # every table the page names is in the results, rows and all
+        assert results["tables"][name]["rows"] and f"| {results['tables'][name]['rows'][0][0]} |" in block
+
+
+def test_update_docs_reports_what_it_changed(tmp_path):
+    (tmp_path / "docs").mkdir()
+    for path in ["README.md", *report.DOC_TABLES]:
+        shutil.copy(ROOT / path, tmp_path / path)
+    results_file = ROOT / "results" / "practical_standard.json"
+    assert report.update_docs(results_file, tmp_path) == []  # the committed docs agree
+    page = tmp_path / "docs" / "parity.md"
+    page.write_text(page.read_text().replace("pass |", "PASS |", 1))  # a hand edit inside the block
+    assert report.update_docs(results_file, tmp_path) == [page]
+    assert page.read_text() == (ROOT / "docs" / "parity.md").read_text()
