@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 from experiments.document import Heading, Para
+from lightning_impl.denoise_experiment import LABELS, best_classical
 
 
 class Claim(Para):
@@ -71,9 +72,8 @@ def denoise(ctx, rows: list[dict], sigmas: list[float], record: dict) -> None:
     n = ctx.numbers
     parts, ahead = [], 0
     for s in sigmas:
-        classical = max((r for r in rows if r["kind"] == "classical" and r["sigma"] == s and r["method"] != "noisy input"),
-                        key=lambda r: r["psnr"])
-        improved = next((r for r in rows if r["kind"] == "network" and r["sigma"] == s and r["method"] == "improved U-Net"), None)
+        classical = best_classical(rows, s)
+        improved = next((r for r in rows if r["sigma"] == s and r["method"] == LABELS["improved"]), None)
         if improved is None:
             continue
         gain = improved["psnr"] - classical["psnr"]
