@@ -31,7 +31,7 @@ KEYS = {
     "": {"seed_everything", "trainer", "model", "data", "checkpoint", "timer", "ckpt_path"},
     "trainer": {"max_epochs", "logger"} | NO_EFFECT_ON_THE_MODEL,
     "classifier model": {"net", "optimizer", "schedule", "warmup_fraction", "label_smoothing", "num_classes",
-                         "flip_tta", "channels_last"},
+                         "flip_tta", "channels_last", "norm_lr_scale"},
     "classifier data": {"data_dir", "batch_size", "eval_batch_size", "val_fraction", "split_seed", "download", "augment"},
     "denoiser model": {"net", "loss", "optimizer", "schedule", "warmup_fraction"},
     "denoiser data": {"dataset", "sigma", "eval_sigma", "batch_size", "eval_batch_size", "val_fraction", "split_seed",
@@ -100,8 +100,13 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
     model, data, trainer = config.get("model") or {}, config.get("data") or {}, config.get("trainer") or {}
     _check_keys("classifier model", model, "model.")
     net_name, net_args = _class(model.get("net", "lightning_impl.models.SpecifiedCNN"), "model.net")
+    if net_name == "WhitenedCNN":
+        raise RecipeError("model.net: WhitenedCNN's twin serves the parity checks; the Keras trainer does not set its "
+                          "stem from the training images")
     if net_name not in ("SpecifiedCNN", "ImprovedCNN"):
         raise RecipeError(f"model.net: no Keras twin for {net_name!r} in a classifier")
+    if model.get("norm_lr_scale", 1.0) != 1.0:
+        raise RecipeError("model.norm_lr_scale: a learning rate of their own for the BatchNorm parameters is not translated")
     if model.get("flip_tta"):
         raise RecipeError("model.flip_tta: test-time flips have no Keras translation (the Keras trainer evaluates plain images)")
     data_name, data_args = _class(data, "data")

@@ -227,7 +227,9 @@ def perturb_keras(model: keras.Model, seed: int = SEED) -> None:
 def _count_torch(module: nn.Module) -> tuple[int, int]:
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
-    buffers = sum(b.numel() for n, b in module.named_buffers() if not n.endswith("num_batches_tracked"))
+    # Floating-point buffers are statistics (BatchNorm's); integer and boolean ones are counters and flags
+    # (num_batches_tracked, WhitenedCNN's ``whitened``), which Keras has no twin of.
+    buffers = sum(b.numel() for b in module.buffers() if b.is_floating_point())
     return trainable, frozen + buffers
 
 

@@ -21,10 +21,27 @@ def warmup_cosine(step: int, total_steps: int, warmup_fraction: float = 0.1) -> 
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def parameter_groups(module: torch.nn.Module, norm_lr_scale: float = 1.0):
+    """The trainable parameters; with ``norm_lr_scale != 1`` in two groups, the normalisation layers' parameters
+    apart with their learning rate multiplied and their weight decay divided by ``norm_lr_scale``. The optimizer's
+    own ``lr`` and ``weight_decay`` fill in the rest (``OptimizerCallable`` fixes them)."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    if norm_lr_scale == 1.0:
+        return trainable
+    norm_types = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    norm = {id(p) for m in module.modules() if isinstance(m, norm_types) for p in m.parameters() if p.requires_grad}
+    return [{"params": [p for p in trainable if id(p) not in norm]},
+            {"params": [p for p in trainable if id(p) in norm], "norm_lr_scale": norm_lr_scale}]
+
+
 def configure_optimizers(module: L.LightningModule):
     """What a task's ``configure_optimizers`` returns: its optimizer on all parameters, stepped per batch along
     ``warmup_cosine`` over the whole run (``hparams.schedule == "warmup_cosine"``) or at a constant rate."""
-    optimizer = module.optimizer(module.parameters())
+    optimizer = module.optimizer(parameter_groups(module, module.hparams.get("norm_lr_scale", 1.0)))
+    for group in optimizer.param_groups:
+        if "norm_lr_scale" in group:
+            group["lr"] *= group["norm_lr_scale"]
+            group["weight_decay"] = group.get("weight_decay", 0.0) / group["norm_lr_scale"]
     if module.hparams.schedule == "constant":
         return optimizer
     total = module.trainer.estimated_stepping_batches
