@@ -140,8 +140,12 @@ def parts(budget: str, runs: Path) -> list[Part]:
                       ["lightning_impl.denoise_experiment", "--budget", spec["denoise_budget"], "--runs-dir", out,
                        "--jobs", str(os.cpu_count() or 1)], ["denoise_unet.yaml"]))
     backends = ["--backends", *spec["parity_backends"]] if spec["parity_backends"] else []
+    # The pairs by name, so that a newly registered pair changes the command and the checks run again.
+    from parity.registry import all_pairs
+
     found.append(Part("parity", "parity", "parity checks 1-4, every model pair",
-                      ["parity", *backends, "--json", str(runs / "parity.json")], output_file=str(runs / "parity.json")))
+                      ["parity", "--pairs", *sorted(all_pairs()), *backends, "--json", str(runs / "parity.json")],
+                      output_file=str(runs / "parity.json")))
     return found
 
 
