@@ -13,8 +13,12 @@ plain, ...), so a machine that slows down part-way slows every path alike. What 
   plain              index a batch of the uint8 tensor, normalise, forward, loss, backward, Adam step
   lightning          ImageClassifier/Denoiser + the DataModule, Trainer.fit: no logger, no progress bar, no
                      checkpoint, no validation
+  lightning_minimal  Lightning's own floor: a LightningModule whose training_step is the plain loop's work (normalise,
+                     forward, loss) and nothing else, fed a list of the plain loop's batches: Trainer.fit's
+                     fixed cost per step, with nothing of this project in it (classifier only)
   lightning_before   the same with the classifier's step as it was before the overhead was removed: the metric
-                     called (batch value computed, arguments validated) and the loss synchronised every step
+                     called (batch value computed, arguments validated), the loss synchronised, and both
+                     handed to self.log every step
   lightning_default  the same with what `python -m lightning_impl.train` has on: CSV logger, progress bar,
                      epoch timer, finite-loss check, per-epoch seeding, a checkpoint at the end of the epoch
   keras              the Keras twin, model.fit on the normalised NHWC arrays
@@ -60,7 +64,8 @@ BATCH = 64
 LR = 1e-3
 SIGMA = 0.3
 COMPILE = {}  # torch.compile keyword arguments of the *_compiled paths (default: mode "default", Inductor)
-PATHS = ["plain", "lightning", "lightning_before", "lightning_default", "keras", "plain_compiled", "lightning_compiled"]
+PATHS = ["plain", "lightning", "lightning_minimal", "lightning_before", "lightning_default", "keras", "plain_compiled",
+         "lightning_compiled"]
 
 
 def improved_args() -> dict:
@@ -76,6 +81,9 @@ MODELS = {  # name -> (task, torch net factory, keras twin factory)
     "improved_mnist": ("classify", lambda: ImprovedCNN(**improved_args()),
                        lambda: __import__("keras_ref.models").models.improved_cnn(
                            (28, 28, 1), 10, **{k: v for k, v in improved_args().items() if k not in ("in_channels", "num_classes", "input_size")})),
+    # A linear classifier: a step of almost no arithmetic, so the gap between two paths' ms per step is their fixed
+    # cost per step, which the machine's ±10 % noise in convolution time cannot hide (no Keras twin).
+    "linear": ("classify", lambda: nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10)), None),
     "unet": ("denoise", lambda: UNetDAE(widths=unet_widths()),
              lambda: __import__("keras_ref.models").models.unet_dae((28, 28, 1), widths=unet_widths())),
 }
@@ -83,7 +91,8 @@ MODELS = {  # name -> (task, torch net factory, keras twin factory)
 
 class BeforeClassifier(ImageClassifier):
     """ImageClassifier's training step as it was: ``metric(logits, y)`` with validated arguments, loss logged with
-    sync_dist every step. Kept here only to measure what the change removed, side by side."""
+    sync_dist, loss and accuracy through ``self.log`` every step. Kept here only to measure what the changes removed,
+    side by side."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -99,6 +108,24 @@ class BeforeClassifier(ImageClassifier):
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(y))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:  # the figures were logged by every step
+        pass
+
+
+class MinimalClassifier(L.LightningModule):
+    """The plain loop's step as a LightningModule: no metric, no logging, no hooks of ours."""
+
+    def __init__(self, net: nn.Module, normalize) -> None:
+        super().__init__()
+        self.net, self.normalize = net, normalize
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self.net(self.normalize(x)), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=LR)
 
 
 class StepTimer(L.Callback):
@@ -158,9 +185,17 @@ def plain(task: str, make_net, dm, batches: int, warmup: int) -> tuple[float, fl
 
 
 def lightning(task: str, make_net, dm, batches: int, warmup: int, default: bool = False,
-              before: bool = False) -> tuple[float, float]:
+              before: bool = False, minimal: bool = False) -> tuple[float, float]:
     optimizer = lambda p: torch.optim.Adam(p, lr=LR)  # noqa: E731
-    if task == "classify":
+    data = {"datamodule": dm}
+    if minimal:
+        if task != "classify":
+            raise ValueError("lightning_minimal measures the classifier only")
+        model = MinimalClassifier(make_net(), dm.normalize)
+        order = torch.randperm(len(dm.train_set.images))[: (warmup + batches) * BATCH]
+        batches_ = [(dm.train_set.images[i], dm.train_set.labels[i]) for i in order.split(BATCH)]
+        data = {"train_dataloaders": torch.utils.data.DataLoader(batches_, batch_size=None)}  # one item = one batch
+    elif task == "classify":
         model = (BeforeClassifier if before else ImageClassifier)(make_net(), optimizer=optimizer, schedule="constant")
     else:
         model = Denoiser(make_net(), optimizer=optimizer, schedule="constant")
@@ -179,7 +214,7 @@ def lightning(task: str, make_net, dm, batches: int, warmup: int, default: bool 
             accelerator="cpu", devices=1, enable_model_summary=False, default_root_dir=tmp,
             **({"logger": False, "enable_progress_bar": False, "enable_checkpointing": False, "callbacks": [timer]} | extra),
         )
-        trainer.fit(model, datamodule=dm)
+        trainer.fit(model, **data)
     return batches * BATCH / (timer.end - timer.start), timer.start - timer.first
 
 
@@ -222,7 +257,8 @@ def run_path(q: str, task: str, make_net, make_twin, dm, batches: int, warmup: i
         make_net = compiled(make_net)
     if q.startswith("plain"):
         return plain(task, make_net, dm, batches, warmup)
-    return lightning(task, make_net, dm, batches, warmup, default=q == "lightning_default", before=q == "lightning_before")
+    return lightning(task, make_net, dm, batches, warmup, default=q == "lightning_default", before=q == "lightning_before",
+                     minimal=q == "lightning_minimal")
 
 
 def why(err: BaseException) -> str:
@@ -277,6 +313,14 @@ def main() -> None:
                   flush=True)
             rows.append({"model": name, "threads": threads, "images_per_s": results, "median_images_per_s": med,
                          "warmup_s": warm, "failed": failed})
+    print(f"\n# ms per step (batch {BATCH}, median over rounds), and each path's extra ms per step over plain")
+    print("| model | threads | " + " | ".join(args.paths) + " | " + " | ".join(f"{q} - plain" for q in args.paths if q != "plain") + " |")
+    print("|---|---:|" + "---:|" * (2 * len(args.paths) - 1))
+    for row in rows:
+        ms = {q: None if v is None else 1000 * BATCH / v for q, v in row["median_images_per_s"].items()}
+        extra = ["-" if ms.get("plain") is None or ms[q] is None else f"{ms[q] - ms['plain']:+.2f}" for q in args.paths if q != "plain"]
+        print(f"| {row['model']} | {row['threads']} | " + " | ".join("failed" if v is None else f"{v:.2f}" for v in ms.values())
+              + " | " + " | ".join(extra) + " |")
     print(f"\n# warm-up seconds ({args.warmup} batches, untimed; compiled paths: compilation included), per round")
     print("| model | threads | " + " | ".join(args.paths) + " |")
     print("|---|---:|" + "---|" * len(args.paths))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Literal
 
-import lightning as L
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
@@ -13,9 +12,10 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_impl.models import SpecifiedCNN
 from lightning_impl.tasks.schedules import configure_optimizers
+from lightning_impl.tasks.train_logging import TrainLogging
 
 
-class ImageClassifier(L.LightningModule):
+class ImageClassifier(TrainLogging):
     """Cross-entropy on logits; softmax only in `predict_step`, for probabilities.
 
     Args:
@@ -58,6 +58,7 @@ class ImageClassifier(L.LightningModule):
         # them (torch.unique and friends) on every step cost more than the update itself.
         acc = partial(MulticlassAccuracy, num_classes=num_classes, average="micro", validate_args=False)
         self.train_acc, self.val_acc, self.test_acc = acc(), acc(), acc()
+        self.train_epoch_metrics = ("train_acc",)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -89,16 +90,15 @@ class ImageClassifier(L.LightningModule):
         # update(), not metric(...): calling the metric also computes the batch's own accuracy (a copy, reset and
         # merge of its state every step), which nothing reads; the epoch value comes from compute().
         metric.update(logits.detach(), y)
-        train = stage == "train"
-        # Training loss per step for the progress bar, unsynchronised (an all-reduce per step under DDP); the
-        # evaluation figures are synchronised, as they are reported.
-        self.log(f"{stage}_loss", loss.detach(), on_step=train, on_epoch=True, prog_bar=True, sync_dist=not train,
-                 batch_size=len(y))
-        self.log(f"{stage}_acc", metric, on_step=False, on_epoch=True, prog_bar=True)
+        if stage != "train":  # training figures: TrainLogging, at the end of the epoch
+            self.log(f"{stage}_loss", loss.detach(), on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(y))
+            self.log(f"{stage}_acc", metric, on_step=False, on_epoch=True, prog_bar=True)
         return loss, logits
 
     def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train", self.train_acc)[0]
+        loss = self._shared_step(batch, "train", self.train_acc)[0]
+        self.log_train_step(loss, len(batch[1]), batch_idx)
+        return loss
 
     def validation_step(self, batch, batch_idx):
         self._shared_step(batch, "val", self.val_acc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
@@ -14,6 +13,7 @@ from torchmetrics import MetricCollection
 from lightning_impl.image_quality import image_metrics
 from lightning_impl.models.denoising import DenoisingAE
 from lightning_impl.tasks.schedules import configure_optimizers
+from lightning_impl.tasks.train_logging import TrainLogging
 
 def _bce(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     # Binary cross-entropy needs outputs in (0, 1): exact for sigmoid outputs; an unbounded output (the
@@ -32,7 +32,7 @@ def _log_mse(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 LOSSES = {"mse": F.mse_loss, "bce": _bce, "log_mse": _log_mse}
 
 
-class Denoiser(L.LightningModule):
+class Denoiser(TrainLogging):
     """Trains ``net`` to map a noisy batch to the clean one; batches are (noisy, clean) in [0, 1].
 
     Args:
@@ -68,7 +68,7 @@ class Denoiser(L.LightningModule):
     def training_step(self, batch, batch_idx):
         noisy, clean = batch
         loss = self.loss_fn(self(noisy), clean)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(clean))
+        self.log_train_step(loss, len(clean), batch_idx)
         return loss
 
     def _eval_step(self, batch, stage: str, metrics: MetricCollection) -> torch.Tensor:
