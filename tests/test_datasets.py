@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import os
+from pathlib import Path
 import pickle
 import socket
 import struct
@@ -152,7 +153,7 @@ def tiny_cifar(tmp_path, monkeypatch):
     real_meta = os.path.join(os.environ["LIGHTNING_IMPL_DATA"], "cifar-10-batches-py", "batches.meta")
     (folder / "batches.meta").write_bytes(open(real_meta, "rb").read())
     monkeypatch.setattr(datasets, "CIFAR10_SHA256", hashes)
-    monkeypatch.setattr(datasets.VerifiedCIFAR10, "_verified", set())
+    monkeypatch.setattr(datasets, "_verified", set())
     return tmp_path
 
 
@@ -182,6 +183,46 @@ def test_truncated_cifar_batch_is_refused_naming_it(tiny_cifar):
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(DataIntegrityError, match="test_batch"):
         ensure_available("cifar10", tiny_cifar)
+
+
+class _Planted:
+    """A pickle that, when loaded by plain pickle.load, creates a folder: proof that code from the data ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+@pytest.mark.parametrize("name", ["data_batch_1", "test_batch", "batches.meta"])
+@pytest.mark.parametrize("download", [False, True])
+def test_planted_cifar_pickle_runs_no_code_and_is_refused(tiny_cifar, tmp_path, name, download):
+    marker = tmp_path / "code_from_the_data_ran"
+    planted = tiny_cifar / "cifar-10-batches-py" / name
+    with open(planted, "wb") as f:
+        key = "label_names" if name == "batches.meta" else "data"
+        pickle.dump({"batch_label": name, "labels": [0], key: _Planted(marker)}, f, protocol=2)
+    with pytest.raises(DataIntegrityError, match=name) as refused:
+        ensure_available("cifar10", tiny_cifar, download=download)  # refused, and never downloaded over
+    assert "mkdir" in str(refused.value)
+    with pytest.raises(DataIntegrityError, match=name):
+        load_split("cifar10", tiny_cifar, train=name != "test_batch")
+    assert not marker.exists()
+    # The plain loader would have run it: the test plants what it says it plants.
+    with open(planted, "rb") as f:
+        pickle.load(f, encoding="latin1")
+    assert marker.exists()
+
+
+def test_original_cifar_file_is_verified_before_it_is_decoded(tiny_cifar, monkeypatch):
+    """A batch with torchvision's md5 of the original file is accepted without being decoded for verification."""
+    folder = tiny_cifar / "cifar-10-batches-py"
+    from torchvision.datasets.utils import calculate_md5
+
+    monkeypatch.setattr(datasets, "CIFAR10_FILE_MD5", {n: calculate_md5(str(folder / n)) for n in datasets.CIFAR10_SHA256})
+    monkeypatch.setattr(datasets, "CIFAR10_SHA256", {n: ("wrong", "wrong") for n in datasets.CIFAR10_SHA256})
+    assert ensure_available("cifar10", tiny_cifar) == tiny_cifar
 
 
 # ----------------------------------------------------------------------------- the staged copy

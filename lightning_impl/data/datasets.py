@@ -7,8 +7,10 @@ Where the data comes from, in order:
 2. Otherwise, if ``download`` is allowed, torchvision downloads it into ``data_dir`` with its own checksums.
 
 Content is always verified: MNIST-style files by the published md5 of the *uncompressed* file (the
-``.gz`` bytes may legitimately differ, see ``shared/data/README.md``), CIFAR-10 batches by sha256 of
-the decoded arrays (the staged pickles were re-written, so file md5s cannot be used).
+``.gz`` bytes may legitimately differ, see ``shared/data/README.md``), CIFAR-10 batches by torchvision's md5
+of the original file or else by sha256 of the decoded arrays (the staged pickles were re-written). A CIFAR-10
+pickle is never handed to ``pickle.load``: a restricted unpickler decodes plain data only, so a planted file
+runs no code and is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
-from torchvision.datasets.utils import calculate_md5, extract_archive
+from torchvision.datasets.utils import calculate_md5, download_and_extract_archive, extract_archive
 
 DATA_ENV = "LIGHTNING_IMPL_DATA"
 CACHE_ENV = "LIGHTNING_IMPL_CACHE"
@@ -186,42 +188,95 @@ def _idx_root(spec: DatasetSpec, data_dir: Path, download: bool) -> Path:
 # ----------------------------------------------------------------------------- CIFAR-10
 
 
-def _content_sha256(path: Path) -> tuple[str, str]:
+# torchvision's md5 of each original batch file (what a download gives): such a file is verified *before* it is
+# decoded. Any other file (the staged copy was re-written) is decoded by `_SafeUnpickler`, which runs no code, and
+# verified by the sha256 of what it decoded.
+CIFAR10_FILE_MD5 = {name: md5 for name, md5 in (*torchvision.datasets.CIFAR10.train_list,
+                                                 *torchvision.datasets.CIFAR10.test_list)}
+CIFAR10_META_MD5 = torchvision.datasets.CIFAR10.meta["md5"]
+
+# The only globals a CIFAR-10 pickle needs: numpy's array reconstruction (numpy 1 and 2 spell its module apart)
+# and the codec protocol-2 pickles use for bytes. A planted pickle that names anything else (os.system,
+# builtins.eval, ...) is refused before that object exists.
+_CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Decodes plain data (dicts, lists, strings, numbers, numpy arrays) and nothing that could run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _CIFAR_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refers to {module}.{name}, which a CIFAR-10 file never holds (refused unloaded)")
+
+
+def _safe_load(path: Path) -> object:
+    with open(path, "rb") as f:
+        return _SafeUnpickler(f, encoding="latin1").load()
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A batch's images (uint8, N x 3072) and labels (uint8), decoded without running any code from the file."""
     try:
-        with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
-        data = np.ascontiguousarray(entry["data"], dtype=np.uint8)
-        labels = np.asarray(entry["labels"], dtype=np.uint8)
-    except Exception as err:  # a truncated pickle raises anything from EOFError to UnpicklingError
-        raise DataIntegrityError(f"{path}: cannot be read as a CIFAR-10 batch ({err!r}); the file is truncated or corrupt.") from err
+        entry = _safe_load(path)
+        data, labels = entry["data"], entry["labels"]
+        if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
+            raise ValueError(f"'data' is not a uint8 N x 3072 array")
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu" or labels.shape != (len(data),) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+            raise ValueError("'labels' are not one class 0-9 per image")
+    except Exception as err:  # a truncated or planted pickle raises anything from EOFError to UnpicklingError
+        raise DataIntegrityError(f"{path}: cannot be read as a CIFAR-10 batch ({err}); the file is truncated, corrupt "
+                                 f"or not CIFAR-10. Delete it and restore it (or download again).") from err
+    return np.ascontiguousarray(data), labels.astype(np.uint8)
+
+
+def _content_sha256(path: Path) -> tuple[str, str]:
+    data, labels = _read_batch(path)
     return hashlib.sha256(data.tobytes()).hexdigest(), hashlib.sha256(labels.tobytes()).hexdigest()
 
 
-class VerifiedCIFAR10(torchvision.datasets.CIFAR10):
-    """torchvision's CIFAR-10, verified by decoded content instead of file md5.
+_verified: set[tuple[str, int, float]] = set()  # (path, size, mtime) of batches verified in this process
 
-    A batch that exists but holds other content is refused (naming the file) rather than reported as
-    "not found", so a download never silently overwrites it.
-    """
 
-    _verified: set[tuple[str, int, float]] = set()
+def _verify_cifar(folder: Path) -> bool:
+    """True when every batch and batches.meta is there and is CIFAR-10; False when a file is missing; a
+    `DataIntegrityError` naming the file when one holds anything else."""
+    if not all((folder / name).is_file() for name in (*CIFAR10_SHA256, "batches.meta")):
+        return False
+    for name, (data_sha, label_sha) in CIFAR10_SHA256.items():
+        path = folder / name
+        key = (str(path.resolve()), path.stat().st_size, path.stat().st_mtime)
+        if key in _verified:
+            continue
+        if CIFAR10_FILE_MD5.get(name) != calculate_md5(str(path)) and _content_sha256(path) != (data_sha, label_sha):
+            raise DataIntegrityError(
+                f"{path}: decoded images/labels do not match the published CIFAR-10 content; "
+                f"the file is altered. Delete it and restore it (or download again)."
+            )
+        _verified.add(key)
+    meta = folder / "batches.meta"
+    if calculate_md5(str(meta)) != CIFAR10_META_MD5:
+        try:
+            names = tuple(_safe_load(meta)["label_names"])
+        except Exception as err:
+            raise DataIntegrityError(f"{meta}: cannot be read as CIFAR-10's batches.meta ({err}); the file is "
+                                     f"truncated or corrupt. Delete it and restore it (or download again).") from err
+        if names != SPECS["cifar10"].classes:
+            raise DataIntegrityError(f"{meta}: its class names {names} are not CIFAR-10's. Delete it and restore it.")
+    return True
 
-    def _check_integrity(self) -> bool:
-        folder = Path(self.root) / self.base_folder
-        for name, (data_sha, label_sha) in CIFAR10_SHA256.items():
-            path = folder / name
-            if not path.is_file():
-                return False
-            key = (str(path.resolve()), path.stat().st_size, path.stat().st_mtime)
-            if key in self._verified:
-                continue
-            if _content_sha256(path) != (data_sha, label_sha):
-                raise DataIntegrityError(
-                    f"{path}: decoded images/labels do not match the published CIFAR-10 content; "
-                    f"the file is altered. Delete it and restore it (or download again)."
-                )
-            self._verified.add(key)
-        return (folder / self.meta["filename"]).is_file()
+
+def _cifar_split(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    if not _verify_cifar(folder):
+        raise DatasetUnavailableError(_missing_message(SPECS["cifar10"], folder.parent))
+    names = [n for n in CIFAR10_SHA256 if (n != "test_batch") == train]
+    data, labels = zip(*(_read_batch(folder / n) for n in names))
+    images = torch.from_numpy(np.concatenate(data)).reshape(-1, 3, 32, 32)  # R, G, B planes, row-major
+    return images.contiguous(), torch.from_numpy(np.concatenate(labels)).long()
 
 
 # ----------------------------------------------------------------------------- public API
@@ -234,14 +289,17 @@ def ensure_available(name: str, data_dir: str | Path | None = None, download: bo
     if spec.folder in IDX_MD5:
         return _idx_root(spec, data_dir, download)
     folder = data_dir / spec.folder
-    if not (folder.is_dir() and any(folder.iterdir())) and not download:
+    if _verify_cifar(folder):  # present: nothing touches the network
+        return data_dir
+    if not download:
         raise DatasetUnavailableError(_missing_message(spec, data_dir))
-    try:
-        VerifiedCIFAR10(str(data_dir), train=False, download=download)
-    except (RuntimeError, OSError) as err:  # not found, or a download that failed (URLError is an OSError)
-        if isinstance(err, DataIntegrityError):
-            raise
-        raise DatasetUnavailableError(_missing_message(spec, data_dir, err if download else None)) from None
+    tv = torchvision.datasets.CIFAR10
+    try:  # torchvision checks the archive's md5 before it is extracted
+        download_and_extract_archive(tv.url, str(data_dir), filename=tv.filename, md5=tv.tgz_md5)
+    except (RuntimeError, OSError) as err:  # URLError is an OSError
+        raise DatasetUnavailableError(_missing_message(spec, data_dir, err)) from None
+    if not _verify_cifar(folder):
+        raise DatasetUnavailableError(_missing_message(spec, data_dir))
     return data_dir
 
 
@@ -251,8 +309,7 @@ def load_split(name: str, root: Path, train: bool) -> tuple[torch.Tensor, torch.
     if spec.folder in IDX_MD5:
         ds = getattr(torchvision.datasets, spec.folder)(str(root), train=train, download=False)
         return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
-    ds = VerifiedCIFAR10(str(root), train=train, download=False)
-    return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets, dtype=torch.long)
+    return _cifar_split(Path(root) / spec.folder, train)
 
 
 def _check_name(name: str) -> str:
