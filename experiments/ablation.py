@@ -42,7 +42,7 @@ from pathlib import Path
 import yaml
 
 from lightning_impl import configs, flags
-from lightning_impl.runs import UsageError, data_errors, fail, write_json
+from lightning_impl.runs import UsageError, data_errors, fail, read_record, write_json, write_text
 
 
 def ladders() -> Path:
@@ -214,7 +214,7 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
         chain = kept + [step]
         config = merged_config(chain)
         config_path = out / "configs" / f"{step.name}.yaml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        write_text(config_path, yaml.safe_dump(config, sort_keys=False))
         if only is not None and i not in only:
             kept.append(step)  # skipped steps are assumed kept, so later steps still build on them
             continue
@@ -303,7 +303,7 @@ def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
             f"{pct(r['val_acc_mean'], r['val_acc_std'])} | {delta} | {r['decision']} | {r['epochs']} | "
             f"{'—' if r['s_per_epoch'] != r['s_per_epoch'] else format(r['s_per_epoch'], '.1f')} | {r['wall_s']:.0f} |"
         )
-    (out / "ladder.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "ladder.md", "\n".join(lines) + "\n")
     plot(rows, out / "ladder.png", f"{dataset} ({framework}, {budget})")
 
 
@@ -347,7 +347,7 @@ def write_final_config(dataset: str, path: Path) -> None:
               f"# Generated, not edited: python -m experiments.ablation --dataset {dataset} --write-config {path}\n"
               f"#   python -m lightning_impl.train --config {path}\n"
               f"#   python -m keras_ref.train --config {path}      # the Keras twin, same recipe\n")
-    path.write_text(header + yaml.safe_dump(merged_config(load_ladder(dataset)), sort_keys=False))
+    write_text(path, header + yaml.safe_dump(merged_config(load_ladder(dataset)), sort_keys=False))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -370,7 +370,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         path = args.resume / "ladder.json"
         if not path.is_file():
             p.error(f"--resume {args.resume}: not a ladder folder (no ladder.json)")
-        stored = json.loads(path.read_text())
+        try:
+            stored = read_record(path, "ladder record")
+        except UsageError as err:
+            p.error(str(err))
         clash = [k for k in ("dataset", "budget", "framework") if getattr(args, k) not in (None, stored[k])]
         if clash:
             p.error(f"--{clash[0]} {getattr(args, clash[0])}: the ladder in {args.resume} was started with {stored[clash[0]]}")

@@ -1,6 +1,7 @@
-"""A report as a list of blocks, written once and rendered twice: Markdown (report.md) and one standalone HTML
+"""A report as a list of blocks, written once and rendered three times: Markdown (report.md), one standalone HTML
 page (index.html: styles inline, figures embedded as data URIs, so it opens anywhere, from a mail or a USB stick,
-with no server and nothing beside it)."""
+with no server and nothing beside it) and a Jupyter notebook (experiments.notebook: the same blocks as Markdown
+cells, `Cell` blocks as the code cells that do the work)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ class Code:
 
 
 @dataclass
+class Cell:
+    """Code that does the work through the project's API: a code cell of the notebook (run when it is executed),
+    shown as a listing on the page and in report.md."""
+
+    source: str
+
+
+@dataclass
 class Document:
     title: str
     blocks: list = field(default_factory=list)
@@ -66,25 +75,32 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def block_markdown(b, root: Path) -> list[str]:
+    """One block as Markdown lines (a blank line after it); figures link their file relative to ``root``."""
+    if isinstance(b, Heading):
+        return ["#" * b.level + " " + b.text, ""]
+    if isinstance(b, Para):
+        return [b.text, ""]
+    if isinstance(b, Table):
+        align = _column_align(b)
+        out = [f"*{b.caption}*", ""] if b.caption else []
+        out.append("| " + " | ".join(map(_md_cell, b.header)) + " |")
+        out.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
+        out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in b.rows]
+        return out + [""]
+    if isinstance(b, Figure):
+        return [f"![{b.caption}]({b.path.relative_to(root).as_posix()})", "", f"*{b.caption}*", ""]
+    if isinstance(b, Code):
+        return ["```", b.text, "```", ""]
+    if isinstance(b, Cell):
+        return ["```python", b.source, "```", ""]
+    raise TypeError(f"not a block: {b!r}")
+
+
 def markdown(doc: Document, root: Path) -> str:
     out = [f"# {doc.title}", ""]
     for b in doc.blocks:
-        if isinstance(b, Heading):
-            out += ["#" * b.level + " " + b.text, ""]
-        elif isinstance(b, Para):
-            out += [b.text, ""]
-        elif isinstance(b, Table):
-            align = _column_align(b)
-            if b.caption:
-                out += [f"*{b.caption}*", ""]
-            out.append("| " + " | ".join(map(_md_cell, b.header)) + " |")
-            out.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
-            out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in b.rows]
-            out.append("")
-        elif isinstance(b, Figure):
-            out += [f"![{b.caption}]({b.path.relative_to(root).as_posix()})", "", f"*{b.caption}*", ""]
-        elif isinstance(b, Code):
-            out += ["```", b.text, "```", ""]
+        out += block_markdown(b, root)
     return "\n".join(out)
 
 
@@ -105,6 +121,7 @@ table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.92em} th,td{border
 th{background:#f3f3f3} td.r{text-align:right;font-variant-numeric:tabular-nums} caption{caption-side:top;text-align:left;font-style:italic;padding:.3em 0}
 figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-style:italic;color:#555}
 code,pre{background:#f6f6f6;border-radius:3px} code{padding:0 .25em} pre{padding:.6em;overflow-x:auto;white-space:pre-wrap}
+pre.cell{background:#f4f7fb;border-left:3px solid #6a8fc7}
 nav{background:#fafafa;border:1px solid #eee;padding:.5em 1em;margin:1em 0} nav a{margin-right:1em}
 """
 
@@ -133,5 +150,7 @@ def to_html(doc: Document) -> str:
                        f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
         elif isinstance(b, Code):
             out.append(f"<pre>{html.escape(b.text)}</pre>")
+        elif isinstance(b, Cell):
+            out.append(f'<pre class="cell" title="a code cell of practical.ipynb">{html.escape(b.source)}</pre>')
     out.append("</body></html>")
     return "\n".join(out)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning_impl import configs, flags
-from lightning_impl.runs import UsageError, data_errors, fail, write_json
+from lightning_impl.runs import UsageError, data_errors, fail, read_record, write_json
 
 # Everything a budget changes. `specified`: extra flags for both frameworks' specified-CNN runs (None: the
 # default recipe as shipped); `ladders`: (dataset, framework) pairs, run at the ablation budget `ladder_budget`.
@@ -97,10 +97,20 @@ class Part:
     def command(self) -> str:
         return shlex.join(["python", "-m", *self.argv])
 
+    runs: str = ""  # the runs folder as written into argv: the key leaves its spelling out
+
     def key(self) -> str:
-        """Same command and same config texts: the same run (a finished one is reused)."""
+        """Same command and same config texts: the same run (a finished one is reused). The runs folder is left
+        out, so the same runs reached as `runs` or by its full path (the notebook) are the same runs."""
         texts = [(c, (configs.folder() / c).read_text()) for c in sorted(self.configs)]
-        return hashlib.sha256(json.dumps([self.argv, texts]).encode()).hexdigest()[:16]
+        argv = [_placeholder(a, self.runs) for a in self.argv]
+        return hashlib.sha256(json.dumps([argv, texts]).encode()).hexdigest()[:16]
+
+
+def _placeholder(arg: str, runs: str) -> str:
+    if runs and (arg == runs or arg.startswith(runs + os.sep)):
+        return "<runs>" + arg[len(runs):]
+    return arg
 
 
 def parts(budget: str, runs: Path) -> list[Part]:
@@ -146,6 +156,8 @@ def parts(budget: str, runs: Path) -> list[Part]:
     found.append(Part("parity", "parity", "parity checks 1-4, every model pair",
                       ["parity", "--pairs", *sorted(all_pairs()), *backends, "--json", str(runs / "parity.json")],
                       output_file=str(runs / "parity.json")))
+    for part in found:
+        part.runs = out
     return found
 
 
@@ -238,6 +250,17 @@ def resumable(part: Part, runs: Path) -> Part:
     return part
 
 
+def _part_record(path: Path) -> dict | None:
+    """A part's record, or None when there is none; a damaged one (cut short, edited) means the part is done again."""
+    if not path.is_file():
+        return None
+    try:
+        return read_record(path, "part record")
+    except UsageError as err:
+        print(f"[practical] {err}: that part runs again", file=sys.stderr, flush=True)
+        return None
+
+
 def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False) -> list[dict]:
     """Every part of the budget, reusing finished ones; their records, in order."""
     home = runs / "practical" / budget
@@ -246,8 +269,8 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False)
     records, fresh = [], []
     for part in todo:
         path = home / "parts" / f"{part.name}.json"
-        record = json.loads(path.read_text()) if path.is_file() else None
-        if record and record.get("finished") and record["key"] == part.key() and Path(record["output"]).exists():
+        record = _part_record(path)
+        if record and record.get("finished") and record.get("key") == part.key() and Path(str(record.get("output"))).exists():
             records.append(record)
         else:
             fresh.append(part)
@@ -278,6 +301,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget", choices=list(BUDGETS), default="quick", help="how much to run (default: %(default)s)")
     p.add_argument("--report", type=Path, metavar="DIR", help="report folder (default: <runs-dir>/practical/<budget>/report)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the finished parts; run nothing")
+    p.add_argument("--notebook", action="store_true",
+                   help="also write practical.ipynb beside index.html, executed by a Jupyter kernel (pip install -e '.[notebook]')")
     flags.add(p, "runs_dir", "quiet", "verbose")
     return p.parse_args(argv)
 
@@ -296,7 +321,7 @@ def main(argv: list[str] | None = None) -> Path:
             else:
                 records = run_all(args.budget, runs, args.quiet, args.verbose)
             command = shlex.join(["python", "-m", "experiments.practical", *(sys.argv[1:] if argv is None else argv)])
-            index = report.build(records, args.budget, out, command)
+            index = report.build(records, args.budget, out, command, runs_dir=args.runs_dir, with_notebook=args.notebook)
     except UsageError as err:
         fail(str(err))
     except KeyboardInterrupt:

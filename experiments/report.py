@@ -25,8 +25,9 @@ import sys
 from pathlib import Path
 
 from experiments import discussion
-from experiments.document import Code, Document, Figure, Heading, Para, Table, markdown, to_html
-from lightning_impl.runs import UsageError, write_json
+from experiments import notebook
+from experiments.document import Cell, Code, Document, Figure, Heading, Para, Table, markdown, to_html
+from lightning_impl.runs import UsageError, read_record, write_json, write_text
 
 
 class Numbers:
@@ -79,12 +80,12 @@ def finished_records(home: Path) -> list[dict]:
         if not path.is_file():
             raise UsageError(f"{part.name} has not finished ({path} missing): run python -m experiments.practical "
                              f"--budget {budget} --runs-dir {runs}")
-        records.append(json.loads(path.read_text()))
+        records.append(read_record(path, "part record"))
     return records
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    return read_record(path, "results file")
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -129,6 +130,14 @@ def environment() -> dict:
 
 
 # --- architecture tables from the live models ------------------------------------------------------------------
+
+
+def recipe_net(recipe: str) -> dict:
+    """A recipe's ``model.net`` (class_path + init_args); the specified CNN when the recipe leaves the default."""
+    from lightning_impl import configs
+
+    return configs.load(recipe)["model"].get("net") or {
+        "class_path": "lightning_impl.models.specified_cnn.SpecifiedCNN", "init_args": {}}
 
 
 def build_pair(net_config: dict, input_shape: tuple[int, int, int], num_classes: int = 10):
@@ -305,10 +314,11 @@ def section_specified(ctx: Context) -> dict:
     for r in runs:
         by_fw.setdefault(r["meta"]["framework"], []).append((r, read_json(Path(r["output"]) / "metrics.json")))
     ctx.doc.add(Heading("Specified CNN on MNIST"))
-    recipe = configs.load("mnist_specified_cnn.yaml")
-    net = recipe["model"].get("net") or {"class_path": "lightning_impl.models.specified_cnn.SpecifiedCNN", "init_args": {}}
-    torch_net, keras_net = build_pair(net, (1, 28, 28))
-    ctx.doc.add(Para("The architecture, read layer by layer from the live models of both frameworks (a batch of "
+    torch_net, keras_net = build_pair(recipe_net("mnist_specified_cnn.yaml"), (1, 28, 28))
+    ctx.doc.add(Para("The network the exercise gives, built from its recipe in both frameworks as the trainers build "
+                     "it (configs/mnist_specified_cnn.yaml; lightning_impl/models/specified_cnn.py and its Keras twin):"),
+                Cell('notebook.summarise("mnist_specified_cnn.yaml", (1, 28, 28))'),
+                Para("The architecture, read layer by layer from the live models of both frameworks (a batch of "
                      "zeros through each; shapes without the batch axis):"),
                 architecture_table(torch_net, keras_net, (1, 28, 28)))
     rows, accs, summary = [], {}, {}
@@ -475,7 +485,8 @@ def section_denoiser(ctx: Context) -> None:
     sigma = read_json(Path(runs[0]["output"]) / "metrics.json").get("sigma")
     ctx.doc.add(Para(f"configs/denoise_reference.yaml (the exercise's convolutional autoencoder, MSE loss) on "
                      f"Fashion-MNIST with Gaussian noise σ {sigma}, the same recipe read by both trainers; the test "
-                     "score is on the fixed noisy test copy."),
+                     "score is on the fixed noisy test copy. The network in both frameworks:"),
+                Cell('notebook.summarise("denoise_reference.yaml", (1, 28, 28))'),
                 Table(["framework", "test PSNR (dB)", "test SSIM", "parameters", "epochs", "training time"], rows))
     ctx.doc.add(Figure(plots.learning_curves(tables, ctx.figures / "denoiser_learning_curves.png",
                                              "reference denoiser: both frameworks"),
@@ -560,8 +571,21 @@ def section_parity(ctx: Context) -> None:
     ctx.numbers.add("parity_backends", len(payload["backends"]), str(len(payload["backends"])), record)
 
 
-def build(records: list[dict], budget: str, out: Path, command: str) -> Path:
-    """Write the report folder from the parts' records; the path of index.html."""
+def section_running(ctx: Context, runs_dir: str) -> None:
+    """How to run it: the notebook's two first code cells (the parameters, then every part run or reused)."""
+    ctx.doc.add(Heading("Running it"),
+                Para(f"The whole practical is one command, `{ctx.command}`; in the notebook (practical.ipynb, beside "
+                     "this page) it is the two cells below: the parameters, fixed once, then every part, each one "
+                     "command of the project run in a process of its own. A part whose command and configs are "
+                     "unchanged since it finished is reused, so re-running takes seconds; an interrupted practical "
+                     "goes on where it stopped."),
+                notebook.parameters_cell(ctx.budget, runs_dir), notebook.RUN_CELL)
+
+
+def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: str = "runs",
+          with_notebook: bool = False) -> Path:
+    """Write the report folder from the parts' records; the path of index.html. ``with_notebook``: also
+    practical.ipynb, executed (``runs_dir`` is the runs folder as the practical was given it)."""
     final = Path(out)
     # Built beside the old report and swapped in at the end: a failure leaves the previous report whole, and a
     # stale figure never survives into the new one (the folder is generated, never edited).
@@ -572,6 +596,7 @@ def build(records: list[dict], budget: str, out: Path, command: str) -> Path:
     env = environment()
     ctx = Context(records, budget, out, command)
     section_overview(ctx, env)
+    section_running(ctx, runs_dir)
     specified = section_specified(ctx)
     section_baseline(ctx, specified)
     section_ladders(ctx)
@@ -585,8 +610,13 @@ def build(records: list[dict], budget: str, out: Path, command: str) -> Path:
     write_json(out / "results.json", {"budget": budget, "command": command, "environment": env,
                                       "parts": records, "numbers": ctx.numbers.entries, "discussion": ctx.claims,
                                       "tables": ctx.tables})
-    (out / "report.md").write_text(markdown(ctx.doc, out))
-    (out / "index.html").write_text(to_html(ctx.doc))
+    write_text(out / "report.md", markdown(ctx.doc, out))
+    write_text(out / "index.html", to_html(ctx.doc))
+    if with_notebook:
+        try:
+            notebook.write(ctx.doc, out)
+        except notebook.NotebookError as err:
+            raise UsageError(f"{err} (the previous report, if any, is kept; the one being built is in {out})") from None
     if final.exists():
         shutil.rmtree(final)
     out.rename(final)
@@ -669,27 +699,27 @@ def doc_tables(results: dict, names: list[str]) -> str:
     return "\n".join(lines + [DOC_END])
 
 
-def _replace_block(path: Path, begin: str, end: str, block: str) -> bool:
+def _replaced_block(path: Path, begin: str, end: str, block: str) -> str:
     text = path.read_text()
     if begin not in text or end not in text:
         raise UsageError(f"{path}: no generated block (the lines {begin!r} ... {end!r})")
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
-    new = head + block + tail
-    if new != text:
-        path.write_text(new)
-    return new != text
+    return head + block + tail
 
 
 def update_docs(results_file: Path, root: Path = Path(".")) -> list[Path]:
-    """Rewrite README.md's results table and every docs page's generated tables; the files that changed."""
+    """Rewrite README.md's results table and every docs page's generated tables; the files that changed.
+
+    All or nothing: every page's new text is made first (a missing block or a damaged results file is refused
+    before any page is touched), then each changed page is replaced atomically."""
     results = read_json(results_file)
-    changed = []
-    if _replace_block(root / "README.md", BEGIN, END, readme_table(results)):
-        changed.append(root / "README.md")
-    for page, names in DOC_TABLES.items():
-        if _replace_block(root / page, DOC_BEGIN, DOC_END, doc_tables(results, names)):
-            changed.append(root / page)
+    pages = {root / "README.md": (BEGIN, END, readme_table(results))}
+    pages |= {root / page: (DOC_BEGIN, DOC_END, doc_tables(results, names)) for page, names in DOC_TABLES.items()}
+    new = {path: _replaced_block(path, *spec) for path, spec in pages.items()}
+    changed = [path for path, text in new.items() if text != path.read_text()]
+    for path in changed:
+        write_text(path, new[path])
     return changed
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from lightning_impl import plots
-from lightning_impl.runs import new_run_dir, write_json
+from lightning_impl.runs import atomic_path, new_run_dir, write_json, write_text
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -37,6 +37,29 @@ class EpochTimer(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self._start
         self.epoch_times.append(elapsed)
         self.images_per_sec.append(self.n_train / elapsed)
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keras' ModelCheckpoint(save_best_only=True, save_weights_only=True, mode="max"), but written beside the file
+    and renamed over it (lightning_impl.runs.atomic_path): a kill, a crash or a full disk during a save leaves the
+    previous best weights whole, never a half-written .h5."""
+
+    def __init__(self, path: Path, monitor: str) -> None:
+        super().__init__()
+        self.path, self.monitor, self.best = Path(path), monitor, -np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and float(value) > self.best:
+            self.best = float(value)
+            save_atomically(self.model.save_weights, self.path)
+
+
+def save_atomically(save: Callable[[str], None], path: Path) -> None:
+    """``save(filename)`` (a Keras save_weights or save), complete or not at all."""
+    suffix = ".weights.h5" if str(path).endswith(".weights.h5") else Path(path).suffix
+    with atomic_path(path, suffix=suffix) as tmp:
+        save(str(tmp))
 
 
 def timed(test: Callable[[], dict]) -> dict:
@@ -74,14 +97,14 @@ def fit_and_test(
     run = new_run_dir(runs_dir or recipe["runs_dir"], recipe["name"])
     best = run / "checkpoints" / "best.weights.h5"
     best.parent.mkdir()
-    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))  # what was trained, translated
+    write_text(run / "recipe.yaml", yaml.safe_dump(recipe, sort_keys=False))  # what was trained, translated
     timer = EpochTimer(train_images)
     start = time.perf_counter()
     history = model.fit(
         train, epochs=recipe["epochs"], verbose=verbose,
         callbacks=[
             *callbacks,
-            keras.callbacks.ModelCheckpoint(best, monitor=monitor, mode="max", save_best_only=True, save_weights_only=True),
+            BestWeights(best, monitor),
             keras.callbacks.CSVLogger(run / "metrics.csv"),
             timer,
         ],

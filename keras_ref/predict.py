@@ -24,7 +24,7 @@ import numpy as np
 from keras_ref import backend
 from lightning_impl import flags
 from lightning_impl.preprocess import ImageInputError, format_row, prediction_rows, prepare, softmax, write_rows
-from lightning_impl.runs import fail
+from lightning_impl.runs import UsageError, fail, read_record
 
 
 class RunError(ValueError):
@@ -38,8 +38,11 @@ def load_run(path: str | Path) -> tuple[keras.Model, dict]:
     if not card_file.is_file():
         hint = " (runs saved before keras_ref wrote it cannot be used: train again)" if path.is_dir() else ""
         raise RunError(f"{path}: no model_card.json there{hint}")
-    card = json.loads(card_file.read_text())
-    model_file = card_file.parent / card["model"]
+    try:
+        card = read_record(card_file, "model card")
+        model_file = card_file.parent / card["model"]
+    except (UsageError, KeyError, TypeError) as err:
+        raise RunError(f"{card_file}: a damaged model card ({err}); convert or train the model again") from None
     try:  # safe_mode (the default) refuses a file whose layers would run arbitrary code
         model = keras.saving.load_model(model_file, compile=False)
     except (OSError, ValueError) as err:

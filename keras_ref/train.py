@@ -26,7 +26,7 @@ import numpy as np
 
 from keras_ref import backend
 from keras_ref.augment import AUGMENTATIONS
-from keras_ref.fit import fit_and_test
+from keras_ref.fit import fit_and_test, save_atomically
 from keras_ref.models import TWINS
 from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, make_optimizer
 from lightning_impl import flags, plots
@@ -65,7 +65,7 @@ def for_display(images: np.ndarray, dm) -> np.ndarray:
 def save_for_prediction(run: Path, net: keras.Model, dm) -> None:
     """model.keras (the bare net with the selected weights; augmentation acts in training only) and
     model_card.json (what keras_ref.predict needs besides: normalisation, class names, image shape)."""
-    net.save(run / "model.keras")
+    save_atomically(net.save, run / "model.keras")
     card = {"task": "classifier", "dataset": dm.dataset_name, "classes": list(dm.spec.classes),
             "input_shape": list(dm.spec.shape), "mean": dm.mean.tolist(), "std": dm.std.tolist(), "model": "model.keras"}
     write_json(run / "model_card.json", card)

@@ -15,6 +15,22 @@ class EpochTimer(L.Callback):
     def __init__(self) -> None:
         self.epoch_times: list[float] = []
         self.images_per_sec: list[float] = []
+        self.resumed_s = 0.0  # fit time before this process took over (a resumed run), from the checkpoint
+        self._fit_start = time.perf_counter()
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit":
+            self._fit_start = time.perf_counter()
+
+    # Saved in every checkpoint, so that a resumed run reports the whole run's epochs and training time.
+    def state_dict(self) -> dict:
+        return {"epoch_times": list(self.epoch_times), "images_per_sec": list(self.images_per_sec),
+                "fit_s": self.resumed_s + time.perf_counter() - self._fit_start}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch_times = list(state.get("epoch_times", []))
+        self.images_per_sec = list(state.get("images_per_sec", []))
+        self.resumed_s = float(state.get("fit_s", 0.0))
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start, self._images = time.perf_counter(), 0

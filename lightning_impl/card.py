@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from lightning_impl.checkpoints import CheckpointError, load
+from lightning_impl.runs import UsageError, read_record
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import ImageDataModule
 from lightning_impl.tasks.denoiser import Denoiser
@@ -99,7 +100,10 @@ def find_checkpoint(path: str | Path) -> Path:
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     metrics = path / "metrics.json"
     if metrics.is_file():
-        named = json.loads(metrics.read_text()).get("best_checkpoint")
+        try:
+            named = read_record(metrics, "run record").get("best_checkpoint")
+        except UsageError as err:
+            raise CheckpointError(str(err)) from None
         for candidate in (Path(named), folder / Path(named).name) if named else ():
             if candidate.is_file() and candidate.suffix == ".ckpt":
                 return candidate

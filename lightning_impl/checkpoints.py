@@ -3,12 +3,15 @@
 ``torch.load(weights_only=True)`` uses torch's restricted unpickler, which refuses a pickle that would import or
 call anything beyond tensors and plain containers, so a planted checkpoint cannot run code. A file that is not a
 complete checkpoint (cut short by a kill, say) is reported by name rather than as an unpickling traceback.
-Writes are already atomic in Lightning (a temporary file moved into place), so a kill during a save leaves the
-previous checkpoint whole.
+Writes go through ``SafeCheckpointIO.save_checkpoint`` too: the checkpoint is written beside its destination,
+flushed to disk and renamed over it (``runs.atomic_path``), so a kill or a full disk leaves the previous checkpoint
+whole. (Lightning's own save stages the file in the system's temporary folder and moves it: across filesystems
+the move is a copy, and a kill during it leaves a torn file where the last good checkpoint was.)
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -16,6 +19,8 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from lightning_impl.runs import write_bytes
 
 
 class CheckpointError(RuntimeError):
@@ -40,3 +45,15 @@ class SafeCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         return load(path, map_location=map_location if map_location is not None else "cpu")
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        save(checkpoint, path)
+
+
+def save(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """``torch.save`` complete or not at all: the previous file stays whole until the new one is on disk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes(path, buffer.getbuffer())

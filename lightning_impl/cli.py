@@ -4,8 +4,10 @@ metrics.json, resuming a run in its own folder, and one-line errors."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import sys
 import time
 import warnings
@@ -18,12 +20,13 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lightning_impl import checkpoints, configs, precision
 from lightning_impl.card import ModelCard, net_config
 from lightning_impl.callbacks import EpochTimer, FiniteLoss, NonFiniteLossError, SeedEachEpoch
 from lightning_impl.run_figures import RunFigures
-from lightning_impl.runs import data_errors, fail, strict, write_json
+from lightning_impl.runs import data_errors, fail, new_run_dir, strict, write_json
 
 
 class ConfigurationError(ValueError):
@@ -75,12 +78,43 @@ def resume_args(args: list[str]) -> tuple[list[str], Path | None, int | None]:
         raise ConfigurationError("--resume: expected a run folder (runs/<name>/version_<n>)")
     run_dir, rest = Path(args[i + 1]), args[:i] + args[i + 2 :]
     config, last = run_dir / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
+    if (run_dir / "metrics.json").is_file():
+        _train_on_finished(run_dir, config, rest)
     for needed in (config, last):
         if not needed.is_file():
             raise ConfigurationError(f"--resume {run_dir}: no {needed.relative_to(run_dir)} there, so nothing to resume "
                                      "(a run folder holds config.yaml and checkpoints/last.ckpt once an epoch has finished)")
     last_epoch = checkpoints.load(last)["epoch"]  # refuses, by name, a file cut short or holding more than data
     return ["--config", str(config), *_same_folder(config, run_dir), *rest], last, last_epoch
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _train_on_finished(run_dir: Path, config: Path, rest: list[str]) -> None:
+    """A finished run is resumed only to train on (more epochs than it has): resumed as it is, it would test
+    again and overwrite its own record. Its record is kept beside, as metrics.epochs_<n>.json."""
+    from lightning_impl.runs import read_record
+
+    done = read_record(run_dir / "metrics.json", "run record").get("epochs")
+    wanted = _flag_value(rest, "--trainer.max_epochs")
+    if wanted is None:
+        wanted = ((yaml.safe_load(config.read_text()) or {}).get("trainer") or {}).get("max_epochs")
+    try:
+        more = int(wanted) > int(done)
+    except (TypeError, ValueError):
+        more = False
+    if not more:
+        raise ConfigurationError(f"--resume {run_dir}: this run finished its {done} epochs (metrics.json), so there "
+                                 f"is nothing to resume; to train on, add --trainer.max_epochs N with N > {done}")
+    (run_dir / "metrics.json").replace(run_dir / f"metrics.epochs_{done}.json")
 
 
 def _same_folder(config: Path, run_dir: Path) -> list[str]:
@@ -137,12 +171,27 @@ def make_cli(cli_class: type[ProjectCLI], model, data, args: list[str] | None, *
         cli = cli_class(
             model, data, run=False, args=parsed, save_config_kwargs={"overwrite": ckpt_path is not None}, **kwargs,
         )
-    cli.trainer.strategy.checkpoint_io = checkpoints.SafeCheckpointIO()  # resume and test load data, never code
+    cli.trainer.strategy.checkpoint_io = checkpoints.SafeCheckpointIO()  # data, never code; saves never torn
     csv_first(cli.trainer)
     cli.ckpt_path = ckpt_path
+    cli.claimed = claim_run_dir(cli.trainer.logger) if ckpt_path is None else None
     if ckpt_path is not None:
         _keep_earlier_rows(cli, last_epoch)
     return cli
+
+
+def claim_run_dir(logger) -> Path | None:
+    """Give a new run its version_<n> folder now, by mkdir (runs.new_run_dir), instead of letting the CSV logger
+    count the folders when it first writes: two runs started together into one runs folder would both count the
+    same n, and the second die on the first's config.yaml. Only the first process claims (under DDP the others'
+    folder is the first's, broadcast by the Trainer); an explicit --trainer.logger.init_args.version is kept."""
+    if not isinstance(logger, CSVLogger) or logger._version is not None:
+        return None
+    if int(os.environ.get("LOCAL_RANK", 0)) != 0 or int(os.environ.get("NODE_RANK", 0)) != 0:
+        return None
+    run = new_run_dir(logger.save_dir, logger.name)
+    logger._version = int(run.name.removeprefix("version_"))
+    return run
 
 
 def reason(err: Exception) -> str:
@@ -190,16 +239,45 @@ def fit_then_test_best(cli: ProjectCLI) -> tuple[dict[str, float], str | None, E
     # Every checkpoint carries what prediction needs without the data (lightning_impl.card, lightning_impl.predict).
     trainer.callbacks.append(ModelCard(net_config(cli)))
     start = time.perf_counter()
-    trainer.fit(model, datamodule=data, ckpt_path=getattr(cli, "ckpt_path", None))
+    with interruptions(trainer):
+        trainer.fit(model, datamodule=data, ckpt_path=getattr(cli, "ckpt_path", None))
     fit_s = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt
     checkpoint = trainer.checkpoint_callback.best_model_path or None
     start = time.perf_counter()
-    (results,) = trainer.test(model, datamodule=data, ckpt_path=checkpoint)
+    with interruptions(trainer):
+        (results,) = trainer.test(model, datamodule=data, ckpt_path=checkpoint)
     test_s = time.perf_counter() - start  # prediction time of the whole test set (the report sets it beside HOG+SVM's)
     timer = next(c for c in trainer.callbacks if isinstance(c, EpochTimer))
-    return {**{k: float(v) for k, v in results.items()}, "test_s": test_s}, checkpoint, timer, fit_s
+    # A resumed run's training time is the whole run's: the part before the interruption travels in the checkpoint.
+    return {**{k: float(v) for k, v in results.items()}, "test_s": test_s}, checkpoint, timer, timer.resumed_s + fit_s
+
+
+class Terminated(Exception):
+    """SIGTERM reached the run: Lightning stopped it after the current step."""
+
+
+@contextlib.contextmanager
+def interruptions(trainer):
+    """Lightning ends a run that got SIGTERM with a SystemExit of status 0, and one interrupted by Ctrl-C with
+    sys.exit(1): either would read as an ordinary exit. Both become exceptions that `run_cli` reports with the
+    resume hint and the conventional status (143, 130)."""
+    try:
+        yield
+    except SIGTERMException:
+        raise Terminated from None
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+
+
+def _release(cli) -> None:
+    """A run refused before it trained gives back the folder it claimed, when nothing was written there."""
+    run = getattr(cli, "claimed", None)
+    if run is not None and run.is_dir() and not any(run.iterdir()):
+        run.rmdir()
 
 
 def run_cli(make: Callable[[], ProjectCLI], metrics_of: Callable[[ProjectCLI], dict], summary: Sequence[str]) -> dict:
@@ -210,18 +288,23 @@ def run_cli(make: Callable[[], ProjectCLI], metrics_of: Callable[[ProjectCLI], d
         with data_errors():
             cli = make()
             preflight(cli)
+            cli.preflight_done = True
             metrics = metrics_of(cli)
     except (ConfigurationError, checkpoints.CheckpointError) as err:
+        _release(locals().get("cli"))
         fail(str(err))
     except (ValueError, TypeError) as err:  # a class refused its arguments while the CLI built it
-        if "cli" in locals():
-            raise  # past building: a bug, not a configuration; keep the traceback
+        if "cli" in locals() and getattr(cli, "preflight_done", False):
+            raise  # past the checks: a bug, not a configuration; keep the traceback
+        _release(locals().get("cli"))
         fail(reason(err))
     except NonFiniteLossError as err:
         fail(f"{err}; the last good checkpoint is kept in {cli.trainer.log_dir}/checkpoints", status=1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as err:
+        what, status = ("terminated (SIGTERM)", 143) if isinstance(err, Terminated) else ("interrupted", 130)
         where = f"; go on with --resume {cli.trainer.log_dir}" if "cli" in locals() else ""
-        fail(f"interrupted: the checkpoints written so far are kept{where}", status=130)
+        fail(f"{what}: the run is unfinished (no metrics.json), the checkpoints written so far are kept{where}",
+             status=status)
     metrics = strict({**metrics, "finished": True})  # what metrics.json holds: strict JSON, no NaN
     run_dir = Path(cli.trainer.log_dir)  # a collective under DDP: every process must ask
     if cli.trainer.is_global_zero:

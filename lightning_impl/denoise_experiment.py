@@ -40,9 +40,10 @@ from lightning.pytorch.loggers import CSVLogger
 
 from lightning_impl import classical_denoisers as classical
 from lightning_impl import configs, flags
+from lightning_impl import checkpoints
 from lightning_impl.precision import resolve as resolve_precision
 from lightning_impl.image_quality import score
-from lightning_impl.runs import UsageError, data_errors, new_run_dir, write_json
+from lightning_impl.runs import UsageError, data_errors, new_run_dir, read_record, write_json, write_text
 from lightning_impl.tasks.denoiser import Denoiser
 from lightning_impl.models.denoising import DenoisingAE, UNetDAE
 from lightning_impl.data.noise import NOISE_SEEDS, NoisyDataModule, fixed_noisy_copy, to_unit
@@ -163,9 +164,9 @@ def train_network(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str
         raise KeyboardInterrupt
     val = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
     log(f"trained {arch} at {sigma_tag(sigma)} ({budget.loss} loss) in {seconds:.0f} s: {val}")
-    torch.save(model.net.state_dict(), Path(trainer.log_dir) / "weights.pt")
+    checkpoints.save(model.net.state_dict(), Path(trainer.log_dir) / "weights.pt")
     # Written last: its presence marks the network as finished (see --resume).
-    (Path(trainer.log_dir) / "train.json").write_text(json.dumps({"train_s": seconds, "val": val}) + "\n")
+    write_text(Path(trainer.log_dir) / "train.json", json.dumps({"train_s": seconds, "val": val}) + "\n")
     return model.eval(), seconds
 
 
@@ -235,7 +236,7 @@ def start_or_resume(budget_name: str | None, out_root: str, resume: str | Path |
     run_dir = Path(resume)
     if not (run_dir / "budget.json").is_file():
         raise UsageError(f"{run_dir} is not a run folder of this experiment (no budget.json)")
-    stored = json.loads((run_dir / "budget.json").read_text())
+    stored = read_record(run_dir / "budget.json", "budget record")
     budget_name = budget_name or stored.get("budget")
     wanted = record(budget_name) if budget_name in BUDGETS else {}
     if stored != wanted:
@@ -274,7 +275,7 @@ def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | 
         log(f"classical parameters from {tuning_file}")
     else:
         tuned = tune_classical(data, budget, n_jobs)
-        tuning_file.write_text(json.dumps({str(s): v for s, v in tuned.items()}, indent=2) + "\n")
+        write_text(tuning_file, json.dumps({str(s): v for s, v in tuned.items()}, indent=2) + "\n")
     for sigma in SIGMAS:
         noisy = test[sigma].noisy[:, 0].numpy()
         for name, method in classical.METHODS.items():
@@ -331,8 +332,8 @@ def compare_losses(budget_name: str = "full", out_root: str = "runs", data_dir: 
              f"on {budget.train_limit} training images per model)", "",
              "| architecture | σ | loss | PSNR (dB) | SSIM | training (s) |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['architecture']} | {r['sigma']:g} | {r['loss']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['train_s']:.0f} |" for r in rows]
-    (run_dir / "losses.md").write_text("\n".join(lines) + "\n")
-    (run_dir / "losses.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_text(run_dir / "losses.md", "\n".join(lines) + "\n")
+    write_text(run_dir / "losses.json", json.dumps(rows, indent=2) + "\n")
     print("\n".join(lines), flush=True)
     return run_dir
 
@@ -354,7 +355,7 @@ def write_results(rows: list[dict], run_dir: Path, budget_name: str, budget: Bud
         writer.writeheader()
         for r in rows:
             writer.writerow({k: json.dumps(r.get(k)) if k == "params" else r.get(k, "") for k in fields})
-    (run_dir / "results.json").write_text(json.dumps({"budget": budget_name, **asdict(budget), "rows": rows}, indent=2) + "\n")
+    write_text(run_dir / "results.json", json.dumps({"budget": budget_name, **asdict(budget), "rows": rows}, indent=2) + "\n")
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
     cell = {(r["method"], r["sigma"]): r for r in rows}
@@ -387,7 +388,7 @@ def write_results(rows: list[dict], run_dir: Path, budget_name: str, budget: Bud
     for arch, label in LABELS.items():
         times = [f"{cell[label, s]['train_s']:.0f} s" for s in SIGMAS] + [f"{cell[label + ' (blind)', SIGMAS[0]]['train_s']:.0f} s"]
         lines.append(f"| {label} ({cell[label, SIGMAS[0]]['parameters']:,} parameters) | " + " | ".join(times) + " |")
-    (run_dir / "results.md").write_text("\n".join(lines) + "\n")
+    write_text(run_dir / "results.md", "\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from lightning_impl import flags
 from lightning_impl.card import CheckpointError, load_model, normalise
-from lightning_impl.runs import fail
+from lightning_impl.runs import fail, write_text
 from lightning_impl.data.datasets import DataIntegrityError, DatasetUnavailableError, ensure_available, load_split
 from lightning_impl.data.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     figures = ", ".join(f"{name} {value:.2e}" for name, value in differences.items())
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_text(args.json, json.dumps(report, indent=2) + "\n")
     if worst > args.tolerance:
         fail(f"ONNX Runtime and Lightning differ on {len(images)} test images: max |difference| {figures} "
              f"> {args.tolerance:.0e}; {out} not written")

@@ -24,6 +24,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from lightning_impl.runs import write_text
+
 INVERTED_NOTE = "inverted (dark object on light background)"
 Invert = Literal["auto", "always", "never"]
 
@@ -237,7 +239,7 @@ def format_row(row: dict) -> str:
 
 def write_rows(rows: list[dict], json_path: str | None = None, csv_path: str | None = None) -> None:
     if json_path:
-        Path(json_path).write_text(json.dumps(rows, indent=2) + "\n")
+        write_text(json_path, json.dumps(rows, indent=2) + "\n")
     if csv_path:
         with open(csv_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["file"])

@@ -1,4 +1,5 @@
-"""What every writer of a run folder shares, in both frameworks: the folder, its metrics.json, the data-error exit.
+"""What every writer of a run folder shares, in both frameworks: the folder, atomic writes, its metrics.json, the
+data-error exit.
 
 Framework-neutral (no Lightning, no Keras), so keras_ref and the drivers above both frameworks use it too.
 """
@@ -6,10 +7,13 @@ Framework-neutral (no Lightning, no Keras), so keras_ref and the drivers above b
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,12 +50,60 @@ def strict(value):
     return value
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; when the block ends without error the file is flushed to disk
+    and renamed over ``path`` (same folder, so the same filesystem: the rename is atomic), else removed. A reader,
+    a kill or a full disk sees the previous complete file or the new complete one, never a part of either.
+    ``suffix`` ends the temporary name (Keras wants ``.weights.h5``)."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself on disk (not every filesystem lets a folder be synced)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """``data`` into ``path``, complete or not at all (`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
 def write_json(path: str | Path, value) -> None:
     """Strict JSON, replaced atomically: a reader never sees half a file, an interruption never leaves one."""
+    write_text(path, json.dumps(strict(value), indent=2, allow_nan=False, default=str) + "\n")
+
+
+def read_record(path: str | Path, what: str = "record") -> dict:
+    """A JSON file the project wrote (a record, metrics.json, ladder.json, results.json, a model card), or a
+    `UsageError` naming it when it is damaged or not an object."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(strict(value), indent=2, allow_nan=False, default=str) + "\n")
-    tmp.replace(path)
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UsageError(f"{path}: this {what} cannot be read ({type(err).__name__}: {err}); delete it to redo "
+                         "what wrote it") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{path}: this {what} is not a JSON object; delete it to redo what wrote it")
+    return value
 
 
 class UsageError(ValueError):
@@ -73,3 +125,14 @@ def data_errors() -> Iterator[None]:
         yield
     except (DatasetUnavailableError, DataIntegrityError, UsageError) as err:
         fail(str(err))
+    except OSError as err:
+        if err.errno not in _WRITE_ERRORS:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        fail(f"{where}{err.strerror or err}; the files written before are complete (a file being written when this "
+             "happened was left as it was, never torn)", status=1)
+
+
+# What the disk or the file system refuses (full, read-only, not allowed, a file where a folder should be): one
+# line that names the path, not a traceback.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}

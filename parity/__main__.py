@@ -28,6 +28,7 @@ import keras
 
 from keras_ref.backend import BACKENDS, EXTRA, installed
 from lightning_impl import flags
+from lightning_impl.runs import write_text
 from parity.accuracy import DEFAULT_SEEDS, baseline_from, check_accuracy
 from parity.checks import CHECKS, Row, run_checks
 from parity.registry import all_pairs
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {b: run_here(args) if b == here else run_elsewhere(b, args) for b in args.backends}
     print(backend_tables(results), flush=True)
     if args.json:
-        args.json.write_text(to_json(results) + "\n")
+        write_text(args.json, to_json(results) + "\n")
     bad = failed_backends(results)
     print(f"{len(bad)} failed: " + "; ".join(bad) if bad else f"all checks passed on {', '.join(args.backends)}")
     return 1 if bad else 0

@@ -36,8 +36,10 @@ import numpy as np
 import torch
 
 from keras_ref import backend
+from keras_ref.fit import save_atomically
 from lightning_impl import flags
 from lightning_impl.card import CARD_KEY, class_path, find_checkpoint, load_model, make_card
+from lightning_impl import checkpoints
 from lightning_impl.checkpoints import CheckpointError
 from lightning_impl.data.noise import NoisyDataModule
 from lightning_impl.runs import data_errors, fail, write_json
@@ -216,10 +218,7 @@ def to_lightning(source: Path, out: Path, pair_name: str | None = None, n: int =
     checkpoint = {"state_dict": module.state_dict(), CARD_KEY: card, "epoch": 0, "global_step": 0,
                   "pytorch-lightning_version": lightning.__version__, "hyper_parameters": dict(module.hparams),
                   "converted_from": {"file": str(source), "keras_backend": keras.backend.backend(), "check": result}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    tmp.replace(out)
+    checkpoints.save(checkpoint, out)
     return result | {"written": str(out)}
 
 
@@ -238,7 +237,7 @@ def to_keras(source: Path, out: Path, n: int = N_IMAGES) -> dict:
     result = verify(pair, net, model, n)
     _checked(result)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
+    save_atomically(model.save, Path(out))
     keras_card = {"task": card["task"], "dataset": card["dataset"], "classes": card["classes"],
                   "input_shape": card["input_shape"], "model": out.name, "converted_from": str(file)}
     keras_card |= {k: card[k] for k in ("mean", "std", "sigma", "eval_sigma") if k in card}

@@ -227,11 +227,11 @@ def run(module: str, argv: list[str], env: dict) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
-def kill_config(tmp_path: Path, point: str, epoch: int, batch: int) -> Path:
+def kill_config(tmp_path: Path, point: str, epoch: int, batch: int, sig: str = "SIGKILL") -> Path:
     path = tmp_path / f"kill_{point}.yaml"
     path.write_text("trainer:\n  callbacks:\n    - class_path: interrupt.KillAt\n      init_args:\n"
                     f"        point: {point}\n        once: {tmp_path / ('killed_' + point)}\n"
-                    f"        epoch: {epoch}\n        batch: {batch}\n")
+                    f"        epoch: {epoch}\n        batch: {batch}\n        signal: {sig}\n")
     return path
 
 
@@ -269,3 +269,66 @@ def test_killed_run_resumes_to_the_same_metrics(task, point, epoch, batch, unint
     assert {k: metrics[k] for k in KEYS[task]} == {k: uninterrupted[task][k] for k in KEYS[task]}
     with open(run_dir / "metrics.csv") as f:  # the epochs before the kill are kept, none twice
         assert [r["epoch"] for r in csv.DictReader(f) if r.get("epoch_time_s")] == ["0", "1", "2"]
+    # The record times the whole run, not only the part after the kill.
+    assert len(metrics["epoch_time_s"]) == len(metrics["train_images_per_s"]) == 3
+    assert metrics["train_s"] >= sum(metrics["epoch_time_s"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stopped_run_exits_non_zero_unfinished_and_resumes_to_the_same_metrics(sig, status, uninterrupted, tmp_path):
+    """SIGTERM (a scheduler, `kill`) and SIGINT (Ctrl-C): status 143 / 130, the resume hint, no metrics.json."""
+    module, argv = ENTRY["classifier"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    runs = tmp_path / "runs"
+    stopped = run(module, [*argv, "--config", str(kill_config(tmp_path, "train_batch", 1, 5, sig)),
+                           "--trainer.logger.init_args.save_dir", str(runs)], env)
+    (run_dir,) = runs.glob("*/version_*")
+    assert stopped.returncode == status, stopped.stderr[-2000:]
+    last = stopped.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and f"--resume {run_dir}" in last, last
+    assert not (run_dir / "metrics.json").exists()
+    resumed = run(module, ["--resume", str(run_dir)], env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    keys = KEYS["classifier"]
+    assert {k: metrics[k] for k in keys} == {k: uninterrupted["classifier"][k] for k in keys}
+    assert len(metrics["epoch_time_s"]) == 3
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_resumed_only_to_train_on(tmp_path, capsys):
+    """--resume of a finished run would test again and overwrite its record: refused, unless it trains on."""
+    from lightning_impl.train import main
+
+    main([*TINY, "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    (run_dir,) = tmp_path.glob("*/version_*")
+    record = (run_dir / "metrics.json").read_text()
+    line = refused(main, ["--resume", str(run_dir)], capsys)
+    assert "finished its 1 epochs" in line and "--trainer.max_epochs N with N > 1" in line
+    assert (run_dir / "metrics.json").read_text() == record
+    main(["--resume", str(run_dir), "--trainer.max_epochs", "2"])
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 2
+    assert (run_dir / "metrics.epochs_1.json").read_text() == record  # the earlier record is kept
+    assert sorted(p.name for p in tmp_path.glob("*/version_*")) == [run_dir.name]
+
+
+@pytest.mark.slow
+def test_runs_started_together_never_share_a_folder(tmp_path):
+    """Three Lightning runs started at once into one runs folder: three folders, three finished records."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    module, argv = ENTRY["classifier"]
+    procs = [subprocess.Popen([sys.executable, "-m", module, *argv, "--trainer.max_epochs", "1",
+                               "--trainer.logger.init_args.save_dir", str(tmp_path)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-1500:] for _, err in outs]
+    folders = {Path(out.strip().splitlines()[-1]) for out, _ in outs}
+    assert len(folders) == 3 and all((f / "metrics.json").is_file() for f in folders)
+
+
+def test_a_refused_run_leaves_no_folder_behind(tmp_path, capsys):
+    from lightning_impl.train import main
+
+    refused(main, ["--trainer.max_epochs", "0", "--trainer.logger.init_args.save_dir", str(tmp_path)], capsys)
+    assert not list(tmp_path.glob("*/version_*"))

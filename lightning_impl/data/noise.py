@@ -98,6 +98,10 @@ class NoisyDataModule(L.LightningDataModule):
         super().__init__()
         if dataset not in DATAMODULES:
             raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATAMODULES)}")
+        for name, limit in (("train_limit", train_limit), ("val_limit", val_limit), ("test_limit", test_limit)):
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+                # 0 would train (or score) nothing and still report an untrained net's scores as a finished run
+                raise ValueError(f"{name} must be a positive number of images (or null for all), got {limit!r}")
         self.sigma = check_sigma(sigma)
         self.eval_sigma = check_sigma(eval_sigma) if eval_sigma is not None else self.sigma
         self.save_hyperparameters()
