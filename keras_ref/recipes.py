@@ -17,6 +17,7 @@ import keras
 
 from keras_ref.augment import AUGMENTATIONS
 from keras_ref.models import TWINS
+from keras_ref.torch_like import TorchAdam, TorchAdamW, TorchSGD
 from lightning_impl import configs
 
 CLASSIFIER_DEFAULT = "mnist_specified_cnn.yaml"  # = python -m lightning_impl.train with no arguments
@@ -167,7 +168,8 @@ def denoiser_recipe(config: dict | str | Path = DENOISER_DEFAULT) -> dict:
 
 
 def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_fraction: float) -> keras.optimizers.Optimizer:
-    """The Keras optimizer of a recipe's ``model.optimizer`` (Adam, AdamW or SGD), with its schedule."""
+    """The Keras optimizer of a recipe's ``model.optimizer`` (Adam, AdamW or SGD), with its schedule, updating as
+    torch's does (keras_ref.torch_like)."""
     name = optimizer["class_path"].rsplit(".", 1)[-1]
     args = dict(optimizer.get("init_args", {}))
     lr = args.pop("lr", 1e-3)
@@ -181,6 +183,8 @@ def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_frac
     elif schedule != "constant":
         raise RecipeError(f"model.schedule: unknown schedule {schedule!r} (warmup_cosine, constant)")
     weight_decay = args.pop("weight_decay", 0.01 if name == "AdamW" else 0.0)
+    if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+        raise RecipeError(f"model.optimizer.init_args.weight_decay: must be a number >= 0, got {weight_decay!r}")
     if name in ("Adam", "AdamW"):
         betas = args.pop("betas", (0.9, 0.999))
         kwargs = dict(beta_1=betas[0], beta_2=betas[1], epsilon=args.pop("eps", 1e-8))
@@ -190,10 +194,8 @@ def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_frac
         raise RecipeError(f"model.optimizer.class_path: no Keras translation for {optimizer['class_path']!r}")
     if args:
         raise RecipeError(f"model.optimizer.init_args.{sorted(args)[0]}: no Keras translation for {name}")
-    if name == "AdamW":  # decoupled weight decay, scaled by the learning rate, in both frameworks
-        return keras.optimizers.AdamW(lr, weight_decay=weight_decay, **kwargs)
-    if weight_decay:
-        # torch's Adam/SGD add an L2 term to the gradient; Keras' weight_decay is decoupled: not the same.
-        raise RecipeError(f"model.optimizer.init_args.weight_decay: {name} with weight_decay has no exact Keras twin; "
-                          "use torch.optim.AdamW")
-    return keras.optimizers.Adam(lr, **kwargs) if name == "Adam" else keras.optimizers.SGD(lr, **kwargs)
+    # torch's updates, not Keras' (keras_ref.torch_like): Adam's ε on √v̂, SGD's momentum convention, and torch's
+    # weight_decay as it is: decoupled for AdamW, an L2 term in the gradient for Adam and SGD.
+    if name == "AdamW":
+        return TorchAdamW(lr, weight_decay=weight_decay, **kwargs)
+    return (TorchAdam if name == "Adam" else TorchSGD)(lr, l2=weight_decay, **kwargs)

@@ -28,6 +28,7 @@ from keras_ref import backend
 from keras_ref.augment import AUGMENTATIONS
 from keras_ref.fit import fit_and_test, save_atomically
 from keras_ref.models import TWINS
+from keras_ref.torch_like import torch_init
 from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, make_optimizer
 from lightning_impl import flags, plots
 from lightning_impl.data.datamodules import DATAMODULES
@@ -43,7 +44,7 @@ def training_model(net: keras.Model, augmentation: keras.Model | None) -> keras.
 
 def build(recipe: dict, input_shape: tuple[int, int, int], num_classes: int, steps_per_epoch: int) -> tuple[keras.Model, keras.Model]:
     """(net, compiled training model) for a recipe."""
-    net = TWINS[recipe["net"]](input_shape, num_classes, **recipe["net_args"])
+    net = torch_init(TWINS[recipe["net"]](input_shape, num_classes, **recipe["net_args"]), recipe["seed"])
     augment = recipe["augment"]
     augmentation = AUGMENTATIONS[augment["name"]](**augment["init_args"]) if augment else None
     model = training_model(net, augmentation)

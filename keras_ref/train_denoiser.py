@@ -35,6 +35,7 @@ from keras import ops
 from keras_ref import backend
 from keras_ref.fit import fit_and_test
 from keras_ref.models import TWINS
+from keras_ref.torch_like import torch_init
 from keras_ref.recipes import DENOISER_DEFAULT, RecipeError, denoiser_recipe, make_optimizer
 from lightning_impl import flags, plots
 from lightning_impl.data.noise import NoisyDataModule, add_noise, check_sigma, sample_sigmas, to_unit
@@ -117,6 +118,14 @@ class ValidationScore(keras.callbacks.Callback):
         logs.update({f"val_{k}": v for k, v in evaluate(self.model, self.noisy, self.clean, self.loss, self.batch_size).items()})
 
 
+def build(recipe: dict, input_shape: tuple[int, int, int], steps_per_epoch: int) -> keras.Model:
+    """The recipe's twin (torch's initialisation), compiled with its loss and its optimizer over the whole run."""
+    net = torch_init(TWINS[recipe["net"]](input_shape, **recipe["net_args"]), recipe["seed"])
+    net.compile(optimizer=make_optimizer(recipe["optimizer"], recipe["epochs"] * steps_per_epoch, recipe["schedule"],
+                                         recipe["warmup_fraction"]), loss=LOSSES[recipe["loss"]])
+    return net
+
+
 def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, runs_dir: str | None = None) -> dict:
     """Train on the recipe's data with fresh noise per batch, keep the best epoch on validation PSNR, test it."""
     if recipe["loss"] not in LOSSES:
@@ -131,12 +140,8 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
     test_noisy, test_clean = data.test_set.noisy, to_unit(data.test_set.clean)
 
     channels = data.train_set.clean.shape[1]
-    net = TWINS[recipe["net"]](tuple(data.train_set.clean.shape[2:]) + (channels,), **recipe["net_args"])
+    net = build(recipe, tuple(data.train_set.clean.shape[2:]) + (channels,), len(train_data))
     loss = LOSSES[recipe["loss"]]
-    net.compile(
-        optimizer=make_optimizer(recipe["optimizer"], recipe["epochs"] * len(train_data), recipe["schedule"], recipe["warmup_fraction"]),
-        loss=loss,
-    )
 
     tested = {}  # the test restorations, drawn by figures() without a second prediction
 

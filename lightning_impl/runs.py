@@ -60,6 +60,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())  # mkstemp's 0600 is not ours
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -74,6 +75,12 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

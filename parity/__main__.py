@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--pairs", nargs="+", default=sorted(pairs), choices=sorted(pairs), metavar="NAME",
                    help=f"model pairs to check, of: {', '.join(sorted(pairs))}")
-    p.add_argument("--checks", nargs="+", default=list(CHECKS), choices=list(CHECKS), help="checks 1-4 to run")
+    p.add_argument("--checks", nargs="+", default=list(CHECKS), choices=list(CHECKS), help="checks 1-4 and 6 to run")
     p.add_argument("--backends", nargs="+", default=installed(), choices=BACKENDS, metavar="NAME",
                    help=f"Keras backends to run the checks on, each in its own process, of: {', '.join(BACKENDS)} "
                         "(default: every installed one)")

@@ -500,12 +500,21 @@ def _moving_statistics_rows(pairs: list[LayerPair], start, trained, ported) -> l
 
 # --- all of them -------------------------------------------------------------------------------------------
 
+def check_recipe(pair: ModelPair) -> list[Row]:
+    """Check 6 (parity.recipe_checks): the recipe around the model, each framework's own trainer."""
+    from parity.recipe_checks import check_recipe as run
+
+    return run(pair)
+
+
 CHECKS: dict[str, Callable[[ModelPair], list[Row]]] = {
     "parameters": check_parameters,
     "shapes": check_shapes,
     "equivalence": check_equivalence,
     "training": check_training,
+    "recipe": check_recipe,
 }
+NUMBERS = {"parameters": 1, "shapes": 2, "equivalence": 3, "training": 4, "recipe": 6}  # 5 is accuracy (parity.accuracy)
 
 
 @contextlib.contextmanager
@@ -529,5 +538,5 @@ def run_checks(pair: ModelPair, names: list[str] | None = None) -> list[Row]:
             try:
                 rows += CHECKS[name](pair)
             except (LayerMismatch, TransferError, NotImplementedError) as err:
-                rows.append(Row(f"{list(CHECKS).index(name) + 1} {name}", f"cannot run: {err}", "-", False))
+                rows.append(Row(f"{NUMBERS[name]} {name}", f"cannot run: {err}", "-", False))
     return rows

@@ -62,6 +62,8 @@ class ModelPair:
     quick_accuracy_band: tuple[float, float] | None = None
     accuracy_margin: float = 0.004
     recipe: str | None = None
+    # Check 6 (recipe parity): the recipe in configs/ that trains this net in both frameworks.
+    trained_by: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in DEFAULT_LOSS:

@@ -38,6 +38,19 @@ def test_a_write_failing_at_any_byte_leaves_the_previous_file_whole(tmp_path, of
     assert path.read_bytes() == new
 
 
+def test_a_written_file_gets_the_usual_permissions(tmp_path):
+    """Not mkstemp's 0600: what open() would have given (the umask's), or the replaced file's own mode."""
+    mask = os.umask(0o022)
+    try:
+        runs.write_text(tmp_path / "new.json", "{}")
+        assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "new.json").chmod(0o600)
+        runs.write_text(tmp_path / "new.json", "[]")
+        assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(mask)
+
+
 def test_the_temporary_file_is_beside_its_destination(tmp_path, monkeypatch):
     """Same folder, so the same filesystem: the rename is atomic whatever TMPDIR is (a move across filesystems is
     a copy, which a kill can cut)."""

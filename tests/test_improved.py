@@ -278,8 +278,12 @@ def test_augmentation_in_yaml_by_function_or_by_class():
     with pytest.raises(ValueError, match="flip_tta"):  # not translated: refused, not silently dropped
         recipes.classifier_recipe(RECIPES[1][2])
     no_tta = {**RECIPES[1][2], "model": {**RECIPES[1][2]["model"], "flip_tta": False}}
-    with pytest.raises(ValueError, match="weight_decay"):  # torch SGD's L2 term has no exact Keras twin
-        ktrain.build(recipes.classifier_recipe(no_tta), (32, 32, 3), 10, steps_per_epoch=1)
+    # torch SGD's weight_decay (an L2 term in the gradient) is translated as it is (keras_ref.torch_like.TorchSGD)
+    from keras_ref.torch_like import describe
+
+    wd = no_tta["model"]["optimizer"]["init_args"]["weight_decay"]
+    _, model = ktrain.build(recipes.classifier_recipe(no_tta), (32, 32, 3), 10, steps_per_epoch=1)
+    assert describe(model.optimizer)["weight_decay"] == (wd, "coupled (L2 in the gradient)")
 
 
 def test_flip_tta_averages_an_image_and_its_mirror_at_evaluation_only():

@@ -109,7 +109,7 @@ def test_there_is_a_committed_results_file():
 
 
 def practical(runs: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "experiments.practical", "--budget", "quick", "--runs-dir", str(runs)]
+    cmd = [sys.executable, "-m", "experiments.practical", "--budget", "quick", "--runs-dir", str(runs), "--notebook"]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
 
 
@@ -177,6 +177,73 @@ def test_a_second_call_reuses_every_finished_part(quick_report):
     assert again.returncode == 0, again.stderr[-3000:]
     assert re.search(r"(\d+) parts, \1 finished earlier and reused, 0 to run", again.stdout), again.stdout[:500]
     assert Path(again.stdout.strip().splitlines()[-1]) == index and index.is_file()
+
+
+def _run_cell_output(nb) -> str:
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "run_practical" in c.source)
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
+@pytest.mark.slow
+def test_the_notebook_is_executed_with_every_output_and_the_reports_numbers(quick_report):
+    import base64
+
+    import nbformat
+
+    _, _, index = quick_report
+    out = index.parent
+    nb = nbformat.read(out / "practical.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    markdown_text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert code[0].source.startswith("# The parameters") and "BUDGET = 'quick'" in code[0].source
+    assert all(c.execution_count for c in code), "a code cell was not executed"
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    images = [o["data"]["image/png"] for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == len(list((out / "figures").glob("*.png")))  # every figure of the report, shown
+    for data in images:
+        assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+    # The same prose and tables as the page, from the same document: every claim and table row results.json holds.
+    results = json.loads((out / "results.json").read_text())
+    for claim in results["discussion"]:
+        assert claim in markdown_text
+    from experiments.document import _md_cell
+
+    for name, table in results["tables"].items():
+        for row in table["rows"]:
+            assert "| " + " | ".join(map(_md_cell, row)) + " |" in markdown_text, (name, row)
+    # ... and every other line of report.md (the same document rendered as Markdown), but its code and image links,
+    # which are the notebook's code cells.
+    fenced = False
+    for line in (out / "report.md").read_text().splitlines():
+        fenced = fenced != line.startswith("```")
+        if not (fenced or line.startswith(("```", "![")) or not line.strip()):
+            assert line in markdown_text, line
+    assert "10 parts, 10 finished earlier and reused, 0 to run" in _run_cell_output(nb)
+    assert any("SpecifiedCNN(" in o.get("text", "") for c in code for o in c.outputs)  # the given CNN, summarised
+
+
+@pytest.mark.slow
+def test_executing_the_notebook_again_reruns_nothing(quick_report, tmp_path):
+    import nbformat
+
+    from experiments import notebook
+
+    runs, _, index = quick_report
+    records = sorted((runs / "practical" / "quick" / "parts").glob("*.json"))
+    before = {p: p.stat().st_mtime_ns for p in records}
+    nb = nbformat.read(index.parent / "practical.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    notebook.execute(nb, index.parent)
+    assert re.search(r"(\d+) parts, \1 finished earlier and reused, 0 to run", _run_cell_output(nb))
+    assert {p: p.stat().st_mtime_ns for p in records} == before  # no part ran, no record rewritten
+    html = tmp_path / "practical.html"  # the HTML export README tells of
+    done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir", str(tmp_path),
+                           str(index.parent / "practical.ipynb")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert html.is_file() and "<img" in html.read_text()
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

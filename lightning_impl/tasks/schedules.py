@@ -34,18 +34,29 @@ def parameter_groups(module: torch.nn.Module, norm_lr_scale: float = 1.0):
             {"params": [p for p in trainable if id(p) in norm], "norm_lr_scale": norm_lr_scale}]
 
 
-def configure_optimizers(module: L.LightningModule):
-    """What a task's ``configure_optimizers`` returns: its optimizer on all parameters, stepped per batch along
-    ``warmup_cosine`` over the whole run (``hparams.schedule == "warmup_cosine"``) or at a constant rate."""
-    optimizer = module.optimizer(parameter_groups(module, module.hparams.get("norm_lr_scale", 1.0)))
+def optimizer_and_schedule(net_or_module: torch.nn.Module, optimizer, schedule: str, warmup_fraction: float,
+                           total_steps: int, norm_lr_scale: float = 1.0):
+    """The optimizer on the trainable parameters (``optimizer``: a callable taking them, as LightningCLI gives it)
+    and, unless ``schedule == "constant"``, its per-step ``warmup_cosine`` scheduler over ``total_steps``:
+    (optimizer, scheduler or None). Tasks and parity's recipe check build them here, the same way."""
+    optimizer = optimizer(parameter_groups(net_or_module, norm_lr_scale))
     for group in optimizer.param_groups:
         if "norm_lr_scale" in group:
             group["lr"] *= group["norm_lr_scale"]
             group["weight_decay"] = group.get("weight_decay", 0.0) / group["norm_lr_scale"]
-    if module.hparams.schedule == "constant":
+    if schedule == "constant":
+        return optimizer, None
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, total_steps, warmup_fraction))
+
+
+def configure_optimizers(module: L.LightningModule):
+    """What a task's ``configure_optimizers`` returns: its optimizer on all parameters, stepped per batch along
+    ``warmup_cosine`` over the whole run (``hparams.schedule == "warmup_cosine"``) or at a constant rate."""
+    hp = module.hparams
+    total = module.trainer.estimated_stepping_batches if hp.schedule != "constant" else 0
+    optimizer, schedule = optimizer_and_schedule(module, module.optimizer, hp.schedule, hp.get("warmup_fraction", 0.1),
+                                                 total, hp.get("norm_lr_scale", 1.0))
+    if schedule is None:
         return optimizer
-    total = module.trainer.estimated_stepping_batches
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total, module.hparams.warmup_fraction)
-    )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -11,6 +11,7 @@ RECIPE = str(configs.find("denoise_reference.yaml"))
 register(
     ModelPair(
         name="denoising_ae",
+        trained_by="denoise_reference.yaml",
         torch_model=DenoisingAE,
         keras_model=denoising_ae,
         input_shape=(1, 28, 28),

@@ -32,5 +32,6 @@ for name, dataset, config in (
             keras_model=partial(improved_cnn, (size, size, c), 10, **keras_args),
             input_shape=(c, size, size),
             dataset=dataset,
+            trained_by=config,
         )
     )

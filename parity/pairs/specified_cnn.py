@@ -5,6 +5,7 @@ from parity.registry import ModelPair, register
 register(
     ModelPair(
         name="specified_cnn",
+        trained_by="mnist_specified_cnn.yaml",
         torch_model=SpecifiedCNN,
         keras_model=specified_cnn,
         input_shape=(1, 28, 28),

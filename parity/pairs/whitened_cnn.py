@@ -15,6 +15,7 @@ args = configs.load("cifar10_whitened.yaml")["model"]["net"]["init_args"]
 register(
     ModelPair(
         name="whitened_cnn_cifar10",
+        trained_by="cifar10_whitened.yaml",
         torch_model=partial(WhitenedCNN, **args),
         keras_model=partial(whitened_cnn, (32, 32, args["in_channels"]), 10,
                             **{k: v for k, v in args.items() if k != "in_channels"}),

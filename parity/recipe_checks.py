@@ -1,0 +1,317 @@
+"""Check 6, recipe parity: the Keras twin is *trained* like the Lightning model, not only built like it.
+
+Checks 1-4 copy weights and train both frameworks with plain SGD, so they cannot see the recipe around a model.
+Check 6 takes the recipe that trains the pair (``ModelPair.trained_by``), builds each framework's side the way
+its own trainer builds it -- LightningCLI for Lightning (``lightning_impl.train`` / ``train_denoiser``, no logger,
+nothing written), ``keras_ref.train.build`` / ``keras_ref.train_denoiser.build`` for Keras -- and compares:
+
+a. initialisation: per parameter, over INIT_SEEDS fresh seeds, the standard deviation and max |w| of Keras'
+   initial weights against torch's, ratio within 1 ± a bound (INIT_TOL, or four sampling standard errors of
+   the ratio where the tensor is small);
+b. optimiser: both reduced to one canonical description (class, peak learning rate, betas, ε and where it is
+   added, weight decay and its kind, momentum, Nesterov, momentum convention), compared for equality;
+c. learning rate at every step of the run: the same number of steps, |Δlr| <= LR_TOL × peak;
+d. recipe steps: copied weights, float64, real batches, each framework's *own* optimiser and schedule for STEPS
+   steps from step 0: weights within check 4's bound (parity.checks.TRAIN_TOL) of the update.
+
+A recipe the Keras translator refuses (keras_ref.recipes.RecipeError) is reported as not run, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import keras_ref  # noqa: F401  (Keras backend before keras)
+import keras
+import numpy as np
+import torch
+from torch import nn
+
+from keras_ref import recipes as keras_recipes
+from keras_ref import torch_like
+from lightning_impl import configs
+from lightning_impl.card import build_net, net_config
+from lightning_impl.tasks.schedules import optimizer_and_schedule
+from parity import checks
+from parity.checks import Row
+from parity.registry import ModelPair
+from parity.transfer import layer_pairs, torch_to_keras
+
+# --- the check's settings, in one place -----------------------------------------------------------------------
+INIT_SEEDS = 5
+INIT_TOL = 0.05  # ratio Keras/torch of the std and of max |w| of each initial parameter
+LR_TOL = 1e-6  # × the peak learning rate, at every step
+STEPS = 20  # recipe steps compared (d)
+BATCH = 32
+# Where a parameter has few values the std of a sample is itself noisy: the bound on the std ratio is the larger
+# of INIT_TOL and SE_FACTOR sampling standard errors of a ratio of two such stds (for a uniform distribution the
+# relative standard error of a sample std over n values is sqrt(0.2 / n); of a ratio of two, sqrt(0.4 / n)).
+SE_FACTOR = 4.0
+
+
+@dataclass
+class Sides:
+    """One recipe in both frameworks, as their trainers build it."""
+
+    recipe: str
+    task: str
+    cli: object  # the LightningCLI (run=False): model, datamodule, trainer
+    keras_recipe: dict
+    input_shape: tuple[int, int, int]  # C, H, W
+    num_classes: int | None
+    torch_steps: int  # per epoch (the training loader's length)
+    keras_steps: int
+    epochs: int
+
+    @property
+    def torch_total(self) -> int:
+        return self.cli.trainer.max_epochs * self.torch_steps
+
+    @property
+    def keras_total(self) -> int:
+        return self.epochs * self.keras_steps
+
+    def torch_net(self, seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return build_net(net_config(self.cli) or {"class_path": type(self.cli.model.net).__module__ + "."
+                                                  + type(self.cli.model.net).__name__, "init_args": {}})
+
+    def keras_net(self, seed: int, total: int | None = None) -> keras.Model:
+        """The twin as the Keras trainer builds it (seeded, torch's initialisation), compiled with its optimizer."""
+        recipe = {**self.keras_recipe, "seed": seed}
+        keras.utils.set_random_seed(seed)
+        c, h, w = self.input_shape
+        if self.task == "classification":
+            from keras_ref.train import build
+
+            net, model = build(recipe, (h, w, c), self.num_classes, self.keras_steps)
+            return model
+        from keras_ref.train_denoiser import build
+
+        return build(recipe, (h, w, c), self.keras_steps)
+
+    def torch_optimizer(self, net: nn.Module):
+        hp = self.cli.model.hparams
+        return optimizer_and_schedule(net, self.cli.model.optimizer, hp.schedule, hp.get("warmup_fraction", 0.1),
+                                      self.torch_total, hp.get("norm_lr_scale", 1.0))
+
+
+@lru_cache(maxsize=8)
+def sides(recipe: str, task: str) -> Sides:
+    """Both sides of a recipe (configs/<recipe>); raises keras_ref.recipes.RecipeError when Keras refuses it."""
+    path = str(configs.folder() / recipe)
+    if task == "classification":
+        keras_recipe = keras_recipes.classifier_recipe(path)
+        from lightning_impl.train import classifier_cli
+
+        cli = classifier_cli(["--config", path, "--trainer.logger", "false"])
+    else:
+        keras_recipe = keras_recipes.denoiser_recipe(path)
+        from lightning_impl.cli import make_cli
+        from lightning_impl.data.noise import NoisyDataModule
+        from lightning_impl.tasks.denoiser import Denoiser
+        from lightning_impl.train_denoiser import DenoiserCLI
+
+        cli = make_cli(DenoiserCLI, Denoiser, NoisyDataModule, ["--config", path, "--trainer.logger", "false"])
+    dm = cli.datamodule
+    dm.prepare_data()
+    dm.setup("fit")
+    torch_steps = len(dm.train_dataloader())
+    if task == "classification":
+        n_train, batch = len(dm.train_set), keras_recipe["batch_size"]
+        shape, classes = tuple(dm.input_shape), dm.num_classes
+    else:
+        n_train, batch = len(dm.train_set.clean), dm.hparams.batch_size
+        shape, classes = tuple(dm.train_set.clean.shape[1:]), None
+    return Sides(recipe, task, cli, keras_recipe, shape, classes, torch_steps, -(-n_train // batch),
+                 keras_recipe["epochs"])
+
+
+# --- a. initialisation ------------------------------------------------------------------------------------------------
+
+
+def _init_values(s: Sides) -> dict[str, tuple[list[np.ndarray], list[np.ndarray]]]:
+    """name -> (torch values per seed, Keras values per seed), for every weight and bias torch initialises."""
+    out: dict[str, tuple[list, list]] = {}
+    for seed in range(INIT_SEEDS):
+        t_net, k_model = s.torch_net(seed), s.keras_net(seed)
+        k_net = _bare(k_model)
+        for p in layer_pairs(t_net.eval(), k_net, s.input_shape):
+            t, k = p.torch_layer, p.keras_layer
+            if not isinstance(t, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)):
+                continue
+            pairs = [("weight", t.weight, k.kernel)]
+            if t.bias is not None:
+                pairs.append(("bias", t.bias, k.bias if getattr(k, "use_bias", False) else None))
+            for kind, tw, kw in pairs:
+                entry = out.setdefault(f"{p.name}.{kind}", ([], []))
+                entry[0].append(tw.detach().numpy().ravel())
+                entry[1].append(np.zeros(tw.numel()) if kw is None else keras.ops.convert_to_numpy(kw).ravel())
+    return out
+
+
+def _bare(model: keras.Model) -> keras.Model:
+    """The net inside a training model (keras_ref.train puts augmentation layers in front of it)."""
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return inner[-1] if inner and not any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers) else model
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else (1.0 if a == 0 else math.inf)
+
+
+def check_init(s: Sides) -> list[Row]:
+    worst_std = worst_max = (0.0, "", INIT_TOL)
+    for name, (t_vals, k_vals) in _init_values(s).items():
+        t, k = np.concatenate(t_vals), np.concatenate(k_vals)
+        bound = max(INIT_TOL, SE_FACTOR * math.sqrt(0.4 / t.size))
+        dev_std = abs(_ratio(float(k.std()), float(t.std())) - 1.0)
+        dev_max = abs(_ratio(float(np.abs(k).max()), float(np.abs(t).max())) - 1.0)
+        if dev_std / bound >= worst_std[0] / worst_std[2]:
+            worst_std = (dev_std, name, bound)
+        if dev_max / INIT_TOL >= worst_max[0] / worst_max[2]:
+            worst_max = (dev_max, name, INIT_TOL)
+    return [
+        Row(f"6a recipe init: std Keras/torch, every weight and bias ({INIT_SEEDS} seeds)",
+            f"worst |ratio - 1| {worst_std[0]:.3f} ({worst_std[1]})", f"<= {worst_std[2]:.3f}",
+            worst_std[0] <= worst_std[2], worst_std[0]),
+        Row("6a recipe init: max |w| Keras/torch", f"worst |ratio - 1| {worst_max[0]:.3f} ({worst_max[1]})",
+            f"<= {INIT_TOL:g}", worst_max[0] <= INIT_TOL, worst_max[0]),
+    ]
+
+
+# --- b. optimiser -------------------------------------------------------------------------------------------------------
+
+
+def describe_torch(optimizer: torch.optim.Optimizer) -> dict:
+    """torch's optimizer in the terms of keras_ref.torch_like.describe (torch's documented update rules)."""
+    name, d = type(optimizer).__name__, optimizer.defaults
+    out = {"class": name}
+    if name in ("Adam", "AdamW"):
+        out |= {"betas": tuple(float(b) for b in d["betas"]), "eps": float(d["eps"]), "eps_added_to": "sqrt(v_hat)"}
+    elif name == "SGD":
+        out |= {"momentum": float(d["momentum"]), "nesterov": bool(d["nesterov"]),
+                "momentum_convention": "v = mu v + g; p -= lr v"}
+    wd = float(d.get("weight_decay", 0.0))
+    out["weight_decay"] = (wd, "decoupled" if name == "AdamW" else "coupled (L2 in the gradient)") if wd else (0.0, "none")
+    return out
+
+
+def _keras_peak(optimizer: keras.optimizers.Optimizer) -> float:
+    lr = optimizer._learning_rate
+    if isinstance(lr, keras.optimizers.schedules.CosineDecay):
+        return float(lr.warmup_target if lr.warmup_target is not None else lr.initial_learning_rate)
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def check_optimizer(s: Sides) -> list[Row]:
+    t_opt, _ = s.torch_optimizer(s.torch_net(0))
+    k_opt = s.keras_net(0).optimizer
+    torch_d = describe_torch(t_opt) | {"lr": float(t_opt.defaults["lr"])}
+    keras_d = torch_like.describe(k_opt) | {"lr": _keras_peak(k_opt)}
+    differ = sorted(k for k in set(torch_d) | set(keras_d) if not _same(torch_d.get(k), keras_d.get(k)))
+    value = ("identical: " + ", ".join(f"{k} {torch_d[k]}" for k in sorted(torch_d)) if not differ else
+             "; ".join(f"{k}: torch {torch_d.get(k)} / Keras {keras_d.get(k)}" for k in differ))
+    return [Row("6b recipe optimizer: canonical description", value, "equal", not differ)]
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-7, abs_tol=0.0)
+    return a == b
+
+
+# --- c. learning rate at every step -------------------------------------------------------------------------------------
+
+
+def torch_lrs(s: Sides) -> np.ndarray:
+    optimizer, schedule = s.torch_optimizer(s.torch_net(0))
+    lrs = []
+    with warnings.catch_warnings():  # stepping the schedule without optimizer steps: on purpose
+        warnings.simplefilter("ignore")
+        for _ in range(s.torch_total):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            if schedule is not None:
+                schedule.step()
+    return np.asarray(lrs)
+
+
+def keras_lrs(s: Sides) -> np.ndarray:
+    lr = s.keras_net(0).optimizer._learning_rate
+    steps = np.arange(s.keras_total)
+    if callable(lr):
+        return np.asarray([float(keras.ops.convert_to_numpy(lr(int(k)))) for k in steps])
+    return np.full(len(steps), float(keras.ops.convert_to_numpy(lr)))
+
+
+def check_schedule(s: Sides) -> list[Row]:
+    t, k = torch_lrs(s), keras_lrs(s)
+    peak = float(max(t.max(initial=0.0), k.max(initial=0.0))) or 1.0
+    same_count = len(t) == len(k)
+    worst = float(np.abs(t - k).max()) / peak if same_count and len(t) else math.inf
+    return [
+        Row("6c recipe schedule: steps in the run", f"torch {len(t)} / Keras {len(k)}", "equal", same_count),
+        Row("6c recipe schedule: learning rate at every step", f"max |Δlr| {worst:.1e} × peak {peak:g}",
+            f"<= {LR_TOL:g} × peak", worst <= LR_TOL, worst),
+    ]
+
+
+# --- d. recipe steps -------------------------------------------------------------------------------------------------------
+
+
+def check_steps(pair: ModelPair, s: Sides) -> list[Row]:
+    with checks.keras_float64():
+        torch_model, keras_model = checks.build(pair, checks.TRAIN_DTYPE)
+        checks.perturb_torch(torch_model)
+        torch_to_keras(torch_model, keras_model, pair.input_shape)
+        start = {k: v.clone() for k, v in torch_model.named_parameters()}
+        x, y = checks.real_batch(pair, "train", BATCH * STEPS)
+        x, y = x.to(checks.TRAIN_DTYPE), (y.to(checks.TRAIN_DTYPE) if y.is_floating_point() else y)
+        batches = list(zip(x.split(BATCH), y.split(BATCH)))
+        torch_model.train()
+        keras.utils.set_random_seed(checks.SEED)
+        optimizer, schedule = s.torch_optimizer(torch_model)
+        loss_fn = checks.TORCH_LOSSES[pair.loss]()
+        kr = s.keras_recipe
+        k_opt = keras_recipes.make_optimizer(kr["optimizer"], s.keras_total, kr["schedule"], kr["warmup_fraction"])
+        keras_model.compile(optimizer=k_opt, loss=checks.KERAS_LOSSES[pair.loss]())
+        with checks.dropout_off(torch_model, keras_model):
+            for xb, yb in batches:
+                optimizer.zero_grad()
+                loss_fn(torch_model(xb), yb).backward()
+                optimizer.step()
+                if schedule is not None:
+                    schedule.step()
+                keras_model.train_on_batch(checks.nhwc(xb), checks.nhwc(yb) if pair.task == "denoising" else yb.numpy())
+        trained = {k: v.detach().clone() for k, v in torch_model.named_parameters()}
+        from parity.transfer import keras_to_torch
+
+        keras_to_torch(keras_model, torch_model, pair.input_shape)
+        ported = dict(torch_model.named_parameters())
+    delta = checks._max_abs([trained[n] - ported[n].detach() for n in trained])
+    update = checks._max_abs([trained[n] - start[n].detach() for n in trained])
+    rel = delta / update if update > 0 else math.inf
+    opt = type(optimizer).__name__
+    return [Row(f"6d recipe steps: weights after {STEPS} steps of each framework's own {opt} and schedule "
+                f"(from step 0, batch {BATCH}, float64)", f"max abs diff {delta:.2e} = {rel:.1e} x max update {update:.2e}",
+                f"<= {checks.TRAIN_TOL:g} x max update", rel <= checks.TRAIN_TOL, rel)]
+
+
+def check_recipe(pair: ModelPair) -> list[Row]:
+    recipe = pair.trained_by
+    if recipe is None:
+        return [Row("6 recipe", "no recipe declared for this pair (ModelPair.trained_by)", "-", None)]
+    try:
+        s = sides(recipe, pair.task)
+    except keras_recipes.RecipeError as err:
+        return [Row(f"6 recipe ({recipe})", f"not run: Keras does not translate the recipe ({err})", "-", None)]
+    return [*check_init(s), *check_optimizer(s), *check_schedule(s), *check_steps(pair, s)]
+
+
+__all__ = ["check_recipe", "describe_torch", "sides"]

@@ -1,0 +1,134 @@
+"""Recipe parity: Keras' optimisers and initialisation as torch's (keras_ref.torch_like), and check 6
+(parity.recipe_checks), with a planted mistake for each part that makes it fail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import keras_ref  # noqa: F401  (Keras backend before keras)
+import keras
+
+from keras_ref import recipes, torch_like
+from parity import recipe_checks
+from parity.registry import all_pairs
+
+
+def _run_both(torch_opt, keras_opt, lrs, steps=30, seed=0):
+    """The same gradients through a torch and a Keras optimizer, the learning rate changed every step."""
+    rng = np.random.default_rng(seed)
+    w0 = rng.normal(size=(7,))
+    p = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float64))
+    t_opt = torch_opt([p])
+    v = keras.Variable(w0.astype("float64"), dtype="float64")
+    keras_opt.build([v])
+    for k in range(steps):
+        g = rng.normal(size=(7,))
+        for group in t_opt.param_groups:
+            group["lr"] = float(lrs[k])
+        keras_opt.learning_rate.assign(lrs[k])
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        t_opt.step()
+        keras_opt.apply_gradients([(keras.ops.convert_to_tensor(g.astype("float64")), v)])
+    return p.detach().numpy(), keras.ops.convert_to_numpy(v)
+
+
+# A schedule (where the momentum conventions part), in values float32 holds exactly: Keras keeps the learning rate
+# in a float32 variable, torch in a Python float.
+LRS = np.linspace(0.2, 0.01, 30).astype(np.float32).astype(np.float64)
+
+
+@pytest.mark.parametrize("name,torch_opt,keras_opt", [
+    ("Adam", lambda ps: torch.optim.Adam(ps, lr=0.1), lambda: torch_like.TorchAdam(0.1)),
+    ("Adam + L2", lambda ps: torch.optim.Adam(ps, lr=0.1, weight_decay=0.05), lambda: torch_like.TorchAdam(0.1, l2=0.05)),
+    ("AdamW", lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=0.05),
+     lambda: torch_like.TorchAdamW(0.1, weight_decay=0.05)),
+    ("SGD momentum", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9), lambda: torch_like.TorchSGD(0.1, momentum=0.9)),
+    ("SGD Nesterov + L2", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.85, nesterov=True, weight_decay=1e-3),
+     lambda: torch_like.TorchSGD(0.1, momentum=0.85, nesterov=True, l2=1e-3)),
+])
+def test_keras_optimizers_update_as_torchs_under_a_schedule(name, torch_opt, keras_opt):
+    t, k = _run_both(torch_opt, keras_opt(), LRS)
+    np.testing.assert_allclose(k, t, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("torch_opt,keras_opt", [
+    (lambda ps: torch.optim.Adam(ps, lr=0.1), lambda: keras.optimizers.Adam(0.1)),  # ε on √v, not √v̂
+    (lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9), lambda: keras.optimizers.SGD(0.1, momentum=0.9)),
+], ids=["Keras Adam", "Keras SGD momentum"])
+def test_keras_own_optimizers_differ_from_torchs(torch_opt, keras_opt):
+    """What torch_like exists for: Keras' own updates are not torch's (the test above could not fail otherwise)."""
+    t, k = _run_both(torch_opt, keras_opt(), LRS)
+    assert np.abs(k - t).max() > 1e-6
+
+
+def test_torch_init_draws_torchs_bounds_per_layer_kind():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(5, 3, name="c")(inputs)
+    x = keras.layers.Conv2DTranspose(4, 2, strides=2, name="t")(x)
+    x = keras.layers.Conv2D(2, 1, kernel_initializer="zeros", name="z")(x)  # declared: kept
+    x = keras.layers.Dense(6, name="d")(keras.layers.Flatten()(x))
+    model = torch_like.torch_init(keras.Model(inputs, x), seed=0)
+    bounds = {"c": 1 / np.sqrt(3 * 9), "t": 1 / np.sqrt(4 * 4), "d": 1 / np.sqrt(12 * 12 * 2)}
+    assert torch.nn.ConvTranspose2d(5, 4, 2).weight.shape[1] * 4 == 16  # torch's fan_in of a transposed conv: out × k²
+    for name, bound in bounds.items():
+        layer = model.get_layer(name)
+        for w in (layer.kernel, layer.bias):
+            values = keras.ops.convert_to_numpy(w)
+            assert np.abs(values).max() <= bound and np.abs(values).max() > 0.5 * bound, name
+    assert not keras.ops.convert_to_numpy(model.get_layer("z").kernel).any()
+
+
+def _pair(name):
+    return all_pairs()[name]
+
+
+def _by_part(rows):
+    parts = {}
+    for r in recipe_checks.check_recipe(rows):
+        parts.setdefault(r.check[:2], []).append(r)
+    return {k: all(r.passed for r in v) for k, v in parts.items()}
+
+
+@pytest.fixture
+def fresh():
+    recipe_checks.sides.cache_clear()
+    yield
+    recipe_checks.sides.cache_clear()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["specified_cnn", "denoising_ae"])
+def test_check_6_passes_for_the_default_recipes(name, fresh):
+    assert _by_part(_pair(name)) == {"6a": True, "6b": True, "6c": True, "6d": True}
+
+
+@pytest.mark.slow
+def test_check_6_reports_a_recipe_keras_does_not_translate_as_not_run(fresh):
+    (row,) = recipe_checks.check_recipe(_pair("whitened_cnn_cifar10"))
+    assert row.passed is None and "not run" in row.value
+
+
+@pytest.mark.slow
+def test_check_6a_fails_on_keras_default_initialisation(fresh, monkeypatch):
+    from keras_ref import train
+
+    monkeypatch.setattr(train, "torch_init", lambda model, seed: model)  # glorot kernels, zero biases
+    assert _by_part(_pair("specified_cnn"))["6a"] is False
+
+
+@pytest.mark.slow
+def test_check_6b_and_6d_fail_on_keras_epsilon_placement(fresh, monkeypatch):
+    monkeypatch.setattr(recipes, "TorchAdam", lambda lr, l2=0.0, **kw: keras.optimizers.Adam(lr, **kw))
+    parts = _by_part(_pair("specified_cnn"))
+    assert parts["6b"] is False and parts["6d"] is False and parts["6a"] is True
+
+
+@pytest.mark.slow
+def test_check_6c_fails_on_a_schedule_shifted_by_one_step(fresh, monkeypatch):
+    from keras_ref import train
+
+    make = recipes.make_optimizer
+    monkeypatch.setattr(train, "make_optimizer", lambda opt, total, *a: make(opt, total + 1, *a))
+    assert _by_part(_pair("specified_cnn"))["6c"] is False
