@@ -153,8 +153,11 @@ def parts(budget: str, runs: Path) -> list[Part]:
     # The pairs by name, so that a newly registered pair changes the command and the checks run again.
     from parity.registry import all_pairs
 
-    found.append(Part("parity", "parity", "parity checks 1-4, every model pair",
-                      ["parity", "--pairs", *sorted(all_pairs()), *backends, "--json", str(runs / "parity.json")],
+    from parity.checks import CHECKS
+
+    found.append(Part("parity", "parity", "parity checks 1-4 and 6, every model pair",
+                      ["parity", "--pairs", *sorted(all_pairs()), "--checks", *CHECKS, *backends,
+                       "--json", str(runs / "parity.json")],
                       output_file=str(runs / "parity.json")))
     for part in found:
         part.runs = out

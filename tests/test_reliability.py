@@ -78,6 +78,16 @@ def test_denoiser_refuses_a_noise_level_out_of_range(tmp_path, capsys):
     assert "sigma" in line
 
 
+@pytest.mark.parametrize("flag", ["--data.train_limit", "--data.val_limit", "--data.test_limit"])
+def test_denoiser_refuses_a_run_on_no_images(flag, tmp_path, capsys):
+    """0 images would train (or score) nothing and still record an untrained net's scores as a finished run."""
+    from lightning_impl.train_denoiser import main
+
+    line = refused(main, [flag, "0", "--trainer.logger.init_args.save_dir", str(tmp_path)], capsys)
+    assert flag.removeprefix("--data.") in line and "positive number of images" in line
+    assert not list(tmp_path.glob("*/version_*"))
+
+
 def test_missing_data_offline_names_folder_file_variable_and_flag(tmp_path, capsys, offline):
     from lightning_impl.train import main
 
