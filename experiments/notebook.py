@@ -87,17 +87,36 @@ def to_notebook(doc: Document, root: Path):
     return nb
 
 
+# What Jupyter, IPython, matplotlib and Keras would otherwise write under the home folder while the kernel runs
+# (connection files, history, caches, keras.json): kept in a scratch folder beside the notebook, removed after.
+SCRATCH_ENV = {"JUPYTER_RUNTIME_DIR": "runtime", "JUPYTER_DATA_DIR": "data", "IPYTHONDIR": "ipython",
+               "MPLCONFIGDIR": "matplotlib", "KERAS_HOME": "keras"}
+
+
 def execute(nb, folder: Path):
     """Run every cell in a real kernel, the notebook's folder as the working folder; a failing cell raises
-    `NotebookError` naming the cell and its error."""
+    `NotebookError` naming the cell and its error. Nothing is written outside ``folder`` but by the cells."""
+    import shutil
+    import tempfile
+
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    scratch = Path(tempfile.mkdtemp(prefix=".kernel-", dir=folder))
+    saved = {k: os.environ.get(k) for k in SCRATCH_ENV}
+    os.environ.update({k: str(scratch / v) for k, v in SCRATCH_ENV.items()})
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=None, resources={"metadata": {"path": str(folder)}})
     try:
         client.execute()
     except CellExecutionError as err:
         raise NotebookError(f"a cell of {folder / NOTEBOOK} failed: {str(err).strip().splitlines()[-1]}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(scratch, ignore_errors=True)
     return nb
 
 

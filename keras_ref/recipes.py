@@ -46,6 +46,36 @@ class RecipeError(ValueError):
     """A recipe the Keras trainers cannot follow exactly; the message names the key."""
 
 
+def _number(where: str, value, low: float, high: float, *, integer: bool = False, low_open: bool = False,
+            high_open: bool = False):
+    """``value`` if it is a (finite) number in the range, else a RecipeError naming the key: the same ranges the
+    Lightning side's constructors enforce, so that both frameworks refuse the same recipes."""
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or value != value:
+        raise RecipeError(f"{where}: expected {'an integer' if integer else 'a number'}, got {value!r}")
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if below or above:
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise RecipeError(f"{where}: must lie in {span}, got {value!r}")
+    return value
+
+
+def _net_args(twin, args: dict, where: str) -> dict:
+    """The net's init_args, each one a parameter of the Keras twin (a typo is named, not a TypeError)."""
+    import inspect
+
+    params = inspect.signature(twin).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return args
+    accepted = set(params)
+    unknown = sorted(set(args) - accepted)
+    if unknown:
+        raise RecipeError(f"{where}.init_args.{unknown[0]}: not an argument of the net (accepted: "
+                          f"{', '.join(sorted(accepted - {'input_shape', 'num_classes'}))})")
+    return args
+
+
 def _check_keys(section: str, found: dict, where: str) -> None:
     unknown = sorted(set(found) - KEYS[section])
     if unknown:
@@ -121,11 +151,15 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
             raise RecipeError(f"data.init_args.augment: no Keras twin for {aug_name!r}; known: {sorted(AUGMENTATIONS)}")
         augment = {"name": aug_name, "init_args": aug_args}
     runs_dir, name = _run_name(trainer, "classifier")
+    _number("model.label_smoothing", model.get("label_smoothing", 0.0), 0.0, 1.0)
+    _number("model.warmup_fraction", model.get("warmup_fraction", 0.1), 0.0, 1.0, high_open=True)
+    _number("data.init_args.batch_size", data_args.get("batch_size", 128), 1, float("inf"), integer=True)
+    _number("data.init_args.val_fraction", data_args.get("val_fraction", 0.1), 0.0, 1.0, low_open=True, high_open=True)
     return {
         "task": "classification",
         "dataset": DATASETS[data_name],
         "net": net_name,
-        "net_args": {k: v for k, v in net_args.items() if k not in FROM_DATA},
+        "net_args": _net_args(TWINS[net_name], {k: v for k, v in net_args.items() if k not in FROM_DATA}, "model.net"),
         "augment": augment,
         "optimizer": _optimizer(model),
         "schedule": model.get("schedule", "warmup_cosine"),
@@ -151,10 +185,16 @@ def denoiser_recipe(config: dict | str | Path = DENOISER_DEFAULT) -> dict:
     if net_name not in ("DenoisingAE", "UNetDAE"):
         raise RecipeError(f"model.net: no Keras twin for {net_name!r} in a denoiser")
     runs_dir, name = _run_name(trainer, "denoise")
+    _number("model.warmup_fraction", model.get("warmup_fraction", 0.05), 0.0, 1.0, high_open=True)
+    for key in ("batch_size", "eval_batch_size", "train_limit", "val_limit", "test_limit"):
+        if data.get(key) is not None:
+            _number(f"data.{key}", data[key], 1, float("inf"), integer=True)
+    if "val_fraction" in data:
+        _number("data.val_fraction", data["val_fraction"], 0.0, 1.0, low_open=True, high_open=True)
     return {
         "task": "denoising",
         "net": net_name,
-        "net_args": {k: v for k, v in net_args.items() if k != "in_channels"},
+        "net_args": _net_args(TWINS[net_name], {k: v for k, v in net_args.items() if k != "in_channels"}, "model.net"),
         "loss": model.get("loss", "mse"),
         "optimizer": _optimizer(model),
         "schedule": model.get("schedule", "warmup_cosine"),

@@ -19,6 +19,8 @@ and schedule from copied weights.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import keras_ref  # noqa: F401  (Keras backend before keras)
@@ -86,7 +88,38 @@ def _constant(value: float, variable):
     return ops.convert_to_tensor(float(value), dtype=variable.dtype)
 
 
-class TorchAdam(_CoupledDecay, keras.optimizers.Adam):
+class _ForeachOnTorch:
+    """On the torch backend, all variables in one call of torch's ``_foreach`` kernels, the formulas of torch's own
+    foreach implementations (torch/optim/adam.py, sgd.py: ``_multi_tensor_*``), as Keras' own torch optimizers
+    do for its updates; a loop over the variables in Keras ops was ~1.8x slower per training step. Other backends
+    use ``update_step``, the same update variable by variable."""
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if keras.backend.backend() != "torch":
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        import torch
+
+        with torch.no_grad():
+            params = [v.value for v in trainable_variables]
+            grads = [g.to(p.dtype) for g, p in zip(grads, params)]
+            self._foreach_step(torch, grads, params, trainable_variables, float(learning_rate))
+
+
+def _foreach_adam(opt, torch, grads, params, variables, lr: float) -> None:
+    b1, b2, eps = float(opt.beta_1), float(opt.beta_2), float(opt.epsilon)
+    t = int(opt.iterations) + 1
+    m = [opt._momentums[opt._get_variable_index(v)].value for v in variables]
+    v2 = [opt._velocities[opt._get_variable_index(v)].value for v in variables]
+    torch._foreach_lerp_(m, grads, 1 - b1)  # m = b1 m + (1 - b1) g, as torch writes it
+    torch._foreach_mul_(v2, b2)
+    torch._foreach_addcmul_(v2, grads, grads, value=1 - b2)
+    denom = torch._foreach_sqrt(v2)
+    torch._foreach_div_(denom, math.sqrt(1 - b2 ** t))
+    torch._foreach_add_(denom, eps)
+    torch._foreach_addcdiv_(params, m, denom, value=-lr / (1 - b1 ** t))
+
+
+class TorchAdam(_ForeachOnTorch, _CoupledDecay, keras.optimizers.Adam):
     """Keras' Adam with torch.optim.Adam's update (ε added to √v̂), its defaults (Keras' ε is 1e-7) and its coupled
     ``weight_decay``."""
 
@@ -97,11 +130,16 @@ class TorchAdam(_CoupledDecay, keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         _adam_step(self, self._with_decay(gradient, variable), variable, learning_rate)
 
+    def _foreach_step(self, torch, grads, params, variables, lr: float) -> None:
+        if self.l2:
+            grads = torch._foreach_add(grads, params, alpha=self.l2)
+        _foreach_adam(self, torch, grads, params, variables, lr)
+
     def get_config(self):
         return {**super().get_config(), "l2": self.l2}
 
 
-class TorchAdamW(keras.optimizers.AdamW):
+class TorchAdamW(_ForeachOnTorch, keras.optimizers.AdamW):
     """Keras' AdamW (decoupled decay p -= lr · wd · p first, as torch's) with torch's Adam update and defaults
     (Keras' own: ε 1e-7, weight_decay 0.004)."""
 
@@ -119,8 +157,11 @@ class TorchAdamW(keras.optimizers.AdamW):
     def update_step(self, gradient, variable, learning_rate):
         _adam_step(self, ops.cast(gradient, variable.dtype), variable, learning_rate)
 
+    def _foreach_step(self, torch, grads, params, variables, lr: float) -> None:
+        _foreach_adam(self, torch, grads, params, variables, lr)
 
-class TorchSGD(_CoupledDecay, keras.optimizers.SGD):
+
+class TorchSGD(_ForeachOnTorch, _CoupledDecay, keras.optimizers.SGD):
     """SGD in torch's convention: v = μv + g, then p -= lr · v (Nesterov: p -= lr · (g + μv)); ``l2`` as torch's
     weight_decay. The same as Keras' SGD at a constant learning rate, not under a schedule."""
 
@@ -139,6 +180,17 @@ class TorchSGD(_CoupledDecay, keras.optimizers.SGD):
         self.assign(v, ops.add(ops.multiply(v, mu), gradient))
         step = ops.add(gradient, ops.multiply(v, mu)) if self.nesterov else v
         self.assign_sub(variable, ops.multiply(step, lr))
+
+    def _foreach_step(self, torch, grads, params, variables, lr: float) -> None:
+        if self.l2:
+            grads = torch._foreach_add(grads, params, alpha=self.l2)
+        if self.momentum != 0:
+            mu = float(self.momentum)
+            bufs = [self.momentums[self._get_variable_index(v)].value for v in variables]
+            torch._foreach_mul_(bufs, mu)
+            torch._foreach_add_(bufs, grads)
+            grads = torch._foreach_add(grads, bufs, alpha=mu) if self.nesterov else bufs
+        torch._foreach_add_(params, grads, alpha=-lr)
 
     def get_config(self):
         return {**super().get_config(), "l2": self.l2}

@@ -20,6 +20,7 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lightning_impl import checkpoints, configs, precision
@@ -293,6 +294,11 @@ def run_cli(make: Callable[[], ProjectCLI], metrics_of: Callable[[ProjectCLI], d
     except (ConfigurationError, checkpoints.CheckpointError) as err:
         _release(locals().get("cli"))
         fail(str(err))
+    except MisconfigurationException as err:  # Lightning's own refusal (a monitor key, an accelerator, a limit)
+        _release(locals().get("cli"))
+        built = locals().get("cli")
+        kept = f"; the checkpoints written so far are kept in {built.trainer.log_dir}" if getattr(built, "preflight_done", False) else ""
+        fail(f"{str(err).strip().splitlines()[0]} (see --help){kept}")
     except (ValueError, TypeError) as err:  # a class refused its arguments while the CLI built it
         if "cli" in locals() and getattr(cli, "preflight_done", False):
             raise  # past the checks: a bug, not a configuration; keep the traceback

@@ -25,11 +25,33 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def output_file(text: str) -> Path:
+    """A file to write, checked before any work starts: not a folder, and not below a file (a missing folder is
+    created when the file is written)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    output_folder(str(path.parent))
+    return path
+
+
+def output_folder(text: str) -> str:
+    """A folder to write into (created when missing): refused when it is a file, or below one."""
+    path = Path(text)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise argparse.ArgumentTypeError(f"{text}: {part} is a file, not a folder")
+            break
+    return text
+
+
 # name -> (flags, argparse keywords). Seeds are numbered from --seed: --seeds 3 --seed 1 runs seeds 1, 2, 3.
 FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     "data_dir": (("--data-dir",), dict(metavar="DIR", default=None,
                  help="dataset folder (default: $LIGHTNING_IMPL_DATA, else ~/.cache/lightning_impl/data)")),
-    "runs_dir": (("--runs-dir",), dict(metavar="DIR", default="runs", help="folder the run folders go into")),
+    "runs_dir": (("--runs-dir",), dict(metavar="DIR", type=output_folder, default="runs",
+                 help="folder the run folders go into")),
     "resume": (("--resume",), dict(metavar="RUN_DIR", type=Path, default=None,
                help="go on with an interrupted run in its own folder, reusing what it finished")),
     "seed": (("--seed",), dict(type=non_negative_int, default=None, help="training seed (initialisation, order, noise)")),
@@ -43,8 +65,8 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
                   help="smoke runs: N validation images only")),
     "limit_test": (("--limit-test",), dict(type=positive_int, default=None, metavar="N",
                    help="smoke runs: N test images only")),
-    "json": (("--json",), dict(type=Path, default=None, metavar="FILE", help="also write the results to FILE as JSON")),
-    "csv": (("--csv",), dict(type=Path, default=None, metavar="FILE", help="also write the results to FILE as CSV")),
+    "json": (("--json",), dict(type=output_file, default=None, metavar="FILE", help="also write the results to FILE as JSON")),
+    "csv": (("--csv",), dict(type=output_file, default=None, metavar="FILE", help="also write the results to FILE as CSV")),
     "top": (("--top",), dict(type=positive_int, default=3, metavar="K", help="how many classes to report per image")),
     "grey": (("--grey",), dict(action="store_true",
              help="convert colour pictures to greyscale for a greyscale model (refused otherwise)")),

@@ -57,6 +57,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     a kill or a full disk sees the previous complete file or the new complete one, never a part of either.
     ``suffix`` ends the temporary name (Keras wants ``.weights.h5``)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -142,4 +143,5 @@ def data_errors() -> Iterator[None]:
 
 # What the disk or the file system refuses (full, read-only, not allowed, a file where a folder should be): one
 # line that names the path, not a traceback.
-_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR,
+                 errno.ENOENT}  # ENOENT: an output path whose folder does not exist

@@ -23,7 +23,6 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
@@ -245,9 +244,12 @@ def torch_lrs(s: Sides) -> np.ndarray:
 def keras_lrs(s: Sides) -> np.ndarray:
     lr = s.keras_net(0).optimizer._learning_rate
     steps = np.arange(s.keras_total)
-    if callable(lr):
+    if not callable(lr):
+        return np.full(len(steps), float(keras.ops.convert_to_numpy(lr)))
+    try:  # one call over every step where the backend maps the schedule (JAX: one eager call per step took ~50 ms)
+        return np.asarray(keras.ops.convert_to_numpy(keras.ops.vectorized_map(lr, keras.ops.arange(len(steps)))))
+    except Exception:  # noqa: BLE001  torch's vmap refuses the schedule's data-dependent branch: step by step
         return np.asarray([float(keras.ops.convert_to_numpy(lr(int(k)))) for k in steps])
-    return np.full(len(steps), float(keras.ops.convert_to_numpy(lr)))
 
 
 def check_schedule(s: Sides) -> list[Row]:

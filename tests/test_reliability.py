@@ -59,6 +59,10 @@ LIGHTNING_CASES = {
     "validation fraction above 1": (["--data.init_args.val_fraction", "1.5"], "val_fraction must lie in (0, 1), got 1.5"),
     "CIFAR-10 data for the MNIST net": (["--data", "lightning_impl.data.CIFAR10DataModule"], "does not take cifar10 images"),
     "resume a folder that is not a run": (["--resume", "/nonexistent/run"], "nothing to resume"),
+    "label smoothing above 1": (["--model.label_smoothing", "1.5"], "label_smoothing must lie in [0, 1], got 1.5"),
+    "warm-up over the whole run": (["--model.warmup_fraction", "1.0"], "warmup_fraction must lie in [0, 1), got 1.0"),
+    "a GPU on a machine without one": (["--trainer.accelerator", "gpu"], "(see --help)"),
+    "max_epochs below -1": (["--trainer.max_epochs", "-5"], "max_epochs"),
 }
 
 
@@ -133,6 +137,58 @@ ARGPARSE_CASES = {
     "keras: a recipe file that does not exist": ("keras_ref.train", ["--config", "nowhere.yaml"], "nowhere.yaml"),
     "keras denoiser: sigma out of range": ("keras_ref.train_denoiser", ["--sigma", "1.5"], "sigma"),
 }
+
+
+def _recipe(tmp_path, text: str) -> str:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+KERAS_RECIPE_CASES = {  # values Lightning refuses are refused by the Keras reader too, naming the key
+    "batch size 0": ("data:\n  init_args:\n    batch_size: 0\n", "data.init_args.batch_size: must lie in [1, inf]"),
+    "validation fraction 1.5": ("data:\n  init_args:\n    val_fraction: 1.5\n", "data.init_args.val_fraction"),
+    "label smoothing 2": ("model:\n  label_smoothing: 2.0\n", "model.label_smoothing: must lie in [0, 1]"),
+    "warm-up NaN": ("model:\n  warmup_fraction: .nan\n", "model.warmup_fraction: expected a number"),
+    "a typo in the net's init_args": ("model:\n  net:\n    class_path: lightning_impl.models.ImprovedCNN\n"
+                                      "    init_args:\n      batch_nrom: true\n", "model.net.init_args.batch_nrom"),
+}
+
+
+@pytest.mark.parametrize("text,says", KERAS_RECIPE_CASES.values(), ids=KERAS_RECIPE_CASES.keys())
+def test_keras_trainer_refuses_out_of_range_recipe_values(text, says, tmp_path, capsys):
+    from keras_ref.train import main
+
+    assert says in refused(main, ["--config", _recipe(tmp_path, text), "--runs-dir", str(tmp_path)], capsys)
+
+
+def test_an_unknown_monitor_key_ends_in_one_line_keeping_the_checkpoints(tmp_path, capsys):
+    """Lightning finds it out only at the first validation: one line, not a traceback, what was written kept."""
+    from lightning_impl.train import main
+
+    line = refused(main, ["--checkpoint.monitor", "val_acc_typo", "--trainer.max_epochs", "1",
+                          "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+                          "--trainer.logger.init_args.save_dir", str(tmp_path), *QUIET], capsys)
+    assert "val_acc_typo" in line
+    assert not list(tmp_path.glob("*/version_*/metrics.json"))
+
+
+@pytest.mark.parametrize("where,says", [("a_file/out.json", "is a file"), (".", "is a folder")],
+                         ids=["below a file", "a folder"])
+def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(where, says, tmp_path, capsys):
+    from parity.__main__ import main
+
+    (tmp_path / "a_file").write_text("")
+    line = refused(main, ["--pairs", "specified_cnn", "--json", str(tmp_path / where)], capsys)
+    assert "--json" in line and says in line
+
+
+def test_a_runs_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    from keras_ref.train import main
+
+    line = refused(main, ["--runs-dir", str(tmp_path / "file" / "runs"), "--quiet"], capsys)
+    assert "--runs-dir" in line and "is a file" in line
 
 
 @pytest.mark.parametrize("module,argv,says", ARGPARSE_CASES.values(), ids=ARGPARSE_CASES.keys())

@@ -224,11 +224,14 @@ def test_the_notebook_is_executed_with_every_output_and_the_reports_numbers(quic
 
 
 @pytest.mark.slow
-def test_executing_the_notebook_again_reruns_nothing(quick_report, tmp_path):
+def test_executing_the_notebook_again_reruns_nothing(quick_report, tmp_path, monkeypatch):
     import nbformat
 
     from experiments import notebook
 
+    home = tmp_path / "home"  # what the kernel would write under the user's home folder: nothing
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
     runs, _, index = quick_report
     records = sorted((runs / "practical" / "quick" / "parts").glob("*.json"))
     before = {p: p.stat().st_mtime_ns for p in records}
@@ -239,6 +242,8 @@ def test_executing_the_notebook_again_reruns_nothing(quick_report, tmp_path):
     notebook.execute(nb, index.parent)
     assert re.search(r"(\d+) parts, \1 finished earlier and reused, 0 to run", _run_cell_output(nb))
     assert {p: p.stat().st_mtime_ns for p in records} == before  # no part ran, no record rewritten
+    assert not list(home.iterdir()), sorted(str(p) for p in home.rglob("*"))[:10]
+    assert not list(index.parent.glob(".kernel-*"))  # its scratch folder removed
     html = tmp_path / "practical.html"  # the HTML export README tells of
     done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir", str(tmp_path),
                            str(index.parent / "practical.ipynb")], capture_output=True, text=True)

@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_impl.models import SpecifiedCNN
-from lightning_impl.tasks.schedules import configure_optimizers
+from lightning_impl.tasks.schedules import check_fraction, configure_optimizers
 from lightning_impl.tasks.train_logging import TrainLogging
 
 
@@ -49,6 +49,10 @@ class ImageClassifier(TrainLogging):
         norm_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        check_fraction("warmup_fraction", warmup_fraction, high_open=True)
+        check_fraction("label_smoothing", label_smoothing)  # keras_ref.recipes refuses the same values
+        if not num_classes >= 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net if net is not None else SpecifiedCNN(num_classes=num_classes)
         self.optimizer = optimizer

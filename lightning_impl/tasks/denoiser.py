@@ -12,7 +12,7 @@ from torchmetrics import MetricCollection
 
 from lightning_impl.image_quality import image_metrics
 from lightning_impl.models.denoising import DenoisingAE
-from lightning_impl.tasks.schedules import configure_optimizers
+from lightning_impl.tasks.schedules import check_fraction, configure_optimizers
 from lightning_impl.tasks.train_logging import TrainLogging
 
 def _bce(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
@@ -56,6 +56,7 @@ class Denoiser(TrainLogging):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
+        check_fraction("warmup_fraction", warmup_fraction, high_open=True)
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net if net is not None else DenoisingAE()
         self.optimizer = optimizer

@@ -8,6 +8,14 @@ import lightning as L
 import torch
 
 
+def check_fraction(name: str, value: float, high_open: bool = False) -> float:
+    """A share in [0, 1] (or [0, 1) with ``high_open``), NaN refused; a ValueError naming the argument otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0.0 <= value < 1.0 if high_open else 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must lie in [0, 1{')' if high_open else ']'}, got {value!r}")
+    return value
+
+
 def warmup_cosine(step: int, total_steps: int, warmup_fraction: float = 0.1) -> float:
     """LR multiplier: linear warm-up from 0, then cosine decay to 0.
 
