@@ -35,19 +35,20 @@ def project_root() -> Path:
 # --- the document as a notebook -------------------------------------------------------------------------------------
 
 
-def parameters_cell(budget: str, runs_dir: str) -> Cell:
+def parameters_cell(budget: str, runs_dir: str, seeds: int, data_dir: str | None = None) -> Cell:
     return Cell(
         "# The parameters, fixed here once: nothing is asked while the notebook runs.\n"
-        f"BUDGET = {budget!r}  # what each part trains (experiments/practical.py: BUDGETS); seeds, epochs, data sizes\n"
+        f"BUDGET = {budget!r}  # what each part trains: epochs, data sizes, ladders (experiments/practical.py: BUDGETS)\n"
+        f"SEEDS = {seeds}  # seeds of the specified CNN in each framework (0, 1, ...; the ladders' are the budget's)\n"
         f"RUNS_DIR = {runs_dir!r}  # where the runs are (a relative path is taken from the project's folder)\n"
-        "DATA_DIR = None  # the datasets' folder; None: $LIGHTNING_IMPL_DATA, else ~/.cache/lightning_impl/data")
+        f"DATA_DIR = {data_dir!r}  # the datasets' folder; None: $LIGHTNING_IMPL_DATA, else ~/.cache/lightning_impl/data")
 
 
 RUN_CELL = Cell(
     "from experiments import notebook\n\n"
     "# Every part of the practical, each one command of the project; a finished part whose command and configs\n"
     "# are unchanged is reused, so over a finished practical this takes seconds.\n"
-    "records = notebook.run_practical(BUDGET, RUNS_DIR, DATA_DIR)")
+    "records = notebook.run_practical(BUDGET, RUNS_DIR, DATA_DIR, SEEDS)")
 
 
 def figure_cell(figure: Figure, root: Path) -> str:
@@ -139,7 +140,8 @@ def write(doc: Document, root: Path) -> Path:
 # --- what the cells call ---------------------------------------------------------------------------------------------
 
 
-def run_practical(budget: str, runs_dir: str | Path, data_dir: str | Path | None = None) -> list[dict]:
+def run_practical(budget: str, runs_dir: str | Path, data_dir: str | Path | None = None,
+                  seeds: int | None = None) -> list[dict]:
     """Run every part of the practical that has not finished (experiments.practical.run_all); the parts' records."""
     from experiments import practical
 
@@ -147,8 +149,8 @@ def run_practical(budget: str, runs_dir: str | Path, data_dir: str | Path | None
     runs = runs if runs.is_absolute() else project_root() / runs
     if data_dir is not None:  # the parts are processes of their own: they find the data through the environment
         os.environ["LIGHTNING_IMPL_DATA"] = str(Path(data_dir).resolve())
-    print(f"seeds per trained model: {practical.BUDGETS[budget]['seeds']}; runs folder: {runs}")
-    return practical.run_all(budget, runs)
+    print(f"budget {budget}, {seeds or practical.BUDGETS[budget]['seeds']} seed(s) of the specified CNN; runs folder: {runs}")
+    return practical.run_all(budget, runs, seeds=seeds)
 
 
 def summarise(recipe: str, input_shape: tuple[int, int, int]) -> None:

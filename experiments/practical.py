@@ -1,7 +1,7 @@
 """The whole practical in one command: every exercise in both frameworks, then the report.
 
-    python -m experiments.practical                      # --budget quick: every part, small; ~6 min on 2 CPU cores
-    python -m experiments.practical --budget standard    # the recipes' own runs, short ladders; ~40 min
+    python -m experiments.practical                      # --budget quick: every part, small (a smoke test)
+    python -m experiments.practical --budget standard    # the recipes' own runs, short ladders (README: its time)
     python -m experiments.practical --budget full        # 3-seed ladders, the large denoising study: many hours
 
 Each part is one command of the project (the same you would type), run in a process of its own: the specified
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning_impl import configs, flags
+from lightning_impl.data.datasets import DATA_ENV
 from lightning_impl.runs import UsageError, data_errors, fail, read_record, write_json
 
 # Everything a budget changes. `specified`: extra flags for both frameworks' specified-CNN runs (None: the
@@ -113,11 +114,13 @@ def _placeholder(arg: str, runs: str) -> str:
     return arg
 
 
-def parts(budget: str, runs: Path) -> list[Part]:
+def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
+    """The budget's parts; ``seeds``: how many seeds the specified CNN trains in each framework (default: the
+    budget's)."""
     spec, out = BUDGETS[budget], str(runs)
     found: list[Part] = []
     default = ["mnist_specified_cnn.yaml"]
-    for seed in range(spec["seeds"]):
+    for seed in range(seeds or spec["seeds"]):
         found.append(Part(
             f"specified_lightning_seed{seed}", "specified", f"specified CNN, Lightning, seed {seed}",
             ["lightning_impl.train", "--seed_everything", str(seed), *spec["specified"]["lightning"],
@@ -264,11 +267,11 @@ def _part_record(path: Path) -> dict | None:
         return None
 
 
-def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False) -> list[dict]:
+def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False, seeds: int | None = None) -> list[dict]:
     """Every part of the budget, reusing finished ones; their records, in order."""
     home = runs / "practical" / budget
     (home / "parts").mkdir(parents=True, exist_ok=True)
-    todo = parts(budget, runs)
+    todo = parts(budget, runs, seeds)
     records, fresh = [], []
     for part in todo:
         path = home / "parts" / f"{part.name}.json"
@@ -306,7 +309,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the finished parts; run nothing")
     p.add_argument("--notebook", action="store_true",
                    help="also write practical.ipynb beside index.html, executed by a Jupyter kernel (pip install -e '.[notebook]')")
-    flags.add(p, "runs_dir", "quiet", "verbose")
+    flags.add(p, "runs_dir", "data_dir", "seeds", "quiet", "verbose")
     return p.parse_args(argv)
 
 
@@ -319,12 +322,15 @@ def main(argv: list[str] | None = None) -> Path:
     started = time.perf_counter()
     try:
         with data_errors():
+            if args.data_dir is not None:  # every part is a process of its own: it finds the data through this
+                os.environ[DATA_ENV] = str(Path(args.data_dir).resolve())
             if args.report_only:
-                records = report.finished_records(runs / "practical" / args.budget)
+                records = report.finished_records(runs / "practical" / args.budget, args.seeds)
             else:
-                records = run_all(args.budget, runs, args.quiet, args.verbose)
+                records = run_all(args.budget, runs, args.quiet, args.verbose, args.seeds)
             command = shlex.join(["python", "-m", "experiments.practical", *(sys.argv[1:] if argv is None else argv)])
-            index = report.build(records, args.budget, out, command, runs_dir=args.runs_dir, with_notebook=args.notebook)
+            index = report.build(records, args.budget, out, command, runs_dir=args.runs_dir, with_notebook=args.notebook,
+                                 seeds=args.seeds or BUDGETS[args.budget]["seeds"], data_dir=args.data_dir)
     except UsageError as err:
         fail(str(err))
     except KeyboardInterrupt:

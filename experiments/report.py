@@ -69,13 +69,13 @@ def seconds(s: float) -> str:
 # --- reading the parts -----------------------------------------------------------------------------------------
 
 
-def finished_records(home: Path) -> list[dict]:
+def finished_records(home: Path, seeds: int | None = None) -> list[dict]:
     """The records of the finished parts in <runs>/practical/<budget>/parts, in the order the practical runs them."""
     from experiments.practical import parts
 
     runs, budget = home.parent.parent, home.name
     records = []
-    for part in parts(budget, runs):
+    for part in parts(budget, runs, seeds):
         path = home / "parts" / f"{part.name}.json"
         if not path.is_file():
             raise UsageError(f"{part.name} has not finished ({path} missing): run python -m experiments.practical "
@@ -576,7 +576,7 @@ def section_parity(ctx: Context) -> None:
     ctx.numbers.add("parity_backends", len(payload["backends"]), str(len(payload["backends"])), record)
 
 
-def section_running(ctx: Context, runs_dir: str) -> None:
+def section_running(ctx: Context, runs_dir: str, seeds: int, data_dir: str | None) -> None:
     """How to run it: the notebook's two first code cells (the parameters, then every part run or reused)."""
     ctx.doc.add(Heading("Running it"),
                 Para(f"The whole practical is one command, `{ctx.command}`; in the notebook (practical.ipynb, beside "
@@ -584,11 +584,11 @@ def section_running(ctx: Context, runs_dir: str) -> None:
                      "command of the project run in a process of its own. A part whose command and configs are "
                      "unchanged since it finished is reused, so re-running takes seconds; an interrupted practical "
                      "goes on where it stopped."),
-                notebook.parameters_cell(ctx.budget, runs_dir), notebook.RUN_CELL)
+                notebook.parameters_cell(ctx.budget, runs_dir, seeds, data_dir), notebook.RUN_CELL)
 
 
 def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: str = "runs",
-          with_notebook: bool = False) -> Path:
+          with_notebook: bool = False, seeds: int | None = None, data_dir: str | None = None) -> Path:
     """Write the report folder from the parts' records; the path of index.html. ``with_notebook``: also
     practical.ipynb, executed (``runs_dir`` is the runs folder as the practical was given it)."""
     final = Path(out)
@@ -601,7 +601,9 @@ def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: s
     env = environment()
     ctx = Context(records, budget, out, command)
     section_overview(ctx, env)
-    section_running(ctx, runs_dir)
+    from experiments.practical import BUDGETS
+
+    section_running(ctx, runs_dir, seeds or BUDGETS[budget]["seeds"], data_dir)
     specified = section_specified(ctx)
     section_baseline(ctx, specified)
     section_ladders(ctx)
@@ -667,8 +669,10 @@ def readme_table(results: dict) -> str:
     env = results["environment"]
     lines = [BEGIN, "",
              f"Budget `{results['budget']}` of `python -m experiments.practical` (report built {env['date']}), on {env['cpu']} "
-             f"({env['cpu_cores']} cores{', GPU ' + ', '.join(env['gpu']) if env['gpu'] else ', no GPU'}); "
-             "every figure with its own command (from the report's results.json).", "",
+             f"({env['cpu_cores']} cores{', GPU ' + ', '.join(env['gpu']) if env['gpu'] else ', no GPU'})"
+             + (f"; its {len(results['parts'])} parts took {results['numbers']['total_part_s']['text']} in all"
+                if "total_part_s" in results["numbers"] else "")
+             + "; every figure with its own command (from the report's results.json).", "",
              "| what | figure | command |", "|---|---|---|"]
     lines += [f"| {what} | {figure} | {command} |" for what, figure, command in headline_rows(results["numbers"])]
     return "\n".join(lines + ["", END])

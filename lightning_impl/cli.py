@@ -239,20 +239,24 @@ def fit_then_test_best(cli: ProjectCLI) -> tuple[dict[str, float], str | None, E
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     # Every checkpoint carries what prediction needs without the data (lightning_impl.card, lightning_impl.predict).
     trainer.callbacks.append(ModelCard(net_config(cli)))
+    timer = next(c for c in trainer.callbacks if isinstance(c, EpochTimer))
     start = time.perf_counter()
     with interruptions(trainer):
         trainer.fit(model, datamodule=data, ckpt_path=getattr(cli, "ckpt_path", None))
     fit_s = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt
+    # A resumed run's training time is the whole run's: the part before the interruption travels in the checkpoint.
+    fitted = (list(timer.epoch_times), list(timer.images_per_sec), timer.resumed_s + fit_s)
     checkpoint = trainer.checkpoint_callback.best_model_path or None
     start = time.perf_counter()
     with interruptions(trainer):
         (results,) = trainer.test(model, datamodule=data, ckpt_path=checkpoint)
     test_s = time.perf_counter() - start  # prediction time of the whole test set (the report sets it beside HOG+SVM's)
-    timer = next(c for c in trainer.callbacks if isinstance(c, EpochTimer))
-    # A resumed run's training time is the whole run's: the part before the interruption travels in the checkpoint.
-    return {**{k: float(v) for k, v in results.items()}, "test_s": test_s}, checkpoint, timer, timer.resumed_s + fit_s
+    # Testing a checkpoint restores the callbacks' state saved in it (the best epoch's, perhaps not the last): the
+    # record keeps the state the fit ended with.
+    timer.epoch_times, timer.images_per_sec, timer.resumed_s = fitted[0], fitted[1], fitted[2] - fit_s
+    return {**{k: float(v) for k, v in results.items()}, "test_s": test_s}, checkpoint, timer, fitted[2]
 
 
 class Terminated(Exception):
