@@ -103,9 +103,12 @@ def execute(nb, folder: Path):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    folder = Path(folder).resolve()  # the kernel starts in it: a relative scratch path would land below it
     scratch = Path(tempfile.mkdtemp(prefix=".kernel-", dir=folder))
     saved = {k: os.environ.get(k) for k in SCRATCH_ENV}
-    os.environ.update({k: str(scratch / v) for k, v in SCRATCH_ENV.items()})
+    for k, v in SCRATCH_ENV.items():
+        (scratch / v).mkdir()
+        os.environ[k] = str(scratch / v)
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=None, resources={"metadata": {"path": str(folder)}})
     try:
         client.execute()

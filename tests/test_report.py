@@ -244,6 +244,8 @@ def test_executing_the_notebook_again_reruns_nothing(quick_report, tmp_path, mon
     assert {p: p.stat().st_mtime_ns for p in records} == before  # no part ran, no record rewritten
     assert not list(home.iterdir()), sorted(str(p) for p in home.rglob("*"))[:10]
     assert not list(index.parent.glob(".kernel-*"))  # its scratch folder removed
+    assert sorted(p.name for p in index.parent.iterdir()) == ["figures", "index.html", "practical.ipynb", "report.md",
+                                                              "results.json"]
     html = tmp_path / "practical.html"  # the HTML export README tells of
     done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir", str(tmp_path),
                            str(index.parent / "practical.ipynb")], capture_output=True, text=True)
