@@ -415,3 +415,16 @@ def test_a_refused_run_leaves_no_folder_behind(tmp_path, capsys):
 
     refused(main, ["--trainer.max_epochs", "0", "--trainer.logger.init_args.save_dir", str(tmp_path)], capsys)
     assert not list(tmp_path.glob("*/version_*"))
+
+
+def test_a_damaged_part_record_is_named_and_that_part_runs_again(tmp_path, capsys):
+    from experiments.practical import _part_record
+
+    path = tmp_path / "specified_lightning_seed0.json"
+    path.write_text('{"name": "specified_lightning_seed0", "key": ')  # cut short by a kill of an older version
+    assert _part_record(path) is None
+    err = capsys.readouterr().err
+    assert str(path) in err and "runs again" in err
+    path.write_text("[1, 2]")  # valid JSON, not a record
+    assert _part_record(path) is None
+    assert _part_record(tmp_path / "absent.json") is None
