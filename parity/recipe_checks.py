@@ -38,7 +38,7 @@ from lightning_impl.tasks.schedules import optimizer_and_schedule
 from parity import checks
 from parity.checks import Row
 from parity.registry import ModelPair
-from parity.transfer import layer_pairs, torch_to_keras
+from parity.transfer import keras_to_torch, layer_pairs, torch_to_keras
 
 # --- the check's settings, in one place -----------------------------------------------------------------------
 INIT_SEEDS = 5
@@ -292,8 +292,6 @@ def check_steps(pair: ModelPair, s: Sides) -> list[Row]:
                     schedule.step()
                 keras_model.train_on_batch(checks.nhwc(xb), checks.nhwc(yb) if pair.task == "denoising" else yb.numpy())
         trained = {k: v.detach().clone() for k, v in torch_model.named_parameters()}
-        from parity.transfer import keras_to_torch
-
         keras_to_torch(keras_model, torch_model, pair.input_shape)
         ported = dict(torch_model.named_parameters())
     delta = checks._max_abs([trained[n] - ported[n].detach() for n in trained])
