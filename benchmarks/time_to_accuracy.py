@@ -51,6 +51,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from lightning_impl.configs import load  # noqa: E402
+from lightning_impl.data.order import epoch_seed  # noqa: E402
 from lightning.fabric.utilities.data import _set_sampler_epoch  # noqa: E402
 from lightning_impl.tasks.schedules import warmup_cosine  # noqa: E402
 
@@ -118,7 +119,7 @@ def plain(config: dict, dm, seed: int, epochs: int, limit: int | None) -> dict:
     net.train()
     start = time.perf_counter()
     for epoch in range(epochs):
-        torch.manual_seed((seed + 1_000_003 * epoch) % 2**63)  # SeedEachEpoch
+        torch.manual_seed(epoch_seed(seed, epoch))  # SeedEachEpoch
         _set_sampler_epoch(loader, epoch)  # what Lightning's fit loop calls before every epoch
         for i, (x, y) in enumerate(loader):
             if i == per_epoch:

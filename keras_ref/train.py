@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import keras_ref  # noqa: F401  (Keras backend before keras)
@@ -26,7 +27,8 @@ import numpy as np
 
 from keras_ref import backend
 from keras_ref.augment import AUGMENTATIONS
-from keras_ref.fit import fit_and_test, save_atomically
+from keras_ref.epochs import EpochBatches
+from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe, save_atomically
 from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
 from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, make_optimizer
@@ -73,8 +75,10 @@ def save_for_prediction(run: Path, net: keras.Model, dm) -> None:
 
 
 def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None, verbose: int = 2,
-          limit_train: int | float | None = None, download: bool = True) -> dict:
-    """Train on the Lightning split and normalisation, keep the best epoch on validation, test it once."""
+          limit_train: int | float | None = None, download: bool = True, resume: Path | None = None) -> dict:
+    """Train on the Lightning split and normalisation, in Lightning's order of the images, keep the best epoch on
+    validation, test it once. ``resume``: the run folder of an interrupted run, whose recipe this is."""
+    recipe = {**recipe, "limit_train": limit_train}  # in recipe.yaml: a resumed run trains on the same images
     keras.utils.set_random_seed(recipe["seed"])
     dm = DATAMODULES[recipe["dataset"]](data_dir=data_dir, val_fraction=recipe["val_fraction"],
                                         split_seed=recipe["split_seed"], download=download)
@@ -105,9 +109,10 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
                                     folder / "misclassified.png", f"{title}: most confidently wrong test images")
 
     return fit_and_test(
-        model, net, x_train, y=onehot(y_train), batch_size=recipe["batch_size"],
+        model, net, EpochBatches(x_train, onehot(y_train), recipe["batch_size"], recipe["seed"]),
         validation_data=(x_val, onehot(y_val)), validation_batch_size=1000,
-        recipe=recipe, monitor="val_acc", train_images=len(x_train), test=test, runs_dir=runs_dir, verbose=verbose,
+        recipe=recipe, monitor="val_acc", train_images=len(x_train), test=test, runs_dir=runs_dir, resume=resume,
+        verbose=verbose,
         after_best=lambda run: save_for_prediction(run, net, dm), figures=figures,
         describe={"dataset": recipe["dataset"], "model": recipe["net"], "val_images": len(x_val)},
     )
@@ -116,14 +121,32 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=CLASSIFIER_DEFAULT, help="a classifier's LightningCLI YAML (default: %(default)s)")
-    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "backend", "quiet", "verbose", runs_dir=None)
+    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "resume", "backend", "quiet", "verbose",
+              runs_dir=None)
     p.add_argument("--no-download", dest="download", action="store_false", help="never download missing data")
     args = backend.parse_args(p, argv)
+    if args.resume is not None:
+        return resume_args(p, args, argv)
     try:
         args.recipe = classifier_recipe(args.config)
     except (ValueError, OSError) as err:  # RecipeError, invalid YAML, a missing file
         p.error(f"--config {args.config}: {err}")
     args.recipe.update({k: v for k in ("epochs", "seed") if (v := getattr(args, k)) is not None})
+    return args
+
+
+def resume_args(p: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> argparse.Namespace:
+    """``--resume RUN_DIR``: the run's own recipe.yaml (its recipe, seed and training images); ``--epochs N``
+    trains on, the data folder and the output flags may change, nothing else."""
+    given = {a.split("=", 1)[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
+    for fixed in ("--config", "--seed", "--limit-train", "--runs-dir"):
+        if fixed in given:
+            p.error(f"{fixed}: a resumed run keeps its own (recipe.yaml in {args.resume}); give only --epochs to train on")
+    try:
+        args.recipe = resumable_recipe(args.resume, args.epochs)
+    except (ResumeError, OSError) as err:
+        p.error(str(err))
+    args.limit_train = args.recipe.get("limit_train")
     return args
 
 
@@ -134,7 +157,8 @@ def keras_verbosity(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     with data_errors():
-        metrics = train(args.recipe, args.data_dir, args.runs_dir, keras_verbosity(args), args.limit_train, args.download)
+        metrics = train(args.recipe, args.data_dir, args.runs_dir, keras_verbosity(args), args.limit_train, args.download,
+                        args.resume)
     print(json.dumps({k: metrics[k] for k in ("test_acc", "test_loss", "best_val_acc", "epochs")}))
     print(metrics["run_dir"])
     return metrics

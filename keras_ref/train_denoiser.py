@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+from pathlib import Path
 
 import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
@@ -33,11 +35,12 @@ import torch
 from keras import ops
 
 from keras_ref import backend
-from keras_ref.fit import fit_and_test
+from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe
 from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
 from keras_ref.recipes import DENOISER_DEFAULT, RecipeError, denoiser_recipe, make_optimizer
 from lightning_impl import flags, plots
+from lightning_impl.data.order import epoch_order, epoch_seed
 from lightning_impl.data.noise import NoisyDataModule, add_noise, check_sigma, sample_sigmas, to_unit
 from lightning_impl.image_quality import score
 from lightning_impl.runs import data_errors
@@ -71,14 +74,20 @@ def nchw(images: np.ndarray) -> torch.Tensor:
 
 
 class FreshNoise(keras.utils.PyDataset):
-    """(noisy, clean) NHWC batches of the clean uint8 training images: a new order every epoch and new noise
-    for every batch (the torch side draws it in NoisyDataModule.on_after_batch_transfer)."""
+    """(noisy, clean) NHWC batches of the clean uint8 training images: Lightning's order of the images for the
+    epoch last given to ``set_epoch`` (keras_ref.epochs.SeedEachEpoch calls it before every epoch) and new noise
+    for every batch, from a generator reseeded by (seed, epoch) -- the torch side draws it in
+    NoisyDataModule.on_after_batch_transfer. One worker, no multiprocessing: batches are made in order."""
 
     def __init__(self, clean: torch.Tensor, sigma, batch_size: int, seed: int) -> None:
-        super().__init__()  # one worker, no multiprocessing: batches are drawn in order, so a seed fixes them
-        self.clean, self.sigma, self.batch_size = clean, check_sigma(sigma), batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.on_epoch_end()
+        super().__init__()
+        self.clean, self.sigma, self.batch_size, self.seed = clean, check_sigma(sigma), batch_size, seed
+        self.generator = torch.Generator()
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order = epoch_order(len(self.clean), self.seed, epoch)
+        self.generator.manual_seed(epoch_seed(self.seed, epoch))
 
     def __len__(self) -> int:
         return math.ceil(len(self.clean) / self.batch_size)
@@ -87,9 +96,6 @@ class FreshNoise(keras.utils.PyDataset):
         clean = to_unit(self.clean[self.order[i * self.batch_size : (i + 1) * self.batch_size]])
         noisy = add_noise(clean, sample_sigmas(len(clean), self.sigma, self.generator), self.generator)
         return nhwc(noisy), nhwc(clean)
-
-    def on_epoch_end(self) -> None:
-        self.order = torch.randperm(len(self.clean), generator=self.generator)
 
 
 def predict(model: keras.Model, noisy: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -126,8 +132,10 @@ def build(recipe: dict, input_shape: tuple[int, int, int], steps_per_epoch: int)
     return net
 
 
-def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, runs_dir: str | None = None) -> dict:
-    """Train on the recipe's data with fresh noise per batch, keep the best epoch on validation PSNR, test it."""
+def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, runs_dir: str | None = None,
+          resume: Path | None = None) -> dict:
+    """Train on the recipe's data with fresh noise per batch, keep the best epoch on validation PSNR, test it.
+    ``resume``: the run folder of an interrupted run, whose recipe this is."""
     if recipe["loss"] not in LOSSES:
         raise RecipeError(f"model.loss: unknown loss {recipe['loss']!r}; choose one of {sorted(LOSSES)}")
     keras.utils.set_random_seed(recipe["seed"])
@@ -154,9 +162,10 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
         plots.denoise_grid(nhwc(clean), nhwc(noisy), nhwc(restored), folder / "denoise_grid.png", f"{title}, test")
 
     return fit_and_test(
-        net, net, train_data, shuffle=False,  # FreshNoise shuffles, seeded
+        net, net, train_data,  # FreshNoise orders the images and draws the noise, by (seed, epoch)
         callbacks=[ValidationScore(val_noisy, val_clean, loss, hp.eval_batch_size)],  # first: the others read its logs
-        recipe=recipe, monitor="val_psnr", train_images=len(data.train_set), test=test, runs_dir=runs_dir, verbose=verbose,
+        recipe=recipe, monitor="val_psnr", train_images=len(data.train_set), test=test, runs_dir=runs_dir,
+        resume=resume, verbose=verbose,
         figures=figures,
         describe={"dataset": hp.dataset, "model": net.name, "sigma": data.sigma, "eval_sigma": data.eval_sigma,
                   "loss": recipe["loss"], "train_images": len(data.train_set), "test_images": len(data.test_set)},
@@ -171,9 +180,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-sigma", type=float, nargs="+", metavar="SIGMA",
                    help="override data.eval_sigma, the noise of the fixed validation/test copies (Lightning: --data.eval_sigma)")
     p.add_argument("--batch-size", type=flags.positive_int, help="override data.batch_size (Lightning: --data.batch_size)")
-    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "backend", "quiet", "verbose",
-              runs_dir=None)
+    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "resume", "backend",
+              "quiet", "verbose", runs_dir=None)
     args = backend.parse_args(p, argv)
+    if args.resume is not None:
+        return resume_args(p, args, argv)
     for name in ("sigma", "eval_sigma"):
         if getattr(args, name) is not None and len(getattr(args, name)) > 2:
             p.error(f"--{name.replace('_', '-')} takes one level or a LOW HIGH range")
@@ -190,6 +201,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def resume_args(p: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> argparse.Namespace:
+    """``--resume RUN_DIR``: the run's own recipe.yaml (recipe, seed, noise, images); ``--epochs N`` trains on,
+    ``--data-dir`` and the output flags may change, nothing else."""
+    given = {a.split("=", 1)[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
+    for fixed in ("--config", "--seed", "--sigma", "--eval-sigma", "--batch-size", "--limit-train", "--limit-val",
+                  "--limit-test", "--runs-dir"):
+        if fixed in given:
+            p.error(f"{fixed}: a resumed run keeps its own (recipe.yaml in {args.resume}); give only --epochs to train on")
+    try:
+        args.recipe = resumable_recipe(args.resume, args.epochs)
+        if args.data_dir is not None:
+            args.recipe["data"]["data_dir"] = args.data_dir
+        args.data = NoisyDataModule(**args.recipe["data"])
+    except (ResumeError, ValueError, OSError) as err:
+        p.error(str(err))
+    return args
+
+
 def _sigma_arg(values: list[float] | None):
     """--sigma 0.3 -> 0.3; --sigma 0.05 0.55 -> [0.05, 0.55] (a blind range, as in the YAML)."""
     return values if values is None or len(values) == 2 else values[0]
@@ -198,7 +227,7 @@ def _sigma_arg(values: list[float] | None):
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     with data_errors():
-        metrics = train(args.recipe, 0 if args.quiet else 1 if args.verbose else 2, args.data, args.runs_dir)
+        metrics = train(args.recipe, 0 if args.quiet else 1 if args.verbose else 2, args.data, args.runs_dir, args.resume)
     print(json.dumps({k: metrics[k] for k in ("test_psnr", "test_ssim", "best_val_psnr", "epochs")}))
     print(metrics["run_dir"])
     return metrics

@@ -8,6 +8,8 @@ import time
 import lightning as L
 import torch
 
+from lightning_impl.data.order import epoch_seed
+
 
 class EpochTimer(L.Callback):
     """Wall time and throughput (images/s, summed over processes) of every training epoch."""
@@ -70,4 +72,4 @@ class SeedEachEpoch(L.Callback):
         self.seed = torch.initial_seed()  # seed_everything's seed: the same in a run and in its resumption
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        torch.manual_seed((self.seed + 1_000_003 * trainer.current_epoch) % 2**63)
+        torch.manual_seed(epoch_seed(self.seed, trainer.current_epoch))

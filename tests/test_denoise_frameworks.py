@@ -114,8 +114,10 @@ def test_fresh_noise_every_batch_seeded_and_reshuffled(reference_data):
     assert abs(float((noisy1 - clean1)[mid].std()) - 0.2) < 0.02
     twin = keras_denoise.FreshNoise(clean, 0.2, batch_size=32, seed=0)
     assert np.array_equal(twin[0][0], noisy1)  # a seed fixes the draws
-    data.on_epoch_end()
+    data.set_epoch(1)
     assert not np.array_equal(data[0][1], clean1)  # a new order every epoch
+    data.set_epoch(0)
+    assert np.array_equal(data[0][0], noisy1)  # fixed by (seed, epoch) alone: a resumed run draws the same
     blind = keras_denoise.FreshNoise(torch.full((64, 1, 8, 8), 128, dtype=torch.uint8), [0.05, 0.5], 64, seed=0)
     stds = (blind[0][0] - 128 / 255).reshape(64, -1).std(axis=1)
     assert stds.max() - stds.min() > 0.2  # one sigma per image

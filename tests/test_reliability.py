@@ -362,6 +362,106 @@ def test_a_stopped_run_exits_non_zero_unfinished_and_resumes_to_the_same_metrics
     assert len(metrics["epoch_time_s"]) == 3
 
 
+KERAS_AUGMENTED = "data:\n  init_args:\n    augment: lightning_impl.data.augment.digit_augment\n"  # draws per epoch
+KERAS_TINY = {"keras_ref.train": ["--epochs", "3", "--limit-train", "512", "--quiet"],
+              "keras_ref.train_denoiser": ["--epochs", "3", "--limit-train", "384", "--limit-val", "64",
+                                           "--limit-test", "64", "--batch-size", "32", "--quiet"]}
+KERAS_KEYS = {"keras_ref.train": ("test_acc", "test_loss", "best_val_acc"),
+              "keras_ref.train_denoiser": ("test_psnr", "test_ssim", "test_loss", "best_val_psnr")}
+
+
+def keras_argv(module: str, tmp: Path) -> list[str]:
+    if module == "keras_ref.train":  # augmentation: its layers' seed generators must restart with the epoch
+        return [*KERAS_TINY[module], "--config", _recipe(tmp, KERAS_AUGMENTED)]
+    return KERAS_TINY[module]
+
+
+@pytest.fixture(scope="module")
+def keras_uninterrupted(tmp_path_factory):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    out = {}
+    for module in KERAS_TINY:
+        tmp = tmp_path_factory.mktemp(f"keras_ref_{module}")
+        done = run(module, [*keras_argv(module, tmp), "--runs-dir", str(tmp / "runs")], env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        out[module] = Path(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def keras_killed(module: str, point: str, epoch: int, batch: int, tmp_path: Path, env: dict) -> Path:
+    argv = [*keras_argv(module, tmp_path), "--runs-dir", str(tmp_path / "runs")]
+    killed = subprocess.run([sys.executable, "-c", "import keras_interrupt; keras_interrupt.main()", module, point,
+                             str(epoch), str(batch), str(tmp_path / "killed"), "--", *argv],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    (run_dir,) = (tmp_path / "runs").glob("*/version_*")
+    assert not (run_dir / "metrics.json").exists()
+    return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module,point,epoch,batch", [
+    ("keras_ref.train", "train_batch", 1, 5), ("keras_ref.train", "saving", 1, 0), ("keras_ref.train", "test", 0, 0),
+    ("keras_ref.train_denoiser", "train_batch", 1, 3),
+], ids=["classifier mid-epoch", "classifier between an epoch's weights and its state", "classifier in the test",
+        "denoiser mid-epoch"])
+def test_a_killed_keras_run_resumes_to_the_same_metrics(module, point, epoch, batch, keras_uninterrupted, tmp_path):
+    """Keras' twin of the Lightning guarantee: every epoch's order, augmentation and noise depend on (seed, epoch)
+    alone (keras_ref.epochs) and every finished epoch is saved, weights and optimizer state (keras_ref.fit.LastEpoch)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    run_dir = keras_killed(module, point, epoch, batch, tmp_path, env)
+    resumed = run(module, ["--resume", str(run_dir), "--quiet"], env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert Path(resumed.stdout.strip().splitlines()[-1]) == run_dir.resolve()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    reference = json.loads((keras_uninterrupted[module] / "metrics.json").read_text())
+    assert {k: metrics[k] for k in KERAS_KEYS[module]} == {k: reference[k] for k in KERAS_KEYS[module]}
+    with open(run_dir / "metrics.csv") as f:  # the epochs before the kill kept, none twice
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1", "2"]
+    assert len(metrics["epoch_time_s"]) == len(metrics["train_images_per_s"]) == metrics["epochs"] == 3
+    assert sum(metrics["epoch_time_s"]) <= metrics["train_s"]
+
+
+@pytest.mark.slow
+def test_a_finished_keras_run_is_resumed_only_to_train_on(keras_uninterrupted, tmp_path):
+    import shutil
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    run_dir = tmp_path / "version_0"
+    shutil.copytree(keras_uninterrupted["keras_ref.train"], run_dir)
+    before = (run_dir / "metrics.json").read_text()
+    again = run("keras_ref.train", ["--resume", str(run_dir)], env)
+    assert again.returncode == 2 and "finished its 3 epochs" in again.stderr.strip().splitlines()[-1]
+    assert (run_dir / "metrics.json").read_text() == before
+    more = run("keras_ref.train", ["--resume", str(run_dir), "--epochs", "4", "--quiet"], env)
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert (run_dir / "metrics.epochs_3.json").read_text() == before
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == len(metrics["epoch_time_s"]) == 4
+
+
+KERAS_RESUME_CASES = {
+    "not a run": (["--resume", "/nonexistent/run"], "nothing to resume"),
+    "a recipe beside it": (["--resume", "{run}", "--config", "configs/mnist_improved.yaml"], "--config: a resumed run keeps its own"),
+    "a finished run": (["--resume", "{finished}"], "finished its 3 epochs"),
+    "a finished run, fewer epochs": (["--resume", "{finished}", "--epochs", "2"], "--epochs N with N > 3"),
+    "no finished epoch yet": (["--resume", "{run}"], "nothing to resume"),
+}
+
+
+@pytest.mark.parametrize("module", KERAS_TINY)
+@pytest.mark.parametrize("argv,says", KERAS_RESUME_CASES.values(), ids=KERAS_RESUME_CASES.keys())
+def test_keras_resume_refusals(module, argv, says, tmp_path, capsys):
+    run_dir, finished = tmp_path / "run", tmp_path / "finished"
+    for folder in (run_dir, finished):
+        folder.mkdir()
+        (folder / "recipe.yaml").write_text("epochs: 3\nseed: 0\n")
+    (finished / "metrics.json").write_text(json.dumps({"epochs": 3, "finished": True}))
+    argv = [a.format(run=run_dir, finished=finished) for a in argv]
+    assert says in refused(_module_main(module), argv, capsys)
+    assert not (finished / "metrics.epochs_3.json").exists()
+
+
 def test_the_record_times_the_fit_not_the_tested_checkpoint(tmp_path):
     """Testing the best checkpoint restores the callbacks' state saved with it: the record must still hold every
     epoch's timing and the fit's own training time (not the fit's time plus the checkpoint's)."""

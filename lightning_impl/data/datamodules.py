@@ -19,6 +19,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_impl.data.order import epoch_order
 from lightning_impl.data.datasets import SPECS, default_data_dir, ensure_available, load_split
 
 
@@ -72,9 +73,7 @@ class EpochShuffle(torch.utils.data.Sampler):
         return -(-self.n // self.batch_size)
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed((self.seed + 1_000_003 * self.epoch) % 2**63)
-        order = torch.randperm(self.n, generator=generator)
-        yield from order.split(self.batch_size)
+        yield from epoch_order(self.n, self.seed, self.epoch).split(self.batch_size)
 
 
 def training_loader(dataset: Dataset, batch_size: int, trainer) -> DataLoader:
