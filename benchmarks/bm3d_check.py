@@ -25,6 +25,7 @@ from lightning_impl import classical_denoisers as classical
 from lightning_impl.data.noise import NoisyDataModule, to_unit
 from lightning_impl.denoise_experiment import SIGMAS, tuning_pairs
 from lightning_impl.image_quality import score
+from lightning_impl import flags
 
 
 def tuned_on_test(data: NoisyDataModule, n_tune: int, n_test: int) -> None:
@@ -62,7 +63,7 @@ def compare_profiles(data: NoisyDataModule, n: int, factors: dict[float, float])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = flags.Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", action="store_true", help="compare bm3d's profiles on training images instead")
     parser.add_argument("--tune-images", type=int, default=100)
     parser.add_argument("--test-images", type=int, default=60)

@@ -23,10 +23,11 @@ import torch
 from lightning_impl.tasks.denoiser import Denoiser
 from lightning_impl.models.denoising import UNetDAE
 from lightning_impl.data.noise import NoisyDataModule
+from lightning_impl import flags
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = flags.Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sigma", type=float, default=0.1)
     p.add_argument("--widths", type=int, nargs=3, default=(32, 64, 128))
     p.add_argument("--decoder-convs", type=int, default=2)

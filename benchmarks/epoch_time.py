@@ -17,6 +17,7 @@ import tempfile
 
 import keras_ref.train
 import lightning_impl.train
+from lightning_impl import flags
 
 
 def run(epochs: int, runs_dir: str) -> dict[str, dict]:
@@ -30,7 +31,7 @@ def run(epochs: int, runs_dir: str) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = flags.Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=2)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as runs_dir:

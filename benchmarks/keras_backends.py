@@ -25,6 +25,7 @@ import h5py
 
 from keras_ref.backend import BACKENDS, installed
 from lightning_impl.checkpoints import load
+from lightning_impl import flags
 
 
 def weights_digest(metrics: dict) -> str:
@@ -57,7 +58,7 @@ def train(framework: str, epochs: int, seed: int, runs_dir: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = flags.Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=2, help="runs per framework with the same seed (determinism)")

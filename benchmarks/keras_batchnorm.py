@@ -47,6 +47,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+from lightning_impl import flags  # noqa: E402
 
 BATCH = 128
 WIDTHS = (32, 64)
@@ -208,7 +209,7 @@ def profile(steps: int, row_limit: int) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
     p.add_argument("--variants", nargs="+", default=list(KERAS_VARIANTS), choices=list(KERAS_VARIANTS))
     p.add_argument("--threads", type=int, default=2)

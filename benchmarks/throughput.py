@@ -59,6 +59,7 @@ from lightning_impl.data.noise import NoisyDataModule, add_noise, to_unit  # noq
 from lightning_impl.models import ImprovedCNN, SpecifiedCNN, UNetDAE  # noqa: E402
 from lightning_impl.tasks.classifier import ImageClassifier  # noqa: E402
 from lightning_impl.tasks.denoiser import Denoiser  # noqa: E402
+from lightning_impl import flags  # noqa: E402
 
 BATCH = 64
 LR = 1e-3
@@ -268,7 +269,7 @@ def why(err: BaseException) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["specified_cnn"], choices=sorted(MODELS))
     p.add_argument("--paths", nargs="+", default=["plain", "lightning", "keras"], choices=PATHS)
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])

@@ -54,6 +54,7 @@ from lightning_impl.configs import load  # noqa: E402
 from lightning_impl.data.order import epoch_seed  # noqa: E402
 from lightning.fabric.utilities.data import _set_sampler_epoch  # noqa: E402
 from lightning_impl.tasks.schedules import warmup_cosine  # noqa: E402
+from lightning_impl import flags  # noqa: E402
 
 RECIPE = "mnist_specified_cnn.yaml"  # every hyper-parameter of both paths comes from here
 TARGET = 0.99  # test accuracy for time_to_target
@@ -189,7 +190,7 @@ def fmt(seconds: float | None) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     p.add_argument("--threads", type=int, default=2)

@@ -351,7 +351,7 @@ def write_final_config(dataset: str, path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=sorted(d.name for d in ladders().iterdir() if d.is_dir()))
     p.add_argument("--budget", choices=sorted(BUDGETS), help="default: full")
     p.add_argument("--framework", choices=("lightning", "keras"), help="default: lightning")

@@ -302,7 +302,7 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False,
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m experiments.practical", description=__doc__.split("\n\n")[0],
+    p = flags.Parser(prog="python -m experiments.practical", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", choices=list(BUDGETS), default="quick", help="how much to run (default: %(default)s)")
     p.add_argument("--report", type=Path, metavar="DIR", help="report folder (default: <runs-dir>/practical/<budget>/report)")

@@ -28,6 +28,7 @@ from experiments import discussion
 from experiments import notebook
 from experiments.document import Cell, Code, Document, Figure, Heading, Para, Table, markdown, to_html
 from lightning_impl.runs import UsageError, read_record, write_json, write_text
+from lightning_impl import flags
 
 
 class Numbers:
@@ -733,7 +734,7 @@ def update_docs(results_file: Path, root: Path = Path(".")) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.split("\n\n")[0])
+    p = flags.Parser(prog="python -m experiments.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--update-docs", type=Path, metavar="RESULTS_JSON", required=True,
                    help="render README.md's results table and the docs/ pages' generated tables from this results file")
     p.add_argument("--root", type=Path, default=Path("."), help="the repository (default: here)")

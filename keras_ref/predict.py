@@ -59,7 +59,7 @@ def probabilities(model: keras.Model, card: dict, arrays: np.ndarray) -> np.ndar
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = flags.Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", metavar="RUN_DIR", help="a keras_ref run folder (holding model.keras and model_card.json)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size and colour mode")
     flags.add(p, "top", "grey", "invert", "json", "csv", "quiet", "backend")

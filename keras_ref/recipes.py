@@ -99,6 +99,9 @@ def _merged(config: dict | str | Path, default: str) -> dict:
     config = config if isinstance(config, dict) else configs.load(config)
     if not isinstance(config, dict):
         raise RecipeError("a recipe is a YAML mapping")
+    task, wanted = configs.recipe_task(config), configs.recipe_task(configs.load(default))
+    if task not in (None, wanted):
+        raise RecipeError(f"this is a {task} recipe: use keras_ref.{'train_denoiser' if task == 'denoiser' else 'train'}")
     _check_keys("", config, "")
     _check_keys("trainer", config.get("trainer") or {}, "trainer.")
     return configs.merge(configs.load(default), config)

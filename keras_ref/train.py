@@ -119,7 +119,7 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=CLASSIFIER_DEFAULT, help="a classifier's LightningCLI YAML (default: %(default)s)")
     flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "resume", "backend", "quiet", "verbose",
               runs_dir=None)

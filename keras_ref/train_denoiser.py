@@ -173,7 +173,7 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=DENOISER_DEFAULT, help="a denoiser's LightningCLI YAML (default: %(default)s)")
     p.add_argument("--sigma", type=float, nargs="+", metavar="SIGMA",
                    help="override data.sigma: one level, or LOW HIGH for a blind model (Lightning: --data.sigma)")

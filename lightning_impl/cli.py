@@ -45,6 +45,40 @@ def as_defaults(config: dict, prefix: str = "") -> dict:
     return out
 
 
+def one_line(message: str) -> str:
+    """jsonargparse's many-line report of a value it refused, as one line: ``--key value: expected int or null``
+    (the report lists every type it tried, each on a line of its own, below the whole usage text)."""
+    import re
+
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    nested = re.search(r"NestedArg\(key='([^']*)', val='(.*)'\)\s*$", message, re.M)
+    # An init_args value (--data.init_args.batch_size): the class's own refusal is the line with "Got value".
+    lines = [line for line in message.splitlines() if "Got value" in line] if nested else message.splitlines()
+    expected = list(dict.fromkeys({"NoneType": "null"}.get(t, t) for line in lines
+                                  for t in re.findall(r"Expected an? <class '(?:[\w.]+\.)?(\w+)'>", line)))
+    if keys and expected:
+        if nested:
+            key, shown = f"{keys[0]}.init_args.{nested.group(1)}", nested.group(2)
+        else:  # a class's argument (--model.optimizer.init_args.lr) is named by the inner key
+            given = re.findall(r"(?:Given value|Got value): (.*?)(?:\. Got value: .*)?\s*$", message, re.M)
+            key = keys[0] if len(keys) == 1 else f"{keys[0]}.init_args.{keys[-1]}"
+            shown = given[-1] if given else "?"
+        return f"--{key} {shown}: expected {' or '.join(expected)}"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return "; ".join(lines[:3])
+
+
+class OneLineParser(LightningArgumentParser):
+    """LightningCLI's parser refusing in one line (``error: <what> (see --help)``), not below the ~80 lines of
+    usage text. Nested parsers that try a type and catch the refusal (exit_on_error off) are left as they are."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        sys.stderr.write(f"error: {one_line(message)} (see --help)\n")
+        sys.exit(2)
+
+
 class ProjectCLI(LightningCLI):
     """LightningCLI with ``--checkpoint.*`` (ModelCheckpoint), ``--timer`` (EpochTimer), ``--finite_loss``,
     ``--epoch_seed`` and ``--figures.*`` (RunFigures) arguments, and the default recipe ``configs/<recipe>`` as its defaults (a --config and flags
@@ -168,9 +202,11 @@ def make_cli(cli_class: type[ProjectCLI], model, data, args: list[str] | None, *
     """
     own = sys.argv[1:] if args is None else list(args)
     parsed, ckpt_path, last_epoch = resume_args(own)
+    check_config_files(parsed, configs.recipe_task(configs.load(cli_class.recipe)))
     with mock.patch.object(sys, "argv", sys.argv[:1]):
         cli = cli_class(
-            model, data, run=False, args=parsed, save_config_kwargs={"overwrite": ckpt_path is not None}, **kwargs,
+            model, data, run=False, args=parsed, save_config_kwargs={"overwrite": ckpt_path is not None},
+            parser_class=OneLineParser, **kwargs,
         )
     cli.trainer.strategy.checkpoint_io = checkpoints.SafeCheckpointIO()  # data, never code; saves never torn
     csv_first(cli.trainer)
@@ -179,6 +215,43 @@ def make_cli(cli_class: type[ProjectCLI], model, data, args: list[str] | None, *
     if ckpt_path is not None:
         _keep_earlier_rows(cli, last_epoch)
     return cli
+
+
+def check_config_files(args: list[str], task: str | None = None) -> None:
+    """Every ``--config FILE`` a readable YAML mapping, or a refusal naming the file -- jsonargparse would name
+    none, or quote what it read (a file that is not a recipe, ``--config /etc/passwd``, is echoed line by line)."""
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            path = Path(args[i + 1])
+        elif arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1])
+        else:
+            continue
+        if not path.is_file():
+            raise ConfigurationError(f"--config {path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
+        try:
+            value = yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigurationError(f"--config {path}: cannot be read ({type(err).__name__}: {err})") from None
+        except yaml.YAMLError as err:
+            raise ConfigurationError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if value is None:
+            continue
+        unknown = [k for k in value if k not in SECTIONS] if isinstance(value, dict) else [None]
+        if unknown and not all(isinstance(k, str) and k.isidentifier() for k in unknown):
+            raise ConfigurationError(f"--config {path}: not a recipe (a YAML mapping of trainer, model, data, ...); "
+                                     "see configs/ for examples")  # and nothing of what it holds is echoed
+        if unknown:
+            raise ConfigurationError(f"--config {path}: unknown section {unknown[0]!r}; a recipe holds "
+                                     f"{', '.join(SECTIONS)}")
+        if task is not None and configs.recipe_task(value) not in (None, task):
+            other = "lightning_impl.train_denoiser" if configs.recipe_task(value) == "denoiser" else "lightning_impl.train"
+            raise ConfigurationError(f"--config {path}: this is a {configs.recipe_task(value)} recipe: use {other}")
+
+
+# The top-level keys of a recipe: LightningCLI's own and the project's callbacks (ProjectCLI.add_arguments_to_parser).
+SECTIONS = ("seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler", "ckpt_path", "checkpoint",
+            "timer", "finite_loss", "epoch_seed", "figures")
 
 
 def claim_run_dir(logger) -> Path | None:
@@ -278,11 +351,24 @@ def interruptions(trainer):
         raise
 
 
-def _release(cli) -> None:
-    """A run refused before it trained gives back the folder it claimed, when nothing was written there."""
+SCAFFOLD = ("config.yaml", "hparams.yaml", "metrics.csv")  # what a run writes before its first checkpoint
+
+
+def _release(cli) -> bool:
+    """A run refused before it saved a checkpoint gives back the folder it claimed (with the config and empty logs
+    written at the start of the fit); True when it did. A folder holding anything else is kept."""
     run = getattr(cli, "claimed", None)
-    if run is not None and run.is_dir() and not any(run.iterdir()):
-        run.rmdir()
+    if run is None or not run.is_dir():
+        return False
+    found = [p for p in run.rglob("*") if p.is_file()]
+    if any(p.relative_to(run).as_posix() not in SCAFFOLD for p in found):
+        return False
+    for p in found:
+        p.unlink()
+    for folder in sorted((p for p in run.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        folder.rmdir()
+    run.rmdir()
+    return True
 
 
 def run_cli(make: Callable[[], ProjectCLI], metrics_of: Callable[[ProjectCLI], dict], summary: Sequence[str]) -> dict:
@@ -299,9 +385,10 @@ def run_cli(make: Callable[[], ProjectCLI], metrics_of: Callable[[ProjectCLI], d
         _release(locals().get("cli"))
         fail(str(err))
     except MisconfigurationException as err:  # Lightning's own refusal (a monitor key, an accelerator, a limit)
-        _release(locals().get("cli"))
         built = locals().get("cli")
-        kept = f"; the checkpoints written so far are kept in {built.trainer.log_dir}" if getattr(built, "preflight_done", False) else ""
+        released = _release(built)
+        kept = (f"; the checkpoints written so far are kept in {built.trainer.log_dir}"
+                if getattr(built, "preflight_done", False) and not released else "")
         fail(f"{str(err).strip().splitlines()[0]} (see --help){kept}")
     except (ValueError, TypeError) as err:  # a class refused its arguments while the CLI built it
         if "cli" in locals() and getattr(cli, "preflight_done", False):

@@ -51,3 +51,14 @@ def merge(base, overlay):
     for key, value in overlay.items():
         out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
     return out
+
+
+def recipe_task(config: dict) -> str | None:
+    """"denoiser" or "classifier" by what a recipe sets (a noise level or a loss name is a denoiser's; a data
+    class a classifier's), None when it says neither (an overlay of trainer flags)."""
+    model, data = config.get("model") or {}, config.get("data") or {}
+    if isinstance(data, dict) and ("sigma" in data or "dataset" in data) or isinstance(model, dict) and "loss" in model:
+        return "denoiser"
+    if isinstance(data, (str, dict)) and (isinstance(data, str) or "class_path" in data):
+        return "classifier"
+    return None

@@ -436,7 +436,7 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=sorted(BUDGETS),
                         help="large (default): the experiment, configs/denoise_unet.yaml; full: 32-64-128, 2 epochs; quick: "
                              "tiny subsets for CI. Default with --resume: the folder's; with --compare-losses: full")

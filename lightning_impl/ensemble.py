@@ -100,7 +100,7 @@ def ladder_runs(ladder: Path, step: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = flags.Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="*", type=Path, help="training run folders (config.yaml + checkpoints/)")
     p.add_argument("--ladder", type=Path, help="an ablation folder; with --step, ensemble that step's seeds")
     p.add_argument("--step", help="the ladder step, e.g. 06_schedule")

@@ -123,7 +123,7 @@ def default_out(checkpoint: Path) -> Path:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CKPT", help="a run folder (its best checkpoint) or a .ckpt file")
     p.add_argument("--out", metavar="FILE.onnx", help="default: model.onnx in the run folder")

@@ -11,6 +11,14 @@ import argparse
 from pathlib import Path
 
 
+class Parser(argparse.ArgumentParser):
+    """The argparse parser of every entry point: a refusal is one line, ``error: <the option, the value, what is
+    accepted>`` and exit status 2 -- the usage is what ``--help`` is for, not a dump above every error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

@@ -46,7 +46,7 @@ ONE_THREAD_ENV = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pairs = all_pairs()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--pairs", nargs="+", default=sorted(pairs), choices=sorted(pairs), metavar="NAME",
                    help=f"model pairs to check, of: {', '.join(sorted(pairs))}")
     p.add_argument("--checks", nargs="+", default=list(CHECKS), choices=list(CHECKS), help="checks 1-4 and 6 to run")

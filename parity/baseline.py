@@ -306,7 +306,7 @@ def run(dataset: str, params: dict, splits: dict, fit_on: str, train_size: int |
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m parity.baseline", description=__doc__.split("\n")[0],
+    p = flags.Parser(prog="python -m parity.baseline", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", choices=DATASETS, default="mnist")
     p.add_argument("--fit-on", choices=("train+val", "train"), default="train+val",

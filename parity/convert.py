@@ -253,7 +253,7 @@ def card_path(keras_file: Path) -> Path:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("source", type=Path, metavar="SOURCE",
                    help="Keras: a .keras file, a keras_ref run folder or a .weights.h5 file; Lightning: a run folder or .ckpt")

@@ -29,6 +29,7 @@ from parity import checks
 from parity.registry import ModelPair, all_pairs
 from parity.shapes import torch_trace
 from parity.transfer import keras_to_torch, torch_to_keras
+from lightning_impl import flags
 
 
 def _start(pair: ModelPair):
@@ -119,7 +120,7 @@ def per_step(pair: ModelPair) -> list[tuple[int, float, str, int]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = flags.Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", nargs="+", help="registered pair names (default: all)")
     p.add_argument("--per-step", action="store_true", help="also the float32 gradient error and ReLU flips per step")
     args = p.parse_args(argv)
