@@ -62,12 +62,17 @@ def compare_profiles(data: NoisyDataModule, n: int, factors: dict[float, float])
         print(line, flush=True)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = flags.Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", action="store_true", help="compare bm3d's profiles on training images instead")
-    parser.add_argument("--tune-images", type=int, default=100)
-    parser.add_argument("--test-images", type=int, default=60)
-    args = parser.parse_args()
+    parser.add_argument("--tune-images", type=flags.positive_int, default=100)
+    parser.add_argument("--test-images", type=flags.positive_int, default=60)
+    args = parser.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     data = NoisyDataModule(download=False, test_limit=args.test_images)
     data.prepare_data(), data.setup()
     if args.profiles:

@@ -26,20 +26,25 @@ from lightning_impl.data.noise import NoisyDataModule
 from lightning_impl import flags
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sigma", type=float, default=0.1)
-    p.add_argument("--widths", type=int, nargs=3, default=(32, 64, 128))
-    p.add_argument("--decoder-convs", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--sigma", type=flags.unit_float, default=0.1)
+    p.add_argument("--widths", type=flags.positive_int, nargs=3, default=(32, 64, 128))
+    p.add_argument("--decoder-convs", type=flags.positive_int, default=2)
+    p.add_argument("--batch-size", type=flags.positive_int, default=32)
+    p.add_argument("--lr", type=flags.positive_float, default=3e-3)
+    p.add_argument("--epochs", type=flags.positive_int, default=1)
     p.add_argument("--precision", default="bf16-mixed")
     p.add_argument("--loss", default="mse", choices=("mse", "bce", "log_mse"))
-    p.add_argument("--val-images", type=int, default=2000)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--val-images", type=flags.positive_int, default=2000)
+    p.add_argument("--threads", type=flags.positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--data-dir", default=None)
     args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)

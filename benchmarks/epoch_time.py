@@ -30,10 +30,15 @@ def run(epochs: int, runs_dir: str) -> dict[str, dict]:
     return {"lightning": lightning, "keras": keras}
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=flags.positive_int, default=2)
     args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory() as runs_dir:
         results = run(args.epochs, runs_dir)
     print("| framework | epochs | s/epoch (after the first) | images/s (after the first) |")

@@ -57,15 +57,20 @@ def train(framework: str, epochs: int, seed: int, runs_dir: str) -> dict:
     return metrics | {"digest": weights_digest(metrics)}
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=2, help="runs per framework with the same seed (determinism)")
+    p.add_argument("--epochs", type=flags.positive_int, default=1)
+    p.add_argument("--seed", type=flags.non_negative_int, default=0)
+    p.add_argument("--repeats", type=flags.positive_int, default=2, help="runs per framework with the same seed (determinism)")
     p.add_argument("--frameworks", nargs="+", choices=("lightning", *BACKENDS), default=["lightning", *installed()],
                    help="lightning and the Keras backends to train (default: lightning and every installed backend)")
     p.add_argument("--json", type=Path, help="also write every run's figures here")
     args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     rows, everything = [], {}
     with tempfile.TemporaryDirectory() as runs_dir:
         for framework in args.frameworks:

@@ -208,19 +208,24 @@ def profile(steps: int, row_limit: int) -> None:
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit))
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
     p.add_argument("--variants", nargs="+", default=list(KERAS_VARIANTS), choices=list(KERAS_VARIANTS))
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--steps", type=int, default=30, help="timed steps per configuration and round")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps before them")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=flags.positive_int, default=2)
+    p.add_argument("--steps", type=flags.positive_int, default=30, help="timed steps per configuration and round")
+    p.add_argument("--warmup", type=flags.non_negative_int, default=5, help="untimed steps before them")
+    p.add_argument("--rounds", type=flags.positive_int, default=3)
     p.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops of a few steps")
-    p.add_argument("--profile-steps", type=int, default=5)
-    p.add_argument("--profile-rows", type=int, default=20)
+    p.add_argument("--profile-steps", type=flags.positive_int, default=5)
+    p.add_argument("--profile-rows", type=flags.positive_int, default=20)
     p.add_argument("--json", metavar="FILE", help="also write every round's figures here")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     import keras

@@ -268,16 +268,21 @@ def why(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["specified_cnn"], choices=sorted(MODELS))
     p.add_argument("--paths", nargs="+", default=["plain", "lightning", "keras"], choices=PATHS)
-    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--batches", type=int, default=300, help="timed batches per path and round")
-    p.add_argument("--warmup", type=int, default=20, help="batches before the timing starts")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", nargs="+", type=flags.positive_int, default=[1, 2])
+    p.add_argument("--batches", type=flags.positive_int, default=300, help="timed batches per path and round")
+    p.add_argument("--warmup", type=flags.non_negative_int, default=20, help="batches before the timing starts")
+    p.add_argument("--rounds", type=flags.positive_int, default=3)
     p.add_argument("--json", metavar="FILE", help="also write every round's figures here")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "

@@ -189,15 +189,20 @@ def fmt(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f}"
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--seeds", nargs="+", type=flags.non_negative_int, default=[1, 2, 3])
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=None, help="default: the recipe's trainer.max_epochs")
-    p.add_argument("--limit-train-batches", type=int, default=None, help="batches per epoch (smoke runs)")
+    p.add_argument("--threads", type=flags.positive_int, default=2)
+    p.add_argument("--epochs", type=flags.positive_int, default=None, help="default: the recipe's trainer.max_epochs")
+    p.add_argument("--limit-train-batches", type=flags.positive_int, default=None, help="batches per epoch (smoke runs)")
     p.add_argument("--json", metavar="FILE", help="also write every run's figures here")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")

@@ -733,12 +733,17 @@ def update_docs(results_file: Path, root: Path = Path(".")) -> list[Path]:
     return changed
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(prog="python -m experiments.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--update-docs", type=Path, metavar="RESULTS_JSON", required=True,
                    help="render README.md's results table and the docs/ pages' generated tables from this results file")
     p.add_argument("--root", type=Path, default=Path("."), help="the repository (default: here)")
     args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     changed = update_docs(args.update_docs, args.root)
     print("updated: " + (", ".join(map(str, changed)) if changed else "nothing (the docs agree with the results)"))
 

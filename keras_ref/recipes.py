@@ -56,7 +56,8 @@ def _number(where: str, value, low: float, high: float, *, integer: bool = False
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
     if below or above:
-        span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        show = (lambda x: str(int(x))) if integer else (lambda x: f"{x:g}")  # noqa: E731
+        span = f"{'(' if low_open else '['}{show(low)}, {show(high)}{')' if high_open else ']'}"
         raise RecipeError(f"{where}: must lie in {span}, got {value!r}")
     return value
 
@@ -107,11 +108,18 @@ def _merged(config: dict | str | Path, default: str) -> dict:
     return configs.merge(configs.load(default), config)
 
 
+MAX_INT, MAX_SEED, MAX_FLOAT = 2**31 - 1, 2**32 - 1, 1e6  # as lightning_impl.cli.check_ranges
+
+
 def _epochs(trainer: dict) -> int:
     epochs = trainer.get("max_epochs")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise RecipeError(f"trainer.max_epochs: the Keras trainer needs a positive number of epochs, got {epochs!r}")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or not 1 <= epochs <= MAX_INT:
+        raise RecipeError(f"trainer.max_epochs: the Keras trainer needs a number of epochs in [1, {MAX_INT}], got {epochs!r}")
     return epochs
+
+
+def _seed(config: dict, default: int) -> int:
+    return _number("seed_everything", config.get("seed_everything", default), 0, MAX_SEED, integer=True)
 
 
 def _run_name(trainer: dict, fallback: str) -> tuple[str, str]:
@@ -156,7 +164,8 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
     runs_dir, name = _run_name(trainer, "classifier")
     _number("model.label_smoothing", model.get("label_smoothing", 0.0), 0.0, 1.0)
     _number("model.warmup_fraction", model.get("warmup_fraction", 0.1), 0.0, 1.0, high_open=True)
-    _number("data.init_args.batch_size", data_args.get("batch_size", 128), 1, float("inf"), integer=True)
+    _number("data.init_args.batch_size", data_args.get("batch_size", 128), 1, MAX_INT, integer=True)
+    _number("data.init_args.split_seed", data_args.get("split_seed", 0), 0, MAX_SEED, integer=True)
     _number("data.init_args.val_fraction", data_args.get("val_fraction", 0.1), 0.0, 1.0, low_open=True, high_open=True)
     return {
         "task": "classification",
@@ -172,7 +181,7 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
         "val_fraction": data_args.get("val_fraction", 0.1),
         "split_seed": data_args.get("split_seed", 0),
         "epochs": _epochs(trainer),
-        "seed": config.get("seed_everything", 42),
+        "seed": _seed(config, 42),
         "runs_dir": runs_dir,
         "name": name,
     }
@@ -191,7 +200,9 @@ def denoiser_recipe(config: dict | str | Path = DENOISER_DEFAULT) -> dict:
     _number("model.warmup_fraction", model.get("warmup_fraction", 0.05), 0.0, 1.0, high_open=True)
     for key in ("batch_size", "eval_batch_size", "train_limit", "val_limit", "test_limit"):
         if data.get(key) is not None:
-            _number(f"data.{key}", data[key], 1, float("inf"), integer=True)
+            _number(f"data.{key}", data[key], 1, MAX_INT, integer=True)
+    if data.get("split_seed") is not None:
+        _number("data.split_seed", data["split_seed"], 0, MAX_SEED, integer=True)
     if "val_fraction" in data:
         _number("data.val_fraction", data["val_fraction"], 0.0, 1.0, low_open=True, high_open=True)
     return {
@@ -204,7 +215,7 @@ def denoiser_recipe(config: dict | str | Path = DENOISER_DEFAULT) -> dict:
         "warmup_fraction": model.get("warmup_fraction", 0.05),
         "data": dict(data),
         "epochs": _epochs(trainer),
-        "seed": config.get("seed_everything", 0),
+        "seed": _seed(config, 0),
         "runs_dir": runs_dir,
         "name": name,
     }
@@ -215,9 +226,7 @@ def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_frac
     torch's does (keras_ref.torch_like)."""
     name = optimizer["class_path"].rsplit(".", 1)[-1]
     args = dict(optimizer.get("init_args", {}))
-    lr = args.pop("lr", 1e-3)
-    if not isinstance(lr, (int, float)) or lr <= 0:
-        raise RecipeError(f"model.optimizer.init_args.lr: must be a positive number, got {lr!r}")
+    lr = _number("model.optimizer.init_args.lr", args.pop("lr", 1e-3), 0.0, MAX_FLOAT, low_open=True)
     if schedule == "warmup_cosine":  # the curve of lightning_impl.tasks.schedules.warmup_cosine
         warmup = int(total_steps * warmup_fraction)
         lr = keras.optimizers.schedules.CosineDecay(
@@ -225,14 +234,16 @@ def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_frac
         )
     elif schedule != "constant":
         raise RecipeError(f"model.schedule: unknown schedule {schedule!r} (warmup_cosine, constant)")
-    weight_decay = args.pop("weight_decay", 0.01 if name == "AdamW" else 0.0)
-    if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-        raise RecipeError(f"model.optimizer.init_args.weight_decay: must be a number >= 0, got {weight_decay!r}")
+    weight_decay = _number("model.optimizer.init_args.weight_decay", args.pop("weight_decay", 0.01 if name == "AdamW" else 0.0),
+                           0.0, MAX_FLOAT)
     if name in ("Adam", "AdamW"):
         betas = args.pop("betas", (0.9, 0.999))
-        kwargs = dict(beta_1=betas[0], beta_2=betas[1], epsilon=args.pop("eps", 1e-8))
+        betas = [_number(f"model.optimizer.init_args.betas[{i}]", b, 0.0, 1.0, high_open=True) for i, b in enumerate(betas)]
+        eps = _number("model.optimizer.init_args.eps", args.pop("eps", 1e-8), 0.0, 1.0, low_open=True)
+        kwargs = dict(beta_1=betas[0], beta_2=betas[1], epsilon=eps)
     elif name == "SGD":
-        kwargs = dict(momentum=args.pop("momentum", 0.0), nesterov=args.pop("nesterov", False))
+        momentum = _number("model.optimizer.init_args.momentum", args.pop("momentum", 0.0), 0.0, 1.0, high_open=True)
+        kwargs = dict(momentum=momentum, nesterov=args.pop("nesterov", False))
     else:
         raise RecipeError(f"model.optimizer.class_path: no Keras translation for {optimizer['class_path']!r}")
     if args:

@@ -175,9 +175,9 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=DENOISER_DEFAULT, help="a denoiser's LightningCLI YAML (default: %(default)s)")
-    p.add_argument("--sigma", type=float, nargs="+", metavar="SIGMA",
+    p.add_argument("--sigma", type=flags.unit_float, nargs="+", metavar="SIGMA",
                    help="override data.sigma: one level, or LOW HIGH for a blind model (Lightning: --data.sigma)")
-    p.add_argument("--eval-sigma", type=float, nargs="+", metavar="SIGMA",
+    p.add_argument("--eval-sigma", type=flags.unit_float, nargs="+", metavar="SIGMA",
                    help="override data.eval_sigma, the noise of the fixed validation/test copies (Lightning: --data.eval_sigma)")
     p.add_argument("--batch-size", type=flags.positive_int, help="override data.batch_size (Lightning: --data.batch_size)")
     flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "resume", "backend",

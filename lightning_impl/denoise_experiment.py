@@ -435,7 +435,7 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> Path:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=sorted(BUDGETS),
                         help="large (default): the experiment, configs/denoise_unet.yaml; full: 32-64-128, 2 epochs; quick: "
@@ -445,6 +445,11 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     if args.resume and args.compare_losses:
         parser.error("--resume applies to the experiment, not to --compare-losses")
+    return args
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
     with data_errors():
         if args.compare_losses:
             run_dir = compare_losses(args.budget or "full", args.runs_dir, args.data_dir)

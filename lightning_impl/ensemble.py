@@ -99,7 +99,7 @@ def ladder_runs(ladder: Path, step: str) -> list[Path]:
     return [Path(r["best_checkpoint"]).parents[1] for r in sorted(runs, key=lambda r: r["seed"])]
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="*", type=Path, help="training run folders (config.yaml + checkpoints/)")
     p.add_argument("--ladder", type=Path, help="an ablation folder; with --step, ensemble that step's seeds")
@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if (args.ladder is None) != (args.step is None):
         p.error("--ladder and --step go together")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     try:
         with data_errors():
             runs = args.runs + (ladder_runs(args.ladder, args.step) if args.ladder else [])

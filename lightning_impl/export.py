@@ -127,12 +127,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("checkpoint", metavar="RUN_DIR_OR_CKPT", help="a run folder (its best checkpoint) or a .ckpt file")
     p.add_argument("--out", metavar="FILE.onnx", help="default: model.onnx in the run folder")
-    p.add_argument("--images", type=int, default=256, help="test images run through both implementations")
-    p.add_argument("--tolerance", type=float, default=TOLERANCE, help="largest |difference| accepted")
+    p.add_argument("--images", type=flags.positive_int, default=256, help="test images run through both implementations")
+    p.add_argument("--tolerance", type=flags.positive_float, default=TOLERANCE, help="largest |difference| accepted")
     flags.add(p, "data_dir", "json", "quiet")
     args = p.parse_args(argv)
-    if args.images < 1:
-        p.error("--images must be positive")
     return args
 
 

@@ -8,6 +8,7 @@ dotted names): one concept, one spelling, one meaning. README.md lists them in o
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 
@@ -19,18 +20,45 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+MAX_INT = 2**31 - 1  # no count, size or seed of the project is larger (numpy's seeds stop at 2**32 - 1)
+
+
+def _int(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}") from None
+    if not low <= value <= MAX_INT:
+        raise argparse.ArgumentTypeError(f"must lie in [{low}, {MAX_INT}], got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int(text, 1)
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return _int(text, 0)
+
+
+def _float(text: str, low: float, high: float, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    if not (math.isfinite(value) and low <= value <= high) or (value == 0 and what == "positive"):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (a learning rate, a noise level's scale)."""
+    return _float(text, 0.0, 1e30, "positive")
+
+
+def unit_float(text: str) -> float:
+    """A finite number in [0, 1] (a noise level of [0, 1] pixels, a share)."""
+    return _float(text, 0.0, 1.0, "in [0, 1]")
 
 
 def output_file(text: str) -> Path:

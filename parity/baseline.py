@@ -311,10 +311,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", choices=DATASETS, default="mnist")
     p.add_argument("--fit-on", choices=("train+val", "train"), default="train+val",
                    help="the final fit's data once parameters are fixed ('train' also reports val_acc)")
-    p.add_argument("--train-size", type=int, default=None,
+    p.add_argument("--train-size", type=flags.positive_int, default=None,
                    help="fit on a stratified subset of this many images (quick runs); default: all")
     p.add_argument("--search", action="store_true", help="re-run the validation search instead of using CHOSEN")
-    p.add_argument("--search-train-size", type=int, default=10000,
+    p.add_argument("--search-train-size", type=flags.positive_int, default=10000,
                    help="training images the search fits on (it always scores on the whole validation split)")
     flags.add(p, "jobs", "data_dir", "runs_dir", "quiet", jobs=os.cpu_count() or 1)
     args = p.parse_args(argv)

@@ -119,16 +119,22 @@ def per_step(pair: ModelPair) -> list[tuple[int, float, str, int]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", nargs="+", help="registered pair names (default: all)")
     p.add_argument("--per-step", action="store_true", help="also the float32 gradient error and ReLU flips per step")
     args = p.parse_args(argv)
     pairs = all_pairs()
-    names = args.pairs or sorted(pairs)
-    unknown = [n for n in names if n not in pairs]
+    unknown = [n for n in args.pairs or () if n not in pairs]
     if unknown:
-        p.error(f"unknown pairs {unknown}; registered: {sorted(pairs)}")
+        p.error(f"--pairs: unknown pairs {unknown}; registered: {sorted(pairs)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    pairs = all_pairs()
+    names = args.pairs or sorted(pairs)
     with keras.device("cpu"), checks.one_thread():  # as run_checks
         for name in names:
             print(f"\n## {name}: weights after {checks.SGD_STEPS} SGD steps, max |difference| / max |update|\n")

@@ -48,13 +48,13 @@ def fixed_noisy_copy(clean: torch.Tensor, sigma: Sigma, seed: int) -> torch.Tens
     return add_noise(clean, sigmas, generator)
 
 
-def check_sigma(sigma: Sigma) -> Sigma:
+def check_sigma(sigma: Sigma, name: str = "sigma") -> Sigma:
     if isinstance(sigma, (int, float)):
         if not 0.0 <= sigma <= 1.0:
-            raise ValueError(f"noise sigma must lie in [0, 1] (images are in [0, 1]), got {sigma}")
+            raise ValueError(f"{name}: a noise level must lie in [0, 1] (images are in [0, 1]), got {sigma}")
         return float(sigma)
     if len(sigma) != 2 or not 0.0 <= sigma[0] < sigma[1] <= 1.0:
-        raise ValueError(f"a noise range must be (low, high) with 0 <= low < high <= 1, got {sigma}")
+        raise ValueError(f"{name}: a noise range must be (low, high) with 0 <= low < high <= 1, got {sigma}")
     return (float(sigma[0]), float(sigma[1]))
 
 
@@ -103,7 +103,7 @@ class NoisyDataModule(L.LightningDataModule):
                 # 0 would train (or score) nothing and still report an untrained net's scores as a finished run
                 raise ValueError(f"{name} must be a positive number of images (or null for all), got {limit!r}")
         self.sigma = check_sigma(sigma)
-        self.eval_sigma = check_sigma(eval_sigma) if eval_sigma is not None else self.sigma
+        self.eval_sigma = check_sigma(eval_sigma, "eval_sigma") if eval_sigma is not None else self.sigma
         self.save_hyperparameters()
         self.source = DATAMODULES[dataset](
             data_dir=data_dir, batch_size=batch_size, eval_batch_size=eval_batch_size,
