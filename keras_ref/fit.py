@@ -117,12 +117,20 @@ class ResumeError(ValueError):
     """A Keras run folder that cannot be resumed as asked; the message names the folder and the fix."""
 
 
-def resumable_recipe(run: Path, epochs: int | None) -> dict:
+def resumable_recipe(run: Path, epochs: int | None, task: str) -> dict:
     """The recipe a Keras run was trained with (its recipe.yaml), to resume it: refused for a finished run unless
     ``epochs`` trains on (its record is then kept as metrics.epochs_<n>.json, as lightning_impl does)."""
     if not (run / "recipe.yaml").is_file():
+        if (run / "config.yaml").is_file():
+            raise ResumeError(f"--resume {run}: this is a Lightning run: resume it with lightning_impl.train or "
+                              "lightning_impl.train_denoiser --resume")
         raise ResumeError(f"--resume {run}: no recipe.yaml there, so nothing to resume (not a Keras run folder)")
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    if not isinstance(recipe, dict):
+        raise ResumeError(f"--resume {run}: recipe.yaml is not a recipe; nothing to resume")
+    if recipe.get("task", task) != task:
+        other = "keras_ref.train_denoiser" if recipe["task"] == "denoising" else "keras_ref.train"
+        raise ResumeError(f"--resume {run}: this is a {recipe['task']} run: use {other} --resume")
     if (run / "metrics.json").is_file():
         done = read_record(run / "metrics.json", "run record").get("epochs")
         if epochs is None or not isinstance(done, int) or epochs <= done:

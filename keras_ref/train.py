@@ -143,7 +143,7 @@ def resume_args(p: argparse.ArgumentParser, args: argparse.Namespace, argv: list
         if fixed in given:
             p.error(f"{fixed}: a resumed run keeps its own (recipe.yaml in {args.resume}); give only --epochs to train on")
     try:
-        args.recipe = resumable_recipe(args.resume, args.epochs)
+        args.recipe = resumable_recipe(args.resume, args.epochs, "classification")
     except (ResumeError, OSError) as err:
         p.error(str(err))
     args.limit_train = args.recipe.get("limit_train")

@@ -210,7 +210,7 @@ def resume_args(p: argparse.ArgumentParser, args: argparse.Namespace, argv: list
         if fixed in given:
             p.error(f"{fixed}: a resumed run keeps its own (recipe.yaml in {args.resume}); give only --epochs to train on")
     try:
-        args.recipe = resumable_recipe(args.resume, args.epochs)
+        args.recipe = resumable_recipe(args.resume, args.epochs, "denoising")
         if args.data_dir is not None:
             args.recipe["data"]["data_dir"] = args.data_dir
         args.data = NoisyDataModule(**args.recipe["data"])

@@ -112,6 +112,8 @@ def find_checkpoint(path: str | Path) -> Path:
         return best[0]
     if (folder / "last.ckpt").is_file():
         return folder / "last.ckpt"
+    if (Path(path) / "model.keras").is_file() or (Path(path) / "recipe.yaml").is_file():
+        raise CheckpointError(f"{path}: this is a Keras run: use keras_ref.predict (lightning_impl reads Lightning checkpoints)")
     raise CheckpointError(f"{path}: no checkpoint found (looked for best*.ckpt and last.ckpt in {folder})")
 
 

@@ -64,6 +64,12 @@ def one_line(message: str) -> str:
             key = keys[0] if len(keys) == 1 else f"{keys[0]}.init_args.{keys[-1]}"
             shown = given[-1] if given else "?"
         return f"--{key} {shown}: expected {' or '.join(expected)}"
+    problem = re.search(r"Problem with given class_path '([\w.]+)':\s*\n\s*(.+)", message)
+    if keys and problem:  # a class's argument it does not have (a typo): the class's own line
+        reason = problem.group(2).strip()
+        if nested:
+            reason = f"--{keys[0]}.init_args.{nested.group(1)}: {reason}"
+        return f"{reason} (by {problem.group(1).rsplit('.', 1)[-1]})"
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     return "; ".join(lines[:3])
 
@@ -196,7 +202,7 @@ def check_ranges(config) -> None:
             raise ConfigurationError(f"{flag} {value}: out of range; accepted: {what}")
 
 
-def resume_args(args: list[str]) -> tuple[list[str], Path | None, int | None]:
+def resume_args(args: list[str], resume_task: str | None = None) -> tuple[list[str], Path | None, int | None]:
     """``--resume RUN_DIR [flags]`` -> the run's own config and its folder as the logger's; its last.ckpt and the
     epoch that checkpoint finished.
 
@@ -208,7 +214,12 @@ def resume_args(args: list[str]) -> tuple[list[str], Path | None, int | None]:
         raise ConfigurationError("--resume: expected a run folder (runs/<name>/version_<n>)")
     run_dir, rest = Path(args[i + 1]), args[:i] + args[i + 2 :]
     config, last = run_dir / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
-    if (run_dir / "metrics.json").is_file():
+    if not config.is_file() and (run_dir / "recipe.yaml").is_file():
+        raise ConfigurationError(f"--resume {run_dir}: this is a Keras run: resume it with keras_ref.train or "
+                                 "keras_ref.train_denoiser --resume")
+    if config.is_file():
+        check_config_files(["--config", str(config)], resume_task)
+    if (run_dir / "metrics.json").is_file() and config.is_file():
         _train_on_finished(run_dir, config, rest)
     for needed in (config, last):
         if not needed.is_file():
@@ -296,8 +307,9 @@ def make_cli(cli_class: type[ProjectCLI], model, data, args: list[str] | None, *
     launch re-runs the caller's own command line.
     """
     own = sys.argv[1:] if args is None else list(args)
-    parsed, ckpt_path, last_epoch = resume_args(own)
-    check_config_files(parsed, configs.recipe_task(configs.load(cli_class.recipe)))
+    task = configs.recipe_task(configs.load(cli_class.recipe))
+    parsed, ckpt_path, last_epoch = resume_args(own, task)
+    check_config_files(parsed, task)
     with mock.patch.object(sys, "argv", sys.argv[:1]):
         cli = cli_class(
             model, data, run=False, args=parsed, save_config_kwargs={"overwrite": ckpt_path is not None},
@@ -393,7 +405,7 @@ def preflight(cli: ProjectCLI) -> None:
     if shape is not None:
         try:
             with torch.no_grad():
-                model.net.eval()(torch.zeros(2, *shape))
+                out = model.net.eval()(torch.zeros(2, *shape))
         except RuntimeError as err:
             raise ConfigurationError(
                 f"--model.net {type(model.net).__name__} does not take {data.dataset_name} images "
@@ -401,6 +413,11 @@ def preflight(cli: ProjectCLI) -> None:
                 "(e.g. a recipe in configs/ for it)") from None
         finally:
             model.net.train()
+        classes = getattr(data, "num_classes", None)
+        if isinstance(classes, int) and out.ndim == 2 and out.shape[1] != classes:
+            raise ConfigurationError(
+                f"--model.net {type(model.net).__name__} has {out.shape[1]} outputs, but {data.dataset_name} has "
+                f"{classes} classes; leave num_classes to the data (the recipes take it from data.num_classes)")
 
 
 def fit_then_test_best(cli: ProjectCLI) -> tuple[dict[str, float], str | None, EpochTimer, float]:

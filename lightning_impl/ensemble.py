@@ -24,6 +24,7 @@ from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import ImageDataModule
 from lightning_impl import checkpoints, flags
 from lightning_impl.runs import UsageError, data_errors, fail, write_json
+from lightning_impl.cli import ConfigurationError
 from lightning_impl.train import classifier_cli
 
 
@@ -117,8 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
         with data_errors():
             runs = args.runs + (ladder_runs(args.ladder, args.step) if args.ladder else [])
             result = evaluate(runs)
-    except checkpoints.CheckpointError as err:
-        fail(str(err))
+    except (checkpoints.CheckpointError, ConfigurationError) as err:
+        fail(str(err).replace("recipe: use lightning_impl.train_denoiser", "run: an ensemble averages classifiers"))
     for m in result["members"]:
         print(f"{100 * m['test_acc']:.2f} %  {m['run']}")
     std = result["member_test_acc_std"]

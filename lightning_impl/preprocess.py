@@ -46,6 +46,9 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo; PIL itself only warns below ~179 million
+
+
 def read_image(path: str | Path) -> Image.Image:
     path = Path(path)
     if not path.exists():
@@ -53,10 +56,16 @@ def read_image(path: str | Path) -> Image.Image:
     if path.is_dir():
         raise ImageInputError(f"{path}: is a folder, not an image file")
     try:
-        image = Image.open(path)
+        image = Image.open(path)  # reads the header only
+        width, height = image.size
+        if width * height > MAX_PIXELS:  # a small file can claim a huge canvas (a decompression bomb)
+            raise ImageInputError(f"{path}: {width} x {height} pixels, more than the {MAX_PIXELS:,} read here; "
+                                  "scale it down first (the model sees 28 x 28 or 32 x 32)")
         image.load()  # decode now: a truncated file fails here, not later
     except UnidentifiedImageError:
         raise ImageInputError(f"{path}: not an image PIL can read (PNG or JPEG expected)") from None
+    except Image.DecompressionBombError as err:
+        raise ImageInputError(f"{path}: refused as a decompression bomb ({err})") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageInputError(f"{path}: unreadable image ({err})") from None
     return ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF

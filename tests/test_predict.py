@@ -149,7 +149,9 @@ def test_command_line_errors_are_one_line(tiny_classifier_run, image_files, tmp_
     (tmp_path / "text.png").write_text("not a picture")
     Image.new("RGB", (50, 50), (200, 30, 30)).save(tmp_path / "red.png")
     torch.save({"state_dict": {}}, tmp_path / "old.ckpt")
+    Image.new("1", (8000, 8000)).save(tmp_path / "bomb.png")  # a few kB claiming 64 million pixels
     cases = [
+        ((tiny_classifier_run, tmp_path / "bomb.png"), "8000 x 8000 pixels"),
         ((tiny_classifier_run, tmp_path / "text.png"), "not an image"),
         ((tiny_classifier_run, tmp_path / "nothing.png"), "no such file"),
         ((tiny_classifier_run, tmp_path / "red.png"), "pass --grey"),

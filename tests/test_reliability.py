@@ -63,6 +63,12 @@ LIGHTNING_CASES = {
     "warm-up over the whole run": (["--model.warmup_fraction", "1.0"], "warmup_fraction must lie in [0, 1), got 1.0"),
     "a GPU on a machine without one": (["--trainer.accelerator", "gpu"], "(see --help)"),
     "max_epochs below -1": (["--trainer.max_epochs", "-5"], "max_epochs"),
+    "a net with fewer outputs than classes": (["--model.net.init_args.num_classes", "3"], "has 3 outputs, but mnist has 10"),
+    "a denoiser recipe": (["--config", "configs/denoise_reference.yaml"], "this is a denoiser recipe: use lightning_impl.train_denoiser"),
+    "a config that is not a recipe": (["--config", "/etc/passwd"], "not a recipe"),
+    "a config that does not exist": (["--config", "nowhere.yaml"], "--config nowhere.yaml: no such file"),
+    "a typo in a class argument": (["--model.net.init_args.widht", "3"], "--model.net.init_args.widht: Option 'widht' is not accepted"),
+    "a value of the wrong type": (["--trainer.max_epochs", "abc"], "--trainer.max_epochs abc: expected int or null"),
 }
 
 
@@ -73,6 +79,21 @@ def test_classifier_refuses_before_work(argv, says, tmp_path, capsys):
     line = refused(main, [*argv, "--trainer.logger.init_args.save_dir", str(tmp_path), *QUIET], capsys)
     assert says in line
     assert not list(tmp_path.glob("*/version_*/metrics.json"))  # nothing reported
+
+
+def test_a_config_that_is_not_yaml_is_named(tmp_path, capsys):
+    from lightning_impl.train import main
+
+    (tmp_path / "bad.yaml").write_text("trainer: [unclosed\n")
+    line = refused(main, ["--config", str(tmp_path / "bad.yaml"), "--trainer.logger.init_args.save_dir", str(tmp_path)], capsys)
+    assert f"--config {tmp_path / 'bad.yaml'}: not valid YAML" in line
+
+
+def test_a_classifier_recipe_given_to_the_denoiser_names_the_right_entry_point(tmp_path, capsys):
+    from lightning_impl.train_denoiser import main
+
+    line = refused(main, ["--config", "configs/mnist_improved.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path)], capsys)
+    assert "this is a classifier recipe: use lightning_impl.train" in line
 
 
 def test_denoiser_refuses_a_noise_level_out_of_range(tmp_path, capsys):
@@ -210,6 +231,31 @@ def test_keras_missing_data_offline_is_one_line(tmp_path, capsys, offline):
 
     line = refused(main, ["--data-dir", str(tmp_path / "empty"), "--runs-dir", str(tmp_path), "--quiet"], capsys)
     assert "LIGHTNING_IMPL_DATA" in line and "--data-dir" in line
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
+    from PIL import Image
+
+    from lightning_impl.preprocess import ImageInputError, read_image
+
+    Image.new("1", (8000, 8000)).save(tmp_path / "bomb.png")  # a few kB claiming 64 million pixels
+    assert (tmp_path / "bomb.png").stat().st_size < 100_000
+    with pytest.raises(ImageInputError, match="8000 x 8000 pixels"):
+        read_image(tmp_path / "bomb.png")
+
+
+def test_an_extraction_cache_below_a_file_is_named_with_its_variable(tmp_path, monkeypatch):
+    from lightning_impl.data.datasets import DatasetUnavailableError, ensure_available
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("LIGHTNING_IMPL_CACHE", str(tmp_path / "file" / "cache"))
+    staged = Path(os.environ["LIGHTNING_IMPL_DATA"])
+    if not (staged / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("the staged MNIST is not compressed: nothing is extracted")
+    if (staged / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip("the staged MNIST is already decompressed: nothing is extracted")
+    with pytest.raises(DatasetUnavailableError, match=f"{tmp_path / 'file'} is a file.*LIGHTNING_IMPL_CACHE"):
+        ensure_available("mnist", staged, download=False)
 
 
 # ----------------------------------------------------------------------------- checkpoints are data, never code
@@ -438,6 +484,31 @@ def test_a_finished_keras_run_is_resumed_only_to_train_on(keras_uninterrupted, t
     assert (run_dir / "metrics.epochs_3.json").read_text() == before
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == len(metrics["epoch_time_s"]) == 4
+
+
+WRONG_TOOL = {  # (entry point, argv, folder kind) -> what the refusal says
+    "a Lightning denoiser run to the classifier": ("lightning_impl.train", ["--resume", "{lightning_denoiser}"],
+                                                   "this is a denoiser recipe: use lightning_impl.train_denoiser"),
+    "a Keras run to Lightning": ("lightning_impl.train_denoiser", ["--resume", "{keras_classifier}"], "this is a Keras run"),
+    "a Lightning run to Keras": ("keras_ref.train", ["--resume", "{lightning_denoiser}"], "this is a Lightning run"),
+    "a Keras denoiser run to the Keras classifier": ("keras_ref.train", ["--resume", "{keras_denoiser}"],
+                                                    "this is a denoising run: use keras_ref.train_denoiser"),
+    "a Keras run to Lightning's prediction": ("lightning_impl.predict", ["{keras_classifier}", "digit.png"],
+                                              "this is a Keras run: use keras_ref.predict"),
+    "a denoiser run to the ensemble": ("lightning_impl.ensemble", ["{lightning_denoiser}"], "an ensemble averages classifiers"),
+}
+
+
+@pytest.mark.parametrize("module,argv,says", WRONG_TOOL.values(), ids=WRONG_TOOL.keys())
+def test_a_run_given_to_the_wrong_tool_names_the_right_one(module, argv, says, tmp_path, capsys):
+    folders = {name: tmp_path / name for name in ("lightning_denoiser", "keras_classifier", "keras_denoiser")}
+    for folder in folders.values():
+        (folder / "checkpoints").mkdir(parents=True)
+    (folders["lightning_denoiser"] / "config.yaml").write_text((ROOT / "configs" / "denoise_reference.yaml").read_text())
+    (folders["keras_classifier"] / "recipe.yaml").write_text("task: classification\nepochs: 3\n")
+    (folders["keras_denoiser"] / "recipe.yaml").write_text("task: denoising\nepochs: 3\n")
+    argv = [a.format(**folders) for a in argv]
+    assert says in refused(_module_main(module), argv, capsys)
 
 
 KERAS_RESUME_CASES = {

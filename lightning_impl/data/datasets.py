@@ -152,7 +152,14 @@ def _idx_root(spec: DatasetSpec, data_dir: Path, download: bool) -> Path:
     if all((raw / f"{f}.gz").is_file() for f in md5s):
         cache_root = extraction_cache()
         cache_raw = cache_root / spec.folder / "raw"
-        cache_raw.mkdir(parents=True, exist_ok=True)
+        try:
+            cache_raw.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError, PermissionError) as err:
+            blocker = next((p for p in (cache_raw, *cache_raw.parents) if p.exists() and not p.is_dir()), None)
+            why = f"{blocker} is a file, not a folder" if blocker else f"{type(err).__name__}: {err.strerror}"
+            raise DatasetUnavailableError(
+                f"the extraction cache {cache_root} cannot hold the decompressed {spec.folder} files ({why}); "
+                f"point {CACHE_ENV} at a folder you can write (default: {_user_cache() / 'extracted'})") from None
         for f, md5 in md5s.items():
             target, source = cache_raw / f, raw / f"{f}.gz"
             if target.is_file() and calculate_md5(str(target)) == md5:
