@@ -2,10 +2,11 @@
 
 The YAML is merged over the task's default recipe, as LightningCLI merges it over its default config file, so
 both frameworks fill in the same defaults from the same place. Every key is translated one to one or refused
-by name: a recipe Keras cannot follow exactly is an error, never a silently different run. Not translated on
-purpose (they change speed or placement, not the model): ``trainer.precision`` (Keras trains in float32),
-``trainer.accelerator``/``devices``/``strategy``/``num_nodes``, ``model.channels_last``, progress and summary
-switches. Checkpoints are chosen on validation by the Keras trainer itself (``checkpoint`` is accepted as is).
+by name: a recipe Keras cannot follow exactly is an error, never a silently different run. ``trainer.precision``
+is resolved once, as Lightning resolves it (lightning_impl.precision: ``null`` is bf16 where the hardware computes
+it natively), and becomes the Keras dtype policy (``bf16-mixed`` -> ``mixed_bfloat16``). Not translated on
+purpose (they change speed or placement, not the model): ``trainer.accelerator``/``devices``/``strategy``/
+``num_nodes``, ``model.channels_last``, progress and summary switches. Checkpoints are chosen on validation by the Keras trainer itself (``checkpoint`` is accepted as is).
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ import keras
 from keras_ref.augment import AUGMENTATIONS
 from keras_ref.models import TWINS
 from keras_ref.torch_like import TorchAdam, TorchAdamW, TorchSGD
-from lightning_impl import configs
+from lightning_impl import configs, precision
+
+# Lightning's precision -> the Keras dtype policy that computes and stores as it does.
+KERAS_POLICY = {"32-true": "float32", "32": "float32", 32: "float32", "bf16-mixed": "mixed_bfloat16",
+                "16-mixed": "mixed_float16", "64-true": "float64", "64": "float64", 64: "float64"}
 
 CLASSIFIER_DEFAULT = "mnist_specified_cnn.yaml"  # = python -m lightning_impl.train with no arguments
 DENOISER_DEFAULT = "denoise_reference.yaml"  # = python -m lightning_impl.train_denoiser with no arguments
@@ -118,6 +123,15 @@ def _epochs(trainer: dict) -> int:
     return epochs
 
 
+def _policy(trainer: dict) -> str:
+    """The Keras dtype policy of the recipe's precision, resolved as the Lightning trainer resolves it."""
+    resolved = precision.resolve(trainer.get("precision"), trainer.get("accelerator"))
+    if resolved not in KERAS_POLICY:
+        raise RecipeError(f"trainer.precision: {resolved!r} has no Keras dtype policy here "
+                          f"(translated: {', '.join(sorted(map(str, KERAS_POLICY)))})")
+    return KERAS_POLICY[resolved]
+
+
 def _seed(config: dict, default: int) -> int:
     return _number("seed_everything", config.get("seed_everything", default), 0, MAX_SEED, integer=True)
 
@@ -181,6 +195,7 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
         "val_fraction": data_args.get("val_fraction", 0.1),
         "split_seed": data_args.get("split_seed", 0),
         "epochs": _epochs(trainer),
+        "dtype_policy": _policy(trainer),
         "seed": _seed(config, 42),
         "runs_dir": runs_dir,
         "name": name,
@@ -215,6 +230,7 @@ def denoiser_recipe(config: dict | str | Path = DENOISER_DEFAULT) -> dict:
         "warmup_fraction": model.get("warmup_fraction", 0.05),
         "data": dict(data),
         "epochs": _epochs(trainer),
+        "dtype_policy": _policy(trainer),
         "seed": _seed(config, 0),
         "runs_dir": runs_dir,
         "name": name,
@@ -253,3 +269,19 @@ def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_frac
     if name == "AdamW":
         return TorchAdamW(lr, weight_decay=weight_decay, **kwargs)
     return (TorchAdam if name == "Adam" else TorchSGD)(lr, l2=weight_decay, **kwargs)
+
+
+class dtype_policy:
+    """``with dtype_policy(name):`` layers built inside compute and store as the policy says (Keras reads the global
+    policy when a layer is made); the previous policy is back afterwards, so that nothing else built in the
+    process (a parity check's float64 twin) inherits it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self):
+        self.previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.name)
+
+    def __exit__(self, *exc):
+        keras.config.set_dtype_policy(self.previous)

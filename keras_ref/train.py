@@ -31,7 +31,7 @@ from keras_ref.epochs import EpochBatches
 from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe, save_atomically
 from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
-from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, make_optimizer
+from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, dtype_policy, make_optimizer
 from lightning_impl import flags, plots
 from lightning_impl.data.datamodules import DATAMODULES
 from lightning_impl.runs import data_errors, write_json
@@ -46,10 +46,11 @@ def training_model(net: keras.Model, augmentation: keras.Model | None) -> keras.
 
 def build(recipe: dict, input_shape: tuple[int, int, int], num_classes: int, steps_per_epoch: int) -> tuple[keras.Model, keras.Model]:
     """(net, compiled training model) for a recipe."""
-    net = torch_init(TWINS[recipe["net"]](input_shape, num_classes, **recipe["net_args"]), recipe["seed"])
-    augment = recipe["augment"]
-    augmentation = AUGMENTATIONS[augment["name"]](**augment["init_args"]) if augment else None
-    model = training_model(net, augmentation)
+    with dtype_policy(recipe.get("dtype_policy", "float32")):  # the Lightning run's precision
+        net = torch_init(TWINS[recipe["net"]](input_shape, num_classes, **recipe["net_args"]), recipe["seed"])
+        augment = recipe["augment"]
+        augmentation = AUGMENTATIONS[augment["name"]](**augment["init_args"]) if augment else None
+        model = training_model(net, augmentation)
     model.compile(
         optimizer=make_optimizer(recipe["optimizer"], recipe["epochs"] * steps_per_epoch, recipe["schedule"],
                                  recipe["warmup_fraction"]),

@@ -38,7 +38,7 @@ from keras_ref import backend
 from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe
 from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
-from keras_ref.recipes import DENOISER_DEFAULT, RecipeError, denoiser_recipe, make_optimizer
+from keras_ref.recipes import DENOISER_DEFAULT, RecipeError, denoiser_recipe, dtype_policy, make_optimizer
 from lightning_impl import flags, plots
 from lightning_impl.data.order import epoch_order, epoch_seed
 from lightning_impl.data.noise import NoisyDataModule, add_noise, check_sigma, sample_sigmas, to_unit
@@ -126,7 +126,8 @@ class ValidationScore(keras.callbacks.Callback):
 
 def build(recipe: dict, input_shape: tuple[int, int, int], steps_per_epoch: int) -> keras.Model:
     """The recipe's twin (torch's initialisation), compiled with its loss and its optimizer over the whole run."""
-    net = torch_init(TWINS[recipe["net"]](input_shape, **recipe["net_args"]), recipe["seed"])
+    with dtype_policy(recipe.get("dtype_policy", "float32")):  # the Lightning run's precision
+        net = torch_init(TWINS[recipe["net"]](input_shape, **recipe["net_args"]), recipe["seed"])
     net.compile(optimizer=make_optimizer(recipe["optimizer"], recipe["epochs"] * steps_per_epoch, recipe["schedule"],
                                          recipe["warmup_fraction"]), loss=LOSSES[recipe["loss"]])
     return net

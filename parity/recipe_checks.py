@@ -12,7 +12,11 @@ b. optimiser: both reduced to one canonical description (class, peak learning ra
    added, weight decay and its kind, momentum, Nesterov, momentum convention), compared for equality;
 c. learning rate at every step of the run: the same number of steps, |Δlr| <= LR_TOL × peak;
 d. recipe steps: copied weights, float64, real batches, each framework's *own* optimiser and schedule for STEPS
-   steps from step 0: weights within check 4's bound (parity.checks.TRAIN_TOL) of the update.
+   steps from step 0: weights within check 4's bound (parity.checks.TRAIN_TOL) of the update;
+e. data: the training, validation and test images and labels each trainer reads, the normalisation statistics,
+   and the order of the training images in each of the first ORDER_EPOCHS epochs (batch by batch) identical;
+f. precision: the Lightning Trainer's resolved precision and the Keras twin's dtype policy compute and store in
+   the same dtypes.
 
 A recipe the Keras translator refuses (keras_ref.recipes.RecipeError) is reported as not run, with the reason.
 """
@@ -45,6 +49,7 @@ INIT_SEEDS = 5
 INIT_TOL = 0.05  # ratio Keras/torch of the std and of max |w| of each initial parameter
 LR_TOL = 1e-6  # × the peak learning rate, at every step
 STEPS = 20  # recipe steps compared (d)
+ORDER_EPOCHS = 3  # epochs whose order of the training images is compared (e)
 BATCH = 32
 # Where a parameter has few values the std of a sample is itself noisy: the bound on the std ratio is the larger
 # of INIT_TOL and SE_FACTOR sampling standard errors of a ratio of two such stds (for a uniform distribution the
@@ -303,6 +308,107 @@ def check_steps(pair: ModelPair, s: Sides) -> list[Row]:
                 f"<= {checks.TRAIN_TOL:g} x max update", rel <= checks.TRAIN_TOL, rel)]
 
 
+# --- e. data ------------------------------------------------------------------------------------------------------------
+
+
+def _seed(s: Sides) -> int:
+    return int(s.cli.config["seed_everything"])
+
+
+def torch_order(s: Sides, epoch: int) -> list[np.ndarray]:
+    """The batches of training indices Lightning's loader gives in ``epoch``: the loader is built as at fit time,
+    when the run's seed_everything seed is torch's initial seed."""
+    torch.manual_seed(_seed(s))
+    loader = s.cli.datamodule.train_dataloader()
+    loader.batch_sampler.set_epoch(epoch)
+    return [np.asarray(b) for b in loader.batch_sampler]
+
+
+def keras_order(s: Sides, epoch: int) -> list[np.ndarray]:
+    """The batches of training indices the Keras trainer's feeder gives in ``epoch``."""
+    from keras_ref.epochs import EpochBatches
+    from keras_ref.train_denoiser import FreshNoise
+
+    kr = s.keras_recipe
+    if s.task == "classification":
+        n = len(s.cli.datamodule.train_set)
+        feeder = EpochBatches(np.zeros((n, 1)), np.zeros(n), kr["batch_size"], kr["seed"])
+    else:
+        data = s.cli.datamodule
+        feeder = FreshNoise(data.train_set.clean, data.sigma, data.hparams.batch_size, kr["seed"])
+    feeder.set_epoch(epoch)
+    order, batch = np.asarray(feeder.order), feeder.batch_size
+    return [order[i : i + batch] for i in range(0, len(order), batch)]
+
+
+def _keras_data(s: Sides):
+    """The data module the Keras trainer builds from its own recipe (keras_ref.train / train_denoiser)."""
+    kr = s.keras_recipe
+    if s.task == "classification":
+        from lightning_impl.data.datamodules import DATAMODULES
+
+        dm = DATAMODULES[kr["dataset"]](val_fraction=kr["val_fraction"], split_seed=kr["split_seed"], download=False)
+    else:
+        from lightning_impl.data.noise import NoisyDataModule
+
+        dm = NoisyDataModule(**{**kr["data"], "download": False})
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+def _tensors(dm, task: str) -> dict[str, torch.Tensor]:
+    if task == "classification":
+        out = {f"{split} {part}": getattr(getattr(dm, f"{split}_set"), part)
+               for split in ("train", "val", "test") for part in ("images", "labels")}
+        return {**out, "mean": dm.mean, "std": dm.std}
+    out = {"train clean": dm.train_set.clean}
+    for split in ("val", "test"):
+        out.update({f"{split} clean": getattr(dm, f"{split}_set").clean, f"{split} noisy": getattr(dm, f"{split}_set").noisy})
+    return out
+
+
+def check_data(s: Sides) -> list[Row]:
+    lightning = s.cli.datamodule
+    if lightning.train_set is None or (s.task == "classification" and lightning.test_set is None):
+        lightning.setup()
+    mine, theirs = _tensors(lightning, s.task), _tensors(_keras_data(s), s.task)
+    differ = [k for k in mine if mine[k].shape != theirs[k].shape or not torch.equal(mine[k], theirs[k])]
+    rows = [Row("6e recipe data: images, labels, split and normalisation each trainer reads",
+                f"{len(mine) - len(differ)}/{len(mine)} identical" + (f" (differ: {', '.join(differ)})" if differ else ""),
+                "all identical", not differ)]
+    same, sizes = 0, None
+    for epoch in range(ORDER_EPOCHS):
+        t, k = torch_order(s, epoch), keras_order(s, epoch)
+        sizes = sizes or (len(t), len(t[0]) if t else 0)
+        same += len(t) == len(k) and all(np.array_equal(a, b) for a, b in zip(t, k))
+    rows.append(Row(f"6e recipe data: order of the training images, epochs 0-{ORDER_EPOCHS - 1}",
+                    f"{same}/{ORDER_EPOCHS} epochs batch for batch identical ({sizes[0]} batches of {sizes[1]})",
+                    "all identical", same == ORDER_EPOCHS))
+    return rows
+
+
+# --- f. precision ----------------------------------------------------------------------------------------------------------
+
+TORCH_DTYPES = {"32-true": ("float32", "float32"), "32": ("float32", "float32"), "bf16-mixed": ("bfloat16", "float32"),
+                "16-mixed": ("float16", "float32"), "64-true": ("float64", "float64"), "bf16-true": ("bfloat16", "bfloat16")}
+
+
+def keras_dtypes(model: keras.Model) -> set[tuple[str, str]]:
+    """(compute dtype, variable dtype) of every layer of a Keras model that holds weights."""
+    return {(layer.dtype_policy.compute_dtype, layer.dtype_policy.variable_dtype)
+            for layer in model._flatten_layers(include_self=False, recursive=True) if layer.weights}
+
+
+def check_precision(s: Sides) -> list[Row]:
+    precision = str(s.cli.trainer.precision)
+    wanted = TORCH_DTYPES.get(precision)
+    found = keras_dtypes(s.keras_net(0))
+    shown = ", ".join(f"{c}/{v}" for c, v in sorted(found))
+    return [Row("6f recipe precision: compute/variable dtypes", f"Lightning {precision} "
+                f"({'/'.join(wanted) if wanted else '?'}) / Keras {shown}", "the same", found == {wanted})]
+
+
 def check_recipe(pair: ModelPair) -> list[Row]:
     recipe = pair.trained_by
     if recipe is None:
@@ -311,7 +417,8 @@ def check_recipe(pair: ModelPair) -> list[Row]:
         s = sides(recipe, pair.task)
     except keras_recipes.RecipeError as err:
         return [Row(f"6 recipe ({recipe})", f"not run: Keras does not translate the recipe ({err})", "-", None)]
-    return [*check_init(s), *check_optimizer(s), *check_schedule(s), *check_steps(pair, s)]
+    return [*check_init(s), *check_optimizer(s), *check_schedule(s), *check_steps(pair, s), *check_data(s),
+            *check_precision(s)]
 
 
 __all__ = ["check_recipe", "describe_torch", "sides"]

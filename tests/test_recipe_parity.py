@@ -101,7 +101,7 @@ def fresh():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["specified_cnn", "denoising_ae"])
 def test_check_6_passes_for_the_default_recipes(name, fresh):
-    assert _by_part(_pair(name)) == {"6a": True, "6b": True, "6c": True, "6d": True}
+    assert _by_part(_pair(name)) == {"6a": True, "6b": True, "6c": True, "6d": True, "6e": True, "6f": True}
 
 
 @pytest.mark.slow
@@ -132,3 +132,48 @@ def test_check_6c_fails_on_a_schedule_shifted_by_one_step(fresh, monkeypatch):
     make = recipes.make_optimizer
     monkeypatch.setattr(train, "make_optimizer", lambda opt, total, *a: make(opt, total + 1, *a))
     assert _by_part(_pair("specified_cnn"))["6c"] is False
+
+
+@pytest.mark.slow
+def test_check_6e_fails_on_another_order_or_another_split(fresh, monkeypatch):
+    import dataclasses
+
+    from keras_ref import epochs
+
+    s = recipe_checks.sides("mnist_specified_cnn.yaml", "classification")
+    assert [r.passed for r in recipe_checks.check_data(s)] == [True, True]
+    other_split = dataclasses.replace(s, keras_recipe={**s.keras_recipe, "split_seed": s.keras_recipe["split_seed"] + 1})
+    assert [r.passed for r in recipe_checks.check_data(other_split)] == [False, True]
+    order = epochs.epoch_order
+    monkeypatch.setattr(epochs, "epoch_order", lambda n, seed, epoch: order(n, seed, epoch + 1))  # one epoch late
+    assert [r.passed for r in recipe_checks.check_data(s)] == [True, False]
+
+
+def test_check_6f_fails_on_a_float32_twin_of_a_bf16_run():
+    from types import SimpleNamespace
+
+    from keras_ref.models import TWINS
+
+    def side(lightning: str, policy: str):
+        def keras_net(seed):
+            with recipes.dtype_policy(policy):
+                return TWINS["SpecifiedCNN"]((28, 28, 1), 10)
+
+        return SimpleNamespace(cli=SimpleNamespace(trainer=SimpleNamespace(precision=lightning)), keras_net=keras_net)
+
+    assert recipe_checks.check_precision(side("bf16-mixed", "mixed_bfloat16"))[0].passed is True
+    assert recipe_checks.check_precision(side("bf16-mixed", "float32"))[0].passed is False
+    assert recipe_checks.check_precision(side("32-true", "float32"))[0].passed is True
+    assert keras.config.dtype_policy().name == "float32"  # the policy is back once the twin is built
+
+
+def test_the_keras_policy_follows_lightnings_resolved_precision(monkeypatch):
+    from lightning_impl import configs, precision
+
+    config = configs.merge(configs.load("mnist_improved.yaml"), {"trainer": {"precision": None}})
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert recipes.classifier_recipe(config)["dtype_policy"] == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert recipes.classifier_recipe(config)["dtype_policy"] == "float32"
+    pinned = configs.merge(config, {"trainer": {"precision": "bf16-mixed"}})
+    assert recipes.classifier_recipe(pinned)["dtype_policy"] == "mixed_bfloat16"
