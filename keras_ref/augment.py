@@ -75,18 +75,52 @@ def digit_augmentation(degrees: float = 10.0, translate: float = 0.1) -> keras.S
     return keras.Sequential([RandomRotateShift(degrees, translate, name="rotate_shift")], name="digit_augmentation")
 
 
-def crop_flip_augmentation(padding: int = 4, flip: bool = True, size: int = 32) -> keras.Sequential:
-    """Twin of lightning_impl.data.augment.CropFlipAugment: shift by up to ``padding`` pixels with 0 (mean colour)
-    filling the uncovered border, then mirror left-right with probability 1/2.
+class RandomCropShift(layers.Layer):
+    """Twin of lightning_impl.data.augment.shift_crop: pad every side by ``padding`` pixels of 0 (the mean colour,
+    in normalised units) and crop back at an integer offset drawn uniformly in [0, 2 * padding] per axis and per
+    image -- a shift uniform over the 2 * padding + 1 integers in [-padding, padding]. Channels-last; one gather
+    for the batch, in keras.ops (every backend). Identity unless ``training``.
 
-    A pad-then-random-crop shifts by a uniform integer in [-padding, padding]; RandomTranslation with nearest
-    interpolation shifts by a rounded uniform real in the same range (the two extremes half as likely).
-    """
-    stack = [
-        layers.RandomTranslation(
-            padding / size, padding / size, fill_mode="constant", fill_value=0.0, interpolation="nearest"
-        )
-    ]
+    Keras' RandomTranslation(nearest) rounds a uniform real shift instead, which makes the two extreme shifts half
+    as likely as the others: not the distribution the Lightning run trains on."""
+
+    def __init__(self, padding: int = 4, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"padding must be an integer >= 0, got {padding}")
+        self.padding, self.seed = padding, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def offsets(self, n):
+        """(n, 2) integer crop offsets (rows, columns), each uniform in [0, 2 * padding]."""
+        return keras.random.randint((n, 2), 0, 2 * self.padding + 1, seed=self.seed_generator)
+
+    def call(self, images, training=None):
+        if not training or self.padding == 0:
+            return images
+        p, (h, w, c) = self.padding, images.shape[1:]
+        n = ops.shape(images)[0]
+        padded = ops.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
+        offsets = self.offsets(n)
+        rows = ops.expand_dims(ops.arange(h), 0) + offsets[:, :1]  # (n, h) rows of the padded image
+        cols = ops.expand_dims(ops.arange(w), 0) + offsets[:, 1:]  # (n, w)
+        index = ops.reshape(ops.expand_dims(rows, 2) * (w + 2 * p) + ops.expand_dims(cols, 1), (n, h * w))
+        flat = ops.reshape(padded, (n, (h + 2 * p) * (w + 2 * p), c))
+        pixels = ops.take_along_axis(flat, ops.repeat(ops.expand_dims(ops.cast(index, "int32"), -1), c, axis=-1), axis=1)
+        return ops.reshape(pixels, (n, h, w, c))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding, "seed": self.seed}
+
+
+def crop_flip_augmentation(padding: int = 4, flip: bool = True) -> keras.Sequential:
+    """Twin of lightning_impl.data.augment.CropFlipAugment: shift by an integer uniform in [-padding, padding]
+    per axis with 0 (mean colour) filling the uncovered border (RandomCropShift), then mirror left-right with
+    probability 1/2."""
+    stack = [RandomCropShift(padding, name="crop_shift")]
     if flip:
         stack.append(layers.RandomFlip("horizontal"))
     return keras.Sequential(stack, name="crop_flip_augmentation")

@@ -16,7 +16,12 @@ d. recipe steps: copied weights, float64, real batches, each framework's *own* o
 e. data: the training, validation and test images and labels each trainer reads, the normalisation statistics,
    and the order of the training images in each of the first ORDER_EPOCHS epochs (batch by batch) identical;
 f. precision: the Lightning Trainer's resolved precision and the Keras twin's dtype policy compute and store in
-   the same dtypes.
+   the same dtypes;
+g. augmentation: both augmentations applied to AUG_SAMPLES copies of a probe image (a bar through the centre,
+   whose centre of mass gives the shift and whose principal axis the rotation; for integer crops, a ramp whose
+   centre pixel gives the shift and flip); the drawn parameters' distributions compared, a two-sample
+   Kolmogorov-Smirnov test for continuous ones and a chi-square test of the counts for discrete ones, each at
+   p > AUG_P.
 
 A recipe the Keras translator refuses (keras_ref.recipes.RecipeError) is reported as not run, with the reason.
 """
@@ -50,6 +55,8 @@ INIT_TOL = 0.05  # ratio Keras/torch of the std and of max |w| of each initial p
 LR_TOL = 1e-6  # × the peak learning rate, at every step
 STEPS = 20  # recipe steps compared (d)
 ORDER_EPOCHS = 3  # epochs whose order of the training images is compared (e)
+AUG_SAMPLES = 4000  # augmented copies per framework (g)
+AUG_P = 1e-3  # a distribution test below this p-value fails (g): 1 in 1000 false alarms per test
 BATCH = 32
 # Where a parameter has few values the std of a sample is itself noisy: the bound on the std ratio is the larger
 # of INIT_TOL and SE_FACTOR sampling standard errors of a ratio of two such stds (for a uniform distribution the
@@ -409,6 +416,90 @@ def check_precision(s: Sides) -> list[Row]:
                 f"({'/'.join(wanted) if wanted else '?'}) / Keras {shown}", "the same", found == {wanted})]
 
 
+# --- g. augmentation --------------------------------------------------------------------------------------------------
+
+
+def _bar(h: int, w: int, c: int) -> np.ndarray:
+    """A horizontal bar of width 2 through the centre, half the image long: NCHW, one image."""
+    x = np.zeros((1, c, h, w), dtype=np.float32)
+    x[:, :, h // 2 - 1 : h // 2 + 1, w // 4 : w - w // 4] = 1.0
+    return x
+
+
+def bar_parameters(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Shift (centre of mass) and rotation (principal axis, degrees) of augmented bars, NCHW."""
+    mass = np.clip(images.mean(axis=1), 0.0, None)  # N, H, W
+    n, h, w = mass.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    total = mass.sum(axis=(1, 2))
+    cy, cx = (mass * ys).sum(axis=(1, 2)) / total, (mass * xs).sum(axis=(1, 2)) / total
+    dy, dx = ys - cy[:, None, None], xs - cx[:, None, None]
+    cyy, cxx, cxy = ((mass * dy * dy).sum((1, 2)), (mass * dx * dx).sum((1, 2)), (mass * dx * dy).sum((1, 2)))
+    angle = np.degrees(0.5 * np.arctan2(2 * cxy, cxx - cyy))
+    return {"shift x": cx - (w - 1) / 2, "shift y": cy - (h - 1) / 2, "|rotation|": np.abs(angle)}
+
+
+def _ramp(h: int, w: int, c: int) -> np.ndarray:
+    """Every pixel a different positive value (1 + its flat index): NCHW, one image."""
+    return np.broadcast_to(1.0 + np.arange(h * w, dtype=np.float32).reshape(1, 1, h, w), (1, c, h, w)).copy()
+
+
+def crop_parameters(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Integer shift of each augmented ramp (from its centre pixel) and whether it was mirrored, NCHW."""
+    n, _, h, w = images.shape
+    centre = images[:, 0, h // 2, w // 2]
+    right = images[:, 0, h // 2, w // 2 + 1]
+    src = np.rint(centre).astype(int) - 1
+    mirrored = np.rint(right).astype(int) - 1 == src - 1
+    # Mirrored, the centre pixel comes from column w - 1 - w // 2 of the shifted image.
+    row, col = src // w - h // 2, src % w - np.where(mirrored, w - 1 - w // 2, w // 2)
+    return {"shift rows": row, "shift columns": col, "mirrored": mirrored.astype(int)}
+
+
+def augmented(s: Sides, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUG_SAMPLES copies of ``probe`` through each framework's training augmentation (NCHW numpy)."""
+    from keras_ref.augment import AUGMENTATIONS
+
+    batch = np.repeat(probe, AUG_SAMPLES, axis=0)
+    torch.manual_seed(checks.SEED)
+    aug = s.cli.datamodule.augment
+    if isinstance(aug, nn.Module):
+        aug.train()
+    with torch.no_grad():
+        t = aug(torch.from_numpy(batch)).numpy()
+    keras.utils.set_random_seed(checks.SEED)
+    spec = s.keras_recipe["augment"]
+    k = keras.ops.convert_to_numpy(AUGMENTATIONS[spec["name"]](**spec["init_args"])(checks.nhwc(torch.from_numpy(batch)), training=True))
+    return t, np.transpose(k, (0, 3, 1, 2))
+
+
+def check_augmentation(s: Sides) -> list[Row]:
+    from scipy import stats
+
+    spec = s.keras_recipe.get("augment") if s.task == "classification" else None
+    if not spec:
+        return []
+    c, h, w = s.input_shape
+    crop = spec["name"] in ("CropFlipAugment", "crop_flip_augment")
+    t, k = augmented(s, _ramp(h, w, c) if crop else _bar(h, w, c))
+    measure = crop_parameters if crop else bar_parameters
+    mine, theirs = measure(t), measure(k)
+    rows = []
+    for name in mine:
+        a, b = mine[name], theirs[name]
+        if crop:
+            values = np.union1d(a, b)
+            table = np.array([[np.sum(x == v) for v in values] for x in (a, b)])
+            p = float(stats.chi2_contingency(table)[1]) if len(values) > 1 else 1.0
+            how = f"chi-square over {len(values)} values"
+        else:
+            p, how = float(stats.ks_2samp(a, b).pvalue), "Kolmogorov-Smirnov"
+        rows.append(Row(f"6g recipe augmentation ({spec['name']}): distribution of the {name}",
+                        f"p {p:.2g} ({how}, {AUG_SAMPLES} draws each; mean torch {a.mean():.3f} / Keras {b.mean():.3f})",
+                        f"p > {AUG_P:g}", p > AUG_P, p))
+    return rows
+
+
 def check_recipe(pair: ModelPair) -> list[Row]:
     recipe = pair.trained_by
     if recipe is None:
@@ -418,7 +509,7 @@ def check_recipe(pair: ModelPair) -> list[Row]:
     except keras_recipes.RecipeError as err:
         return [Row(f"6 recipe ({recipe})", f"not run: Keras does not translate the recipe ({err})", "-", None)]
     return [*check_init(s), *check_optimizer(s), *check_schedule(s), *check_steps(pair, s), *check_data(s),
-            *check_precision(s)]
+            *check_precision(s), *check_augmentation(s)]
 
 
 __all__ = ["check_recipe", "describe_torch", "sides"]

@@ -177,3 +177,25 @@ def test_the_keras_policy_follows_lightnings_resolved_precision(monkeypatch):
     assert recipes.classifier_recipe(config)["dtype_policy"] == "float32"
     pinned = configs.merge(config, {"trainer": {"precision": "bf16-mixed"}})
     assert recipes.classifier_recipe(pinned)["dtype_policy"] == "mixed_bfloat16"
+
+
+@pytest.mark.slow
+def test_check_6g_passes_for_both_augmentations_and_fails_on_keras_own_layers(fresh, monkeypatch):
+    from keras_ref import augment
+
+    mnist = recipe_checks.sides("mnist_improved.yaml", "classification")
+    cifar = recipe_checks.sides("cifar10_improved.yaml", "classification")
+    assert all(r.passed for r in recipe_checks.check_augmentation(mnist)) and len(recipe_checks.check_augmentation(mnist)) == 3
+    assert all(r.passed for r in recipe_checks.check_augmentation(cifar))
+
+    def translation(padding=4, flip=True):  # Keras' own layer: a rounded uniform real shift
+        return keras.Sequential([keras.layers.RandomTranslation(padding / 32, padding / 32, fill_mode="constant",
+                                                                fill_value=0.0, interpolation="nearest"),
+                                 keras.layers.RandomFlip("horizontal")])
+
+    monkeypatch.setitem(augment.AUGMENTATIONS, "crop_flip_augment", translation)
+    failed = [r.check for r in recipe_checks.check_augmentation(cifar) if not r.passed]
+    assert any("shift rows" in c for c in failed) and any("shift columns" in c for c in failed)
+    monkeypatch.setitem(augment.AUGMENTATIONS, "digit_augment", lambda degrees=10.0, translate=0.1: augment.digit_augmentation(2 * degrees, translate))
+    failed = [r.check for r in recipe_checks.check_augmentation(mnist) if not r.passed]
+    assert any("rotation" in c for c in failed)
