@@ -1,11 +1,13 @@
-"""Classify your own image files with a Keras twin's saved model, through the Lightning side's preprocessing.
+"""Classify (or denoise) your own image files with a Keras twin's saved model, through the Lightning side's
+preprocessing.
 
-    python -m keras_ref.predict runs/keras_mnist_specified_cnn/version_0 digit.png photo.jpg
-    python -m keras_ref.predict runs/keras_mnist_specified_cnn/version_0 *.png --csv predictions.csv --quiet
+    python -m keras_ref.predict runs/mnist_specified_cnn_keras/version_0 digit.png photo.jpg
+    python -m keras_ref.predict runs/mnist_specified_cnn_keras/version_0 *.png --csv predictions.csv --quiet
+    python -m keras_ref.predict runs/denoise_reference_keras/version_0 noisy.png --out denoised.png
 
 The run folder holds model.keras (the architecture with the weights selected on validation) and
-model_card.json (the training split's normalisation, the class names, the image shape), both written by
-keras_ref.train. Files are read by lightning_impl.preprocess -- the very code
+model_card.json (a classifier's training normalisation and class names, the image shape), both written by
+keras_ref.train and keras_ref.train_denoiser. Files are read by lightning_impl.preprocess -- the very code
 lightning_impl.predict uses -- and the output has the same form. Nothing of Lightning is imported: only the
 framework-neutral preprocessing.
 """
@@ -23,7 +25,8 @@ import numpy as np
 
 from keras_ref import backend
 from lightning_impl import flags
-from lightning_impl.preprocess import ImageInputError, format_row, prediction_rows, prepare, softmax, write_rows
+from lightning_impl.preprocess import (ImageInputError, format_row, prediction_rows, prepare, softmax, write_restored,
+                                      write_rows)
 from lightning_impl.runs import UsageError, fail, read_record
 
 
@@ -58,12 +61,23 @@ def probabilities(model: keras.Model, card: dict, arrays: np.ndarray) -> np.ndar
     return softmax(logits.astype(np.float64))
 
 
+def restored(model: keras.Model, arrays: np.ndarray) -> np.ndarray:
+    """uint8 (N, C, H, W) -> a denoiser's restorations in [0, 1], NCHW (as lightning_impl's predict_step)."""
+    x = (arrays.astype(np.float32) / 255.0).transpose(0, 2, 3, 1)
+    out = keras.ops.convert_to_numpy(model.predict(x, batch_size=256, verbose=0)).astype(np.float32)
+    return np.clip(out, 0.0, 1.0).transpose(0, 3, 1, 2)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", metavar="RUN_DIR", help="a keras_ref run folder (holding model.keras and model_card.json)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size and colour mode")
     flags.add(p, "top", "grey", "invert", "json", "csv", "quiet", "backend")
+    p.add_argument("--out", metavar="FILE", type=flags.output_file, help="denoisers: where to write the restored PNG (one input image)")
+    p.add_argument("--out-dir", metavar="DIR", type=flags.output_folder, help="denoisers: write <name>_denoised.png for each input here")
     args = backend.parse_args(p, argv)
+    if args.out and len(args.images) > 1:
+        p.error("--out names one file: with several images use --out-dir DIR")
     return args
 
 
@@ -71,9 +85,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     try:
         model, card = load_run(args.run)
-        prepared = [prepare(path, card["dataset"], tuple(card["input_shape"]), args.invert, args.grey) for path in args.images]
+        denoiser = card.get("task") == "denoiser"
+        if denoiser and not (args.out or args.out_dir):
+            raise RunError("a denoiser writes images: pass --out FILE.png (one image) or --out-dir DIR")
+        prepared = [prepare(path, card["dataset"], tuple(card["input_shape"]), args.invert, args.grey, reframe=not denoiser)
+                    for path in args.images]
     except (RunError, ImageInputError) as err:
         fail(str(err))
+    if denoiser:
+        rows = write_restored(prepared, restored(model, np.stack([item.array for item in prepared])), args.out,
+                              args.out_dir, args.quiet)
+        write_rows(rows, args.json, args.csv)
+        return rows
     probs = probabilities(model, card, np.stack([item.array for item in prepared]))
     rows = prediction_rows(prepared, probs, card["classes"], min(args.top, len(card["classes"])))
     write_rows(rows, args.json, args.csv)

@@ -11,7 +11,8 @@ what it cannot translate. Augmentation layers sit in front of the net inside the
 them only in training, so validation, test and the bare net (the parity twin) never see them.
 The run folder runs/<recipe name>_keras/version_<n>/ holds metrics.csv, the best weights, recipe.yaml, metrics.json
 and figures/ (learning curves, confusion matrix, most confidently misclassified test images); its path is the last
-line printed.
+line printed. ``--resume RUN_DIR`` goes on with an interrupted run from its last finished epoch and ends as the
+uninterrupted run would (keras_ref.fit, keras_ref.epochs).
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ re-implemented:
     (a blind model's per-image sigma with ``sample_sigmas``), from a generator seeded by ``--seed``;
   * scoring: validation (for choosing the best epoch) and test go through ``lightning_impl.image_quality.score``.
 The losses below are written out as the torch ones are (lightning_impl.tasks.denoiser.LOSSES), not taken from
-Keras' versions (whose clipping differs). Each framework keeps its own default weight initialisation
-(Glorot-uniform / zero bias in Keras, torch's Kaiming-uniform; docs/denoise.md shows where that shows).
+Keras' versions (whose clipping differs). The twin's weights are drawn as torch draws them (keras_ref.torch_like).
 
 The run folder runs/<recipe name>_keras/version_<n>/ holds metrics.csv (per epoch), the best weights (on
-val_psnr), recipe.yaml, metrics.json, with the keys lightning_impl.train_denoiser writes, and figures/ (learning
-curves, clean / noisy / denoised test images); its path is the last line printed.
+val_psnr), recipe.yaml, metrics.json, with the keys lightning_impl.train_denoiser writes, model.keras and
+model_card.json (for keras_ref.predict), and figures/ (learning curves, clean / noisy / denoised test images);
+its path is the last line printed. ``--resume RUN_DIR`` goes on with an interrupted run (keras_ref.fit).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch
 from keras import ops
 
 from keras_ref import backend
-from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe
+from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe, save_atomically
 from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
 from keras_ref.recipes import DENOISER_DEFAULT, RecipeError, denoiser_recipe, dtype_policy, make_optimizer
@@ -43,7 +43,7 @@ from lightning_impl import flags, plots
 from lightning_impl.data.order import epoch_order, epoch_seed
 from lightning_impl.data.noise import NoisyDataModule, add_noise, check_sigma, sample_sigmas, to_unit
 from lightning_impl.image_quality import score
-from lightning_impl.runs import data_errors
+from lightning_impl.runs import data_errors, write_json
 
 
 def _mse(clean, restored):
@@ -133,6 +133,14 @@ def build(recipe: dict, input_shape: tuple[int, int, int], steps_per_epoch: int)
     return net
 
 
+def save_for_prediction(run: Path, net: keras.Model, dataset: str, channels: int) -> None:
+    """model.keras (the net with the selected weights) and model_card.json, which keras_ref.predict reads."""
+    save_atomically(net.save, run / "model.keras")
+    h, w = net.input_shape[1:3]
+    write_json(run / "model_card.json", {"task": "denoiser", "dataset": dataset, "input_shape": [channels, h, w],
+                                         "model": "model.keras"})
+
+
 def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, runs_dir: str | None = None,
           resume: Path | None = None) -> dict:
     """Train on the recipe's data with fresh noise per batch, keep the best epoch on validation PSNR, test it.
@@ -166,7 +174,7 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
         net, net, train_data,  # FreshNoise orders the images and draws the noise, by (seed, epoch)
         callbacks=[ValidationScore(val_noisy, val_clean, loss, hp.eval_batch_size)],  # first: the others read its logs
         recipe=recipe, monitor="val_psnr", train_images=len(data.train_set), test=test, runs_dir=runs_dir,
-        resume=resume, verbose=verbose,
+        resume=resume, verbose=verbose, after_best=lambda run: save_for_prediction(run, net, hp.dataset, channels),
         figures=figures,
         describe={"dataset": hp.dataset, "model": net.name, "sigma": data.sigma, "eval_sigma": data.eval_sigma,
                   "loss": recipe["loss"], "train_images": len(data.train_set), "test_images": len(data.test_set)},

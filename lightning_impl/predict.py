@@ -25,7 +25,7 @@ import torch
 from lightning_impl import flags
 from lightning_impl.card import CheckpointError, load_model, normalise
 from lightning_impl.runs import fail
-from lightning_impl.preprocess import ImageInputError, Prepared, format_row, prediction_rows, prepare, save_png, write_rows
+from lightning_impl.preprocess import ImageInputError, Prepared, format_row, prediction_rows, prepare, write_restored, write_rows
 
 BATCH = 256
 
@@ -64,18 +64,7 @@ def classify(args: argparse.Namespace, model, card: dict, prepared: list[Prepare
 def denoise(args: argparse.Namespace, model, card: dict, prepared: list[Prepared]) -> list[dict]:
     if not (args.out or args.out_dir):
         fail("a denoiser writes images: pass --out FILE.png (one image) or --out-dir DIR")
-    restored = run_model(model, card, prepared)
-    if args.out_dir:
-        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    rows = []
-    for item, image in zip(prepared, restored):
-        if item.inverted:  # give the picture back the way it came: dark on light
-            image = 1.0 - image
-        out = Path(args.out) if args.out else Path(args.out_dir) / f"{Path(item.path).stem}_denoised.png"
-        save_png(image, out)
-        rows.append({"file": item.path, "output": str(out), "inverted": item.inverted, "notes": "; ".join(item.notes)})
-        if not args.quiet:
-            print(f"{item.path} -> {out}" + (f"  [{rows[-1]['notes']}]" if item.notes else ""))
+    rows = write_restored(prepared, run_model(model, card, prepared), args.out, args.out_dir, args.quiet)
     write_rows(rows, args.json, args.csv)
     return rows
 

@@ -266,3 +266,21 @@ def save_png(array: np.ndarray, path: str | Path) -> None:
     """Save a (C, H, W) float image in [0, 1] (C = 1 or 3) as an 8-bit PNG."""
     values = np.round(np.clip(np.asarray(array, dtype=np.float64), 0, 1) * 255).astype(np.uint8)
     Image.fromarray(values[0] if values.shape[0] == 1 else values.transpose(1, 2, 0)).save(path)
+
+
+def write_restored(prepared: list[Prepared], restored: np.ndarray, out: str | None, out_dir: str | None,
+                   quiet: bool) -> list[dict]:
+    """A denoiser's restorations (N, C, H, W in [0, 1]) as PNGs: ``out`` (one image) or ``<name>_denoised.png``
+    in ``out_dir``; each given back the way it came (dark on light when it was inverted). One row per file."""
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for item, image in zip(prepared, restored):
+        if item.inverted:
+            image = 1.0 - image
+        target = Path(out) if out else Path(out_dir) / f"{Path(item.path).stem}_denoised.png"
+        save_png(image, target)
+        rows.append({"file": item.path, "output": str(target), "inverted": item.inverted, "notes": "; ".join(item.notes)})
+        if not quiet:
+            print(f"{item.path} -> {target}" + (f"  [{rows[-1]['notes']}]" if item.notes else ""))
+    return rows

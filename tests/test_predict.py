@@ -214,3 +214,32 @@ def test_keras_twin_predicts_the_same_files(image_files, tmp_path):
     assert [row["inverted"] for row in rows] == [False] * N_IMAGES + [True, True]
     result = run_module("keras_ref.predict", run, tmp_path / "missing.png")
     assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_keras_denoiser_writes_a_png_given_back_as_it_came(tmp_path):
+    """keras_ref.train_denoiser saves model.keras and its card; keras_ref.predict restores image files with it, as
+    lightning_impl.predict does with a Lightning denoiser (an inverted picture is given back inverted)."""
+    from keras_ref import predict as keras_predict
+    from keras_ref import train_denoiser
+    from lightning_impl.data.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
+
+    metrics = train_denoiser.main(["--epochs", "1", "--limit-train", "256", "--limit-val", "64", "--limit-test", "64",
+                                   "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    run = Path(metrics["run_dir"])
+    assert json.loads((run / "model_card.json").read_text())["task"] == "denoiser"
+    images, _ = load_split("fashion_mnist", ensure_available("fashion_mnist"), train=False)
+    noisy = fixed_noisy_copy(to_unit(images[:1]), 0.3, NOISE_SEEDS["test"]).numpy()
+    preprocess.save_png(noisy[0], tmp_path / "upright.png")
+    preprocess.save_png(1.0 - noisy[0], tmp_path / "inverted.png")
+    rows = keras_predict.main([str(run), str(tmp_path / "upright.png"), str(tmp_path / "inverted.png"),
+                               "--out-dir", str(tmp_path / "out"), "--quiet"])
+    assert [row["inverted"] for row in rows] == [False, True]
+    upright = np.asarray(Image.open(tmp_path / "out" / "upright_denoised.png")).astype(int)
+    back = np.asarray(Image.open(tmp_path / "out" / "inverted_denoised.png")).astype(int)
+    assert upright.shape == (28, 28)
+    np.testing.assert_array_equal(back, 255 - upright)
+    model, _ = keras_predict.load_run(run)  # the PNG is the saved model's restoration of the file's pixels
+    pixels = np.asarray(Image.open(tmp_path / "upright.png"))[None, None]
+    expected = np.rint(keras_predict.restored(model, pixels)[0, 0] * 255).astype(int)
+    assert np.abs(upright - expected).max() <= 1
