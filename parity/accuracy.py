@@ -6,6 +6,10 @@ classifier ``lightning_impl.train.main`` and ``keras_ref.train.main``, for a den
 given the pair's ``train_args``, a seed and optionally an epoch count. The check passes when
   * each framework's mean score lies in the pair's declared band,
   * the two means differ by less than the pair's margin,
+  * over two seeds or more, a Welch t-test of the seeds' scores finds no difference (p > P_SAME),
+  * (classification) a paired test on the same test images finds none either: both frameworks of one seed see
+    the same images in the same order (lightning_impl.data.order), so each test image's two answers are a pair;
+    McNemar's exact test of the discordant images, pooled over the seeds, p > P_SAME,
   * (classification) both means beat the HOG+SVM baseline's test accuracy.
 
 Budgets: the full recipe (default 3 seeds, the recipe's own epochs) against ``accuracy_band`` and
@@ -29,7 +33,8 @@ from lightning_impl import configs
 from parity.checks import Row
 from parity.registry import ModelPair
 
-DEFAULT_SEEDS = 3
+DEFAULT_SEEDS = 5
+P_SAME = 0.05  # a test's p-value below this is a difference the check reports as a failure
 
 
 @dataclass(frozen=True)
@@ -169,17 +174,44 @@ def train_runs(
         if not metrics or pair.score not in metrics:
             raise RuntimeError(f"{fw.entry} returned no {pair.score!r} for {pair.name}")
         metrics["wall_s"] = time.perf_counter() - start
+        if pair.task == "classification" and metrics.get("run_dir"):
+            metrics["test_correct"] = test_correct(framework, metrics["run_dir"])
         print(f"[parity] {pair.name}: {framework} seed {seed}: {pair.score} {_fmt(pair, metrics[pair.score])} "
               f"in {metrics['wall_s']:.0f} s", file=sys.stderr, flush=True)
         results.append(metrics)
     return results
 
 
-def _scores(pair: ModelPair, framework: str, *args) -> list[float]:
-    return [m[pair.score] for m in train_runs(pair, framework, *args)]
+def test_correct(framework: str, run_dir: str | Path):
+    """Whether each test image is classified right by a run's selected model (bool array, test-set order)."""
+    import numpy as np
+    import torch
+
+    from lightning_impl.data.datasets import ensure_available, load_split
+
+    if framework == "lightning":
+        from lightning_impl.card import load_model, normalise
+
+        model, card, _ = load_model(run_dir)
+        images, labels = load_split(card["dataset"], ensure_available(card["dataset"]), train=False)
+        with torch.inference_mode():
+            probs = torch.cat([model.predict_step(normalise(card, images[i : i + 1000]), 0)
+                               for i in range(0, len(images), 1000)]).numpy()
+    else:
+        from keras_ref.predict import load_run, probabilities
+
+        model, card = load_run(run_dir)
+        images, labels = load_split(card["dataset"], ensure_available(card["dataset"]), train=False)
+        probs = probabilities(model, card, images.numpy())
+    return np.asarray(probs).argmax(axis=1) == labels.numpy()
 
 
-def _scores_worker(pair_name: str, framework: str, args: tuple, threads: int) -> list[float]:
+def _scores(pair: ModelPair, framework: str, *args) -> tuple[list[float], list]:
+    runs = train_runs(pair, framework, *args)
+    return [m[pair.score] for m in runs], [m.get("test_correct") for m in runs]
+
+
+def _scores_worker(pair_name: str, framework: str, args: tuple, threads: int) -> tuple[list[float], list]:
     """A process of _scores_in_parallel: its share of the cores, the pair looked up again (spawned fresh)."""
     import torch
 
@@ -189,7 +221,7 @@ def _scores_worker(pair_name: str, framework: str, args: tuple, threads: int) ->
     return _scores(all_pairs()[pair_name], framework, *args)
 
 
-def _scores_in_parallel(pair: ModelPair, frameworks: list[str], *args) -> dict[str, list[float]]:
+def _scores_in_parallel(pair: ModelPair, frameworks: list[str], *args) -> dict[str, tuple[list[float], list]]:
     """Each framework's seeds in its own process, the cores split between them (``--jobs 2``).
 
     On a small machine this halves the wall time of check 5: one framework's training does not use two
@@ -245,9 +277,11 @@ def check_accuracy(
     seed_list = list(range(first_seed, first_seed + seeds))
     frameworks = list(FRAMEWORKS[pair.task])
     if parallel:
-        scores = _scores_in_parallel(pair, frameworks, seed_list, epochs, runs_dir, verbose, quick_budget)
+        results = _scores_in_parallel(pair, frameworks, seed_list, epochs, runs_dir, verbose, quick_budget)
     else:
-        scores = {fw: _scores(pair, fw, seed_list, epochs, runs_dir, verbose, quick_budget) for fw in frameworks}
+        results = {fw: _scores(pair, fw, seed_list, epochs, runs_dir, verbose, quick_budget) for fw in frameworks}
+    scores = {fw: r[0] for fw, r in results.items()}
+    correct = {fw: r[1] for fw, r in results.items()}
     means = {fw: statistics.fmean(s) for fw, s in scores.items()}
     recipe = f"{seeds} seed{'s' if seeds > 1 else ''}, " + (f"{epochs} epoch{'s' if epochs > 1 else ''}" if epochs else "recipe epochs")
     if quick_budget and quick_budget.limits:
@@ -266,9 +300,42 @@ def check_accuracy(
         ))
     gap = abs(means["lightning"] - means["keras"])
     rows.append(Row("5 difference of the means, lightning vs keras", _fmt_gap(pair, gap), f"< {_fmt_gap(pair, margin)}", gap < margin, gap))
+    rows.append(welch_row(pair, scores["lightning"], scores["keras"]))
     if pair.task == "classification":
+        rows.append(mcnemar_row(correct["lightning"], correct["keras"]))
         rows.append(_baseline_row(pair, means, baselines, quick))
     return rows
+
+
+def welch_row(pair: ModelPair, lightning: list[float], keras: list[float]) -> Row:
+    """Welch's t-test of the two frameworks' scores over seeds (unequal variances)."""
+    from scipy import stats
+
+    label = f"5 Welch t-test over seeds ({len(lightning)} vs {len(keras)})"
+    if min(len(lightning), len(keras)) < 2 or statistics.stdev(lightning) + statistics.stdev(keras) == 0:
+        return Row(label, "not run: needs two seeds or more per framework, and some spread", f"p > {P_SAME:g}", None)
+    t, p = stats.ttest_ind(lightning, keras, equal_var=False)
+    delta = statistics.fmean(keras) - statistics.fmean(lightning)
+    return Row(label, f"p {p:.2g} (t {t:.2f}; Keras − Lightning {_fmt_gap(pair, delta)})", f"p > {P_SAME:g}",
+               bool(p > P_SAME), float(p))
+
+
+def mcnemar_row(lightning: list, keras: list) -> Row:
+    """McNemar's exact test on the test images, the seeds' discordant images pooled: each pair of runs of one seed
+    saw the same images in the same order, so each test image's two answers are a pair."""
+    import numpy as np
+    from scipy import stats
+
+    pairs = [(a, b) for a, b in zip(lightning, keras) if a is not None and b is not None]
+    label = f"5 paired test on the test images (McNemar, {len(pairs)} seed pair{'s' if len(pairs) != 1 else ''})"
+    if not pairs:
+        return Row(label, "not run: no per-image answers", f"p > {P_SAME:g}", None)
+    only_lightning = int(sum(np.sum(a & ~b) for a, b in pairs))
+    only_keras = int(sum(np.sum(~a & b) for a, b in pairs))
+    n = only_lightning + only_keras
+    p = 1.0 if n == 0 else float(stats.binomtest(only_lightning, n, 0.5).pvalue)
+    return Row(label, f"p {p:.2g} (right only in Lightning {only_lightning}, only in Keras {only_keras}, of "
+               f"{sum(len(a) for a, _ in pairs)} image-runs)", f"p > {P_SAME:g}", p > P_SAME, p)
 
 
 def _baseline_row(pair: ModelPair, means: dict[str, float], baselines, quick: bool) -> Row:
