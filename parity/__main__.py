@@ -16,6 +16,7 @@ any check fails on any backend.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: every installed one)")
     p.add_argument("--accuracy", action="store_true", help="also run check 5 (trains every pair in both frameworks)")
     p.add_argument("--quick", action="store_true", help="check 5 on the CI budget: 1 seed, 1 epoch, the quick band")
+    p.add_argument("--recipe", type=Path, metavar="FILE",
+                   help="check 5 trains this recipe instead of the pair's own (e.g. configs/mnist_specified_cnn.yaml, "
+                        "the default run, for --pairs specified_cnn)")
 
     p.add_argument("--baseline", action="append", default=[], metavar="FIGURE|PATH",
                    help="HOG+SVM test accuracy (0.9936 or 99.36) or its metrics.json (python -m parity.baseline); repeatable")
@@ -63,8 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.argv = list(argv if argv is not None else sys.argv[1:])
     if args.jobs > 2:
         p.error(f"--jobs {args.jobs}: check 5 runs at most one process per framework (1 or 2)")
-    if (args.quick or args.baseline) and not args.accuracy:
-        p.error("--quick and --baseline belong to check 5: add --accuracy")
+    if (args.quick or args.baseline or args.recipe) and not args.accuracy:
+        p.error("--quick, --baseline and --recipe belong to check 5: add --accuracy")
+    if args.recipe is not None and not args.recipe.is_file():
+        p.error(f"--recipe {args.recipe}: no such file")
     missing = [b for b in args.backends if b not in installed()]
     if missing:
         p.error(f"--backends {missing[0]}: not installed here (pip install -e \".[{EXTRA[missing[0]]}]\")")
@@ -84,7 +90,8 @@ def run_here(args: argparse.Namespace) -> dict[str, list[Row]]:
         print(f"[parity] {name} ({keras.backend.backend()}): checks {', '.join(args.checks)}", file=sys.stderr, flush=True)
         rows = run_checks(pairs[name], args.checks)
         if args.accuracy:
-            rows += check_accuracy(pairs[name], args.seeds, args.epochs, args.quick, args.baselines, args.runs_dir, args.verbose,
+            pair = pairs[name] if args.recipe is None else dataclasses.replace(pairs[name], recipe=str(args.recipe))
+            rows += check_accuracy(pair, args.seeds, args.epochs, args.quick, args.baselines, args.runs_dir, args.verbose,
                                    args.jobs == 2, args.seed)
         results[name] = rows
     return results

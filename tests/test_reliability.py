@@ -153,6 +153,8 @@ ARGPARSE_CASES = {
     "denoise experiment: resume a foreign folder": ("lightning_impl.denoise_experiment", ["--resume", "/nonexistent"], "budget.json"),
     "ensemble: not a run folder": ("lightning_impl.ensemble", ["/nonexistent"], "config.yaml"),
     "parity: zero seeds": ("parity", ["--seeds", "0"], "--seeds"),
+    "parity: a check-5 recipe without check 5": ("parity", ["--recipe", "configs/mnist_specified_cnn.yaml"], "--recipe"),
+    "parity: a check-5 recipe that does not exist": ("parity", ["--accuracy", "--recipe", "nowhere.yaml"], "--recipe nowhere.yaml"),
     "baseline: too few training images": ("parity.baseline", ["--train-size", "5"], "--train-size"),
     "keras: negative epochs": ("keras_ref.train", ["--epochs", "-1"], "--epochs"),
     "keras: a recipe file that does not exist": ("keras_ref.train", ["--config", "nowhere.yaml"], "nowhere.yaml"),
