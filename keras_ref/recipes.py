@@ -20,6 +20,7 @@ from keras_ref.augment import AUGMENTATIONS
 from keras_ref.models import TWINS
 from keras_ref.torch_like import TorchAdam, TorchAdamW, TorchSGD
 from lightning_impl import configs, precision
+from lightning_impl.ranges import MAX_FLOAT, MAX_INT  # the same bounds as the Lightning side's
 
 # Lightning's precision -> the Keras dtype policy that computes and stores as it does.
 KERAS_POLICY = {"32-true": "float32", "32": "float32", 32: "float32", "bf16-mixed": "mixed_bfloat16",
@@ -113,7 +114,7 @@ def _merged(config: dict | str | Path, default: str) -> dict:
     return configs.merge(configs.load(default), config)
 
 
-MAX_INT, MAX_SEED, MAX_FLOAT = 2**31 - 1, 2**32 - 1, 1e6  # as lightning_impl.cli.check_ranges
+MAX_SEED = 2**32 - 1  # numpy's largest seed, as lightning_impl.ranges allows for seeds
 
 
 def _epochs(trainer: dict) -> int:

@@ -20,7 +20,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-MAX_INT = 2**31 - 1  # no count, size or seed of the project is larger (numpy's seeds stop at 2**32 - 1)
+from lightning_impl.ranges import MAX_INT  # no count, size or seed of the project is larger
 
 
 def _int(text: str, low: int) -> int:
