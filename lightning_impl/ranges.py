@@ -87,6 +87,8 @@ def check_ranges(config) -> None:
         low, special, what = RANGES[key]
         if value in special:
             continue
+        if key in FRACTIONS and isinstance(value, float) and value.is_integer() and value > 1:
+            value = int(value)  # "--trainer.limit_train_batches 200" can arrive as 200.0: a count, as Lightning takes it
         if key in FRACTIONS and isinstance(value, float):
             ok = (0.0 if low == 0 else 1e-12) <= value <= 1.0
         elif key in SEEDS:

@@ -70,7 +70,7 @@ RECIPES = [
     ("mnist", "specified_cnn_augmented", yaml.safe_load((ROOT / "configs/mnist_specified_cnn_augmented.yaml").read_text())),
     ("cifar10", "fast", yaml.safe_load((ROOT / "configs/cifar10_fast.yaml").read_text())),
 ]
-# Steps that change nothing Keras sees (trainer.precision) are the previous step's Keras recipe: test it once.
+# Steps that change nothing Keras sees are the previous step's Keras recipe: test it once.
 KERAS_LADDER = [
     step for i, step in enumerate(LADDER)
     if i == 0 or LADDER[i - 1][0] != step[0] or recipes.classifier_recipe(LADDER[i - 1][2]) != recipes.classifier_recipe(step[2])
@@ -392,7 +392,11 @@ def test_the_noise_floor_reads_the_validation_size_the_runs_recorded():
         ablation.validation_images("fashion_mnist", {}, old_runs)
 
 
-def test_keras_ladder_does_not_train_a_step_keras_cannot_see(monkeypatch, tmp_path):
+def test_keras_ladder_trains_the_bf16_step_only_where_lightning_would(monkeypatch, tmp_path):
+    """The Keras twin follows Lightning's resolved precision (mixed_bfloat16 where bf16 is native): the bf16 step
+    is a step in Keras too there, and elsewhere the previous step's recipe, not trained again."""
+    from lightning_impl import precision
+
     trained = []
 
     def fake_run(config, seed, epochs, train_fraction, out, name):
@@ -401,8 +405,12 @@ def test_keras_ladder_does_not_train_a_step_keras_cannot_see(monkeypatch, tmp_pa
                 "epoch_time_s": [1.0]}
 
     monkeypatch.setattr(ablation, "run_keras", fake_run)
+    ablation.run_ladder("mnist", "quick", seeds=1, epochs=1, framework="keras", keep_all=False, out=tmp_path / "native")
+    assert "03_bf16" in trained and len(trained) == 7  # native bf16 (this module's fixture): a Keras step too
+    trained.clear()
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     rows = ablation.run_ladder("mnist", "quick", seeds=1, epochs=1, framework="keras", keep_all=False, out=tmp_path)
-    assert "03_bf16" not in trained and len(trained) == 6  # Keras trains in float32 whatever trainer.precision says
+    assert "03_bf16" not in trained and len(trained) == 6
     assert [r["decision"] for r in rows][3] == "same in Keras"
     assert "| 03_bf16 |" in (tmp_path / "ladder.md").read_text() and rows[4]["delta_val"] == pytest.approx(0.02)
 

@@ -317,7 +317,7 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path, capsys):
     from lightning_impl.train import main
 
     with pytest.raises(SystemExit) as exit:
-        main(["--model.optimizer", "torch.optim.SGD", "--model.optimizer.init_args.lr", "1e12",
+        main(["--model.optimizer", "torch.optim.SGD", "--model.optimizer.init_args.lr", "1e5",
               "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "50", "--trainer.limit_val_batches", "2",
               "--trainer.logger.init_args.save_dir", str(tmp_path), *QUIET])
     err = capsys.readouterr().err
