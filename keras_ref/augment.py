@@ -18,6 +18,13 @@ import keras
 from keras import layers, ops
 
 
+def gather_pixels(flat, index):
+    """``flat[n, index[n, k], :]``: pixels of flattened (N, H*W, C) images at (N, K) flat positions, every channel,
+    in one gather (both augmentation layers resample a batch this way)."""
+    channels = flat.shape[-1]
+    return ops.take_along_axis(flat, ops.repeat(ops.expand_dims(index, -1), channels, axis=-1), axis=1)
+
+
 class RandomRotateShift(layers.Layer):
     """Rotate each image about its centre by an angle uniform in [-degrees, degrees], then shift it by up to
     ``translate`` x its width (height) per axis; bilinear, uncovered pixels filled with the batch's minimum
@@ -55,7 +62,7 @@ class RandomRotateShift(layers.Layer):
             weight = (1 - ops.abs(src_x - xi)) * (1 - ops.abs(src_y - yi))
             inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
             index = ops.cast(ops.clip(yi, 0, h - 1) * w + ops.clip(xi, 0, w - 1), "int32")
-            pixels = ops.take_along_axis(flat, ops.repeat(ops.expand_dims(index, -1), c, axis=-1), axis=1)
+            pixels = gather_pixels(flat, index)
             out = out + pixels * ops.expand_dims(ops.where(inside, weight, 0.0), -1)
         return ops.reshape(out, (n, h, w, c)) + black
 
@@ -106,7 +113,7 @@ class RandomCropShift(layers.Layer):
         cols = ops.expand_dims(ops.arange(w), 0) + offsets[:, 1:]  # (n, w)
         index = ops.reshape(ops.expand_dims(rows, 2) * (w + 2 * p) + ops.expand_dims(cols, 1), (n, h * w))
         flat = ops.reshape(padded, (n, (h + 2 * p) * (w + 2 * p), c))
-        pixels = ops.take_along_axis(flat, ops.repeat(ops.expand_dims(ops.cast(index, "int32"), -1), c, axis=-1), axis=1)
+        pixels = gather_pixels(flat, ops.cast(index, "int32"))
         return ops.reshape(pixels, (n, h, w, c))
 
     def compute_output_shape(self, input_shape):

@@ -198,12 +198,11 @@ def fit_and_test(
     best = BestWeights(run / "checkpoints" / "best.weights.h5", monitor)
     if resume is not None:
         best.best = float(state["best"])
-    feeders = [train] if hasattr(train, "set_epoch") else []
     start = time.perf_counter()
     model.fit(
         train, epochs=recipe["epochs"], initial_epoch=first_epoch, verbose=verbose, shuffle=False,
         callbacks=[
-            SeedEachEpoch(recipe["seed"], feeders),
+            SeedEachEpoch(recipe["seed"], [train]),
             *callbacks,
             best,
             keras.callbacks.CSVLogger(run / "metrics.csv", append=resume is not None),

@@ -11,6 +11,7 @@ purpose (they change speed or placement, not the model): ``trainer.accelerator``
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import keras_ref  # noqa: F401  (Keras backend before keras)
@@ -20,7 +21,7 @@ from keras_ref.augment import AUGMENTATIONS
 from keras_ref.models import TWINS
 from keras_ref.torch_like import TorchAdam, TorchAdamW, TorchSGD
 from lightning_impl import configs, precision
-from lightning_impl.ranges import MAX_FLOAT, MAX_INT  # the same bounds as the Lightning side's
+from lightning_impl.ranges import MAX_FLOAT, MAX_INT, MAX_SEED  # the same bounds as the Lightning side's
 
 # Lightning's precision -> the Keras dtype policy that computes and stores as it does.
 KERAS_POLICY = {"32-true": "float32", "32": "float32", 32: "float32", "bf16-mixed": "mixed_bfloat16",
@@ -112,9 +113,6 @@ def _merged(config: dict | str | Path, default: str) -> dict:
     _check_keys("", config, "")
     _check_keys("trainer", config.get("trainer") or {}, "trainer.")
     return configs.merge(configs.load(default), config)
-
-
-MAX_SEED = 2**32 - 1  # numpy's largest seed, as lightning_impl.ranges allows for seeds
 
 
 def _epochs(trainer: dict) -> int:
@@ -272,17 +270,14 @@ def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_frac
     return (TorchAdam if name == "Adam" else TorchSGD)(lr, l2=weight_decay, **kwargs)
 
 
-class dtype_policy:
+@contextlib.contextmanager
+def dtype_policy(name: str):
     """``with dtype_policy(name):`` layers built inside compute and store as the policy says (Keras reads the global
     policy when a layer is made); the previous policy is back afterwards, so that nothing else built in the
     process (a parity check's float64 twin) inherits it."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __enter__(self):
-        self.previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(self.name)
-
-    def __exit__(self, *exc):
-        keras.config.set_dtype_policy(self.previous)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -8,6 +8,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -49,8 +50,6 @@ def as_defaults(config: dict, prefix: str = "") -> dict:
 def one_line(message: str) -> str:
     """jsonargparse's many-line report of a value it refused, as one line: ``--key value: expected int or null``
     (the report lists every type it tried, each on a line of its own, below the whole usage text)."""
-    import re
-
     keys = re.findall(r'Parser key "([^"]+)"', message)
     nested = re.search(r"NestedArg\(key='([^']*)', val='(.*)'\)\s*$", message, re.M)
     # An init_args value (--data.init_args.batch_size): the class's own refusal is the line with "Got value".
@@ -108,8 +107,8 @@ class ProjectCLI(LightningCLI):
         super()._set_seed()
 
     def before_instantiate_classes(self) -> None:
-        config = self.config.get(self.subcommand) if self.subcommand else self.config  # before any class is built: some refuse out-of-range values with a traceback, or not at all
         # An unset precision (the recipes that profit from bf16 leave it so): what this machine computes natively
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
         trainer = config.trainer
         trainer.precision = precision.resolve(trainer.precision, trainer.accelerator)
 
@@ -263,9 +262,10 @@ def check_config_files(args: list[str], task: str | None = None) -> None:
         if unknown:
             raise ConfigurationError(f"--config {path}: unknown section {unknown[0]!r}; a recipe holds "
                                      f"{', '.join(SECTIONS)}")
-        if task is not None and configs.recipe_task(value) not in (None, task):
-            other = "lightning_impl.train_denoiser" if configs.recipe_task(value) == "denoiser" else "lightning_impl.train"
-            raise ConfigurationError(f"--config {path}: this is a {configs.recipe_task(value)} recipe: use {other}")
+        found = configs.recipe_task(value)
+        if task is not None and found not in (None, task):
+            other = "lightning_impl.train_denoiser" if found == "denoiser" else "lightning_impl.train"
+            raise ConfigurationError(f"--config {path}: this is a {found} recipe: use {other}")
 
 
 # The top-level keys of a recipe: LightningCLI's own and the project's callbacks (ProjectCLI.add_arguments_to_parser).

@@ -22,7 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import ImageDataModule
-from lightning_impl import checkpoints, flags
+from lightning_impl import checkpoints, configs, flags
 from lightning_impl.runs import UsageError, data_errors, fail, write_json
 from lightning_impl.cli import ConfigurationError
 from lightning_impl.train import classifier_cli
@@ -40,6 +40,8 @@ def load_member(run_dir: Path) -> tuple[ImageClassifier, ImageDataModule, dict]:
     config = run_dir / "config.yaml"
     if not config.is_file():
         raise UsageError(f"{run_dir} is not a training run's folder (no config.yaml)")
+    if configs.recipe_task(configs.load(config)) == "denoiser":
+        raise UsageError(f"{run_dir}: this is a denoiser run: an ensemble averages classifiers")
     cli = classifier_cli(["--config", str(config), "--trainer.logger", "false"])
     state = checkpoints.load(best_checkpoint(run_dir))["state_dict"]  # data only, never code
     cli.model.load_state_dict(state)
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
             runs = args.runs + (ladder_runs(args.ladder, args.step) if args.ladder else [])
             result = evaluate(runs)
     except (checkpoints.CheckpointError, ConfigurationError) as err:
-        fail(str(err).replace("recipe: use lightning_impl.train_denoiser", "run: an ensemble averages classifiers"))
+        fail(str(err))
     for m in result["members"]:
         print(f"{100 * m['test_acc']:.2f} %  {m['run']}")
     std = result["member_test_acc_std"]

@@ -11,6 +11,8 @@ import argparse
 import math
 from pathlib import Path
 
+from lightning_impl.ranges import MAX_INT  # no count, size or seed of the project is larger
+
 
 class Parser(argparse.ArgumentParser):
     """The argparse parser of every entry point: a refusal is one line, ``error: <the option, the value, what is
@@ -19,8 +21,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"error: {message} (see --help)\n")
 
-
-from lightning_impl.ranges import MAX_INT  # no count, size or seed of the project is larger
 
 
 def _int(text: str, low: int) -> int:
@@ -41,19 +41,19 @@ def non_negative_int(text: str) -> int:
     return _int(text, 0)
 
 
-def _float(text: str, low: float, high: float, what: str) -> float:
+def _float(text: str, low: float, high: float, what: str, low_open: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
-    if not (math.isfinite(value) and low <= value <= high) or (value == 0 and what == "positive"):
+    if not (math.isfinite(value) and (low < value if low_open else low <= value) and value <= high):
         raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return value
 
 
 def positive_float(text: str) -> float:
     """A finite number above 0 (a learning rate, a noise level's scale)."""
-    return _float(text, 0.0, 1e30, "positive")
+    return _float(text, 0.0, 1e30, "positive", low_open=True)
 
 
 def unit_float(text: str) -> float:

@@ -14,6 +14,7 @@ class RangeError(ValueError):
 
 
 MAX_INT = 2**31 - 1  # no count or size of the project is larger (flags and keras_ref.recipes read it too)
+MAX_SEED = 2**32 - 1  # numpy's largest seed (seed_everything, split seeds)
 MAX_FLOAT = 1e6  # no rate, scale or clipping value of the project is anywhere near
 
 # Numeric options by their dotted key: (lowest accepted, values below it that mean something, what is accepted).
@@ -79,9 +80,10 @@ def check_ranges(config) -> None:
                                  "(e.g. 00:01:30:00), or null (no limit)")
     for key, value in _leaves(config):
         flag = f"--{key}"
-        largest = (2**32 - 1 if key in SEEDS else MAX_INT) if isinstance(value, int) else MAX_FLOAT
+        largest = (MAX_SEED if key in SEEDS else MAX_INT) if isinstance(value, int) else MAX_FLOAT
         if isinstance(value, float) and not math.isfinite(value) or abs(value) > largest:
-            raise RangeError(f"{flag} {value}: out of range (no number of a run is above {largest:g})")
+            shown = largest if isinstance(largest, int) else f"{largest:g}"
+            raise RangeError(f"{flag} {value}: out of range (no number of a run is above {shown})")
         if key not in RANGES:
             continue
         low, special, what = RANGES[key]
@@ -91,9 +93,7 @@ def check_ranges(config) -> None:
             value = int(value)  # "--trainer.limit_train_batches 200" can arrive as 200.0: a count, as Lightning takes it
         if key in FRACTIONS and isinstance(value, float):
             ok = (0.0 if low == 0 else 1e-12) <= value <= 1.0
-        elif key in SEEDS:
-            ok = 0 <= value <= 2**32 - 1
-        else:
+        else:  # the upper bounds (MAX_INT, MAX_SEED) were checked above
             ok = value >= low
         if not ok:
             raise RangeError(f"{flag} {value}: out of range; accepted: {what}")
