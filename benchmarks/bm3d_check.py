@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed
 
-from lightning_impl import classical_denoisers as classical
-from lightning_impl.data.noise import NoisyDataModule, to_unit
-from lightning_impl.denoise_experiment import SIGMAS, tuning_pairs
-from lightning_impl.image_quality import score
-from lightning_impl import flags
+from core import classical_denoisers as classical
+from core.noise import to_unit
+from lightning_impl.data.noise import NoisyDataModule
+from experiments.denoising import SIGMAS, tuning_pairs
+from core.image_quality import score
+from core import flags
 
 
 def tuned_on_test(data: NoisyDataModule, n_tune: int, n_test: int) -> None:

@@ -23,7 +23,7 @@ import torch
 from lightning_impl.tasks.denoiser import Denoiser
 from lightning_impl.models.denoising import UNetDAE
 from lightning_impl.data.noise import NoisyDataModule
-from lightning_impl import flags
+from core import flags
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ import tempfile
 
 import keras_ref.train
 import lightning_impl.train
-from lightning_impl import flags
+from core import flags
 
 
 def run(epochs: int, runs_dir: str) -> dict[str, dict]:

@@ -25,7 +25,7 @@ import h5py
 
 from keras_ref.backend import BACKENDS, installed
 from lightning_impl.checkpoints import load
-from lightning_impl import flags
+from core import flags
 
 
 def weights_digest(metrics: dict) -> str:

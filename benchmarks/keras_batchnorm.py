@@ -47,7 +47,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-from lightning_impl import flags  # noqa: E402
+from core import flags  # noqa: E402
 
 BATCH = 128
 WIDTHS = (32, 64)

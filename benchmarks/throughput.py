@@ -53,13 +53,14 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from lightning_impl.callbacks import EpochTimer, FiniteLoss, SeedEachEpoch  # noqa: E402
-from lightning_impl.configs import load  # noqa: E402
+from core.configs import load  # noqa: E402
 from lightning_impl.data.datamodules import MNISTDataModule  # noqa: E402
-from lightning_impl.data.noise import NoisyDataModule, add_noise, to_unit  # noqa: E402
+from core.noise import add_noise, to_unit  # noqa: E402
+from lightning_impl.data.noise import NoisyDataModule
 from lightning_impl.models import ImprovedCNN, SpecifiedCNN, UNetDAE  # noqa: E402
 from lightning_impl.tasks.classifier import ImageClassifier  # noqa: E402
 from lightning_impl.tasks.denoiser import Denoiser  # noqa: E402
-from lightning_impl import flags  # noqa: E402
+from core import flags  # noqa: E402
 
 BATCH = 64
 LR = 1e-3

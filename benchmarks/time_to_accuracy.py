@@ -50,11 +50,11 @@ import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from lightning_impl.configs import load  # noqa: E402
-from lightning_impl.data.order import epoch_seed  # noqa: E402
+from core.configs import load  # noqa: E402
+from core.order import epoch_seed  # noqa: E402
 from lightning.fabric.utilities.data import _set_sampler_epoch  # noqa: E402
 from lightning_impl.tasks.schedules import warmup_cosine  # noqa: E402
-from lightning_impl import flags  # noqa: E402
+from core import flags  # noqa: E402
 
 RECIPE = "mnist_specified_cnn.yaml"  # every hyper-parameter of both paths comes from here
 TARGET = 0.99  # test accuracy for time_to_target

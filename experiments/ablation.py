@@ -41,8 +41,8 @@ from pathlib import Path
 
 import yaml
 
-from lightning_impl import configs, flags
-from lightning_impl.runs import UsageError, data_errors, fail, read_record, write_json, write_text
+from core import configs, flags
+from core.runs import UsageError, data_errors, fail, read_record, write_json, write_text
 
 
 def ladders() -> Path:
@@ -131,7 +131,7 @@ def same_in_keras(config: dict, previous: dict) -> bool:
 def same_on_this_machine(config: dict, previous: dict) -> bool:
     """Does ``config`` train exactly what ``previous`` trains here, once an unset precision is resolved for this
     machine? (The bf16 step asks for bf16 only where it is native: elsewhere it is the previous step.)"""
-    from lightning_impl.precision import resolve
+    from core.precision import resolve
 
     def effective(c: dict) -> dict:
         trainer = c.get("trainer", {})

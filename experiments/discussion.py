@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 
 from experiments.document import Heading, Para
-from lightning_impl.denoise_experiment import LABELS, best_classical
+from experiments.denoising import LABELS, best_classical
 
 
 class Claim(Para):

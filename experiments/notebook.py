@@ -132,7 +132,7 @@ def write(doc: Document, root: Path) -> Path:
     """Build, execute and write ``root``/practical.ipynb (written whole, or not at all)."""
     import nbformat
 
-    from lightning_impl.runs import write_text
+    from core.runs import write_text
 
     nb = execute(to_notebook(doc, root), root)
     path = root / NOTEBOOK

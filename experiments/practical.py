@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lightning_impl import configs, flags
-from lightning_impl.data.datasets import DATA_ENV
-from lightning_impl.runs import UsageError, data_errors, fail, read_record, write_json
+from core import configs, flags
+from core.datasets import DATA_ENV
+from core.runs import UsageError, data_errors, fail, read_record, write_json
 
 # Everything a budget changes. `specified`: extra flags for both frameworks' specified-CNN runs (None: the
 # default recipe as shipped); `ladders`: (dataset, framework) pairs, run at the ablation budget `ladder_budget`.
@@ -150,7 +150,7 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
              "--framework", framework, "--runs-dir", out],
             ladder, meta={"dataset": dataset, "framework": framework}))
     found.append(Part("denoise", "denoise", "denoising study, Fashion-MNIST",
-                      ["lightning_impl.denoise_experiment", "--budget", spec["denoise_budget"], "--runs-dir", out,
+                      ["experiments.denoising", "--budget", spec["denoise_budget"], "--runs-dir", out,
                        "--jobs", str(os.cpu_count() or 1)], ["denoise_unet.yaml"]))
     backends = ["--backends", *spec["parity_backends"]] if spec["parity_backends"] else []
     # The pairs by name, so that a newly registered pair changes the command and the checks run again.

@@ -27,8 +27,8 @@ from pathlib import Path
 from experiments import discussion
 from experiments import notebook
 from experiments.document import Cell, Code, Document, Figure, Heading, Para, Table, markdown, to_html
-from lightning_impl.runs import UsageError, read_record, write_json, write_text
-from lightning_impl import flags
+from core.runs import UsageError, read_record, write_json, write_text
+from core import flags
 
 
 class Numbers:
@@ -135,7 +135,7 @@ def environment() -> dict:
 
 def recipe_net(recipe: str) -> dict:
     """A recipe's ``model.net`` (class_path + init_args); the specified CNN when the recipe leaves the default."""
-    from lightning_impl import configs
+    from core import configs
 
     return configs.load(recipe)["model"].get("net") or {
         "class_path": "lightning_impl.models.specified_cnn.SpecifiedCNN", "init_args": {}}
@@ -199,7 +199,7 @@ def hog_figure(path: Path) -> Path:
     import matplotlib.pyplot as plt
     from skimage.feature import hog
 
-    from lightning_impl.data.datasets import ensure_available, load_split
+    from core.datasets import ensure_available, load_split
     from parity.baseline import CHOSEN
     from parity.hog import deskew
 
@@ -308,7 +308,7 @@ def over_seeds(records: list[dict]) -> dict:
 
 
 def section_specified(ctx: Context) -> dict:
-    from lightning_impl import configs, plots
+    from core import configs, plots
 
     runs = ctx.of_kind("specified")
     by_fw: dict[str, list[tuple[dict, dict]]] = {}
@@ -406,7 +406,7 @@ LADDER_HEADER = ["step", "change", "params", "test acc %", "val acc %", "Δ val 
 
 
 def section_ladders(ctx: Context) -> None:
-    from lightning_impl import configs
+    from core import configs
 
     ladders = ctx.of_kind("ladder")
     if not ladders:
@@ -464,7 +464,7 @@ def section_ladders(ctx: Context) -> None:
 
 def section_denoiser(ctx: Context) -> None:
     """The exercise's denoising autoencoder trained by both frameworks on the same recipe."""
-    from lightning_impl import plots
+    from core import plots
 
     runs = ctx.of_kind("denoiser")
     if not runs:

@@ -1,5 +1,5 @@
 """Every epoch of a Keras run fixed by (run seed, epoch) alone, as in lightning_impl: the order of the training
-images (lightning_impl.data.order, the very permutation Lightning's EpochShuffle draws) and whatever the epoch
+images (core.order, the very permutation Lightning's EpochShuffle draws) and whatever the epoch
 draws at random (dropout, augmentation, training noise). So a run resumed from the end of an epoch trains
 exactly as the uninterrupted run would, and a Keras run sees the images in the order its Lightning twin does.
 
@@ -13,7 +13,7 @@ import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 import numpy as np
 
-from lightning_impl.data.order import epoch_order, epoch_seed
+from core.order import epoch_order, epoch_seed
 
 
 class EpochBatches(keras.utils.PyDataset):

@@ -19,9 +19,9 @@ import keras
 import numpy as np
 import yaml
 
-from lightning_impl import plots
+from core import plots
 from keras_ref.epochs import SeedEachEpoch
-from lightning_impl.runs import atomic_path, new_run_dir, read_record, write_json, write_text
+from core.runs import atomic_path, new_run_dir, read_record, write_json, write_text
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -42,7 +42,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 class BestWeights(keras.callbacks.Callback):
     """Keras' ModelCheckpoint(save_best_only=True, save_weights_only=True, mode="max"), but written beside the file
-    and renamed over it (lightning_impl.runs.atomic_path): a kill, a crash or a full disk during a save leaves the
+    and renamed over it (core.runs.atomic_path): a kill, a crash or a full disk during a save leaves the
     previous best weights whole, never a half-written .h5."""
 
     def __init__(self, path: Path, monitor: str) -> None:

@@ -7,7 +7,7 @@ preprocessing.
 
 The run folder holds model.keras (the architecture with the weights selected on validation) and
 model_card.json (a classifier's training normalisation and class names, the image shape), both written by
-keras_ref.train and keras_ref.train_denoiser. Files are read by lightning_impl.preprocess -- the very code
+keras_ref.train and keras_ref.train_denoiser. Files are read by core.preprocess -- the very code
 lightning_impl.predict uses -- and the output has the same form. Nothing of Lightning is imported: only the
 framework-neutral preprocessing.
 """
@@ -24,10 +24,10 @@ import keras
 import numpy as np
 
 from keras_ref import backend
-from lightning_impl import flags
-from lightning_impl.preprocess import (ImageInputError, format_row, prediction_rows, prepare, softmax, write_restored,
+from core import flags
+from core.preprocess import (ImageInputError, format_row, prediction_rows, prepare, softmax, write_restored,
                                       write_rows)
-from lightning_impl.runs import UsageError, fail, read_record
+from core.runs import UsageError, fail, read_record
 
 
 class RunError(ValueError):

@@ -3,7 +3,7 @@
 The YAML is merged over the task's default recipe, as LightningCLI merges it over its default config file, so
 both frameworks fill in the same defaults from the same place. Every key is translated one to one or refused
 by name: a recipe Keras cannot follow exactly is an error, never a silently different run. ``trainer.precision``
-is resolved once, as Lightning resolves it (lightning_impl.precision: ``null`` is bf16 where the hardware computes
+is resolved once, as Lightning resolves it (core.precision: ``null`` is bf16 where the hardware computes
 it natively), and becomes the Keras dtype policy (``bf16-mixed`` -> ``mixed_bfloat16``). Not translated on
 purpose (they change speed or placement, not the model): ``trainer.accelerator``/``devices``/``strategy``/
 ``num_nodes``, ``model.channels_last``, progress and summary switches. Checkpoints are chosen on validation by the Keras trainer itself (``checkpoint`` is accepted as is).
@@ -20,8 +20,8 @@ import keras
 from keras_ref.augment import AUGMENTATIONS
 from keras_ref.models import TWINS
 from keras_ref.torch_like import TorchAdam, TorchAdamW, TorchSGD
-from lightning_impl import configs, precision
-from lightning_impl.ranges import MAX_FLOAT, MAX_INT, MAX_SEED  # the same bounds as the Lightning side's
+from core import configs, precision
+from core.ranges import MAX_FLOAT, MAX_INT, MAX_SEED  # the same bounds as the Lightning side's
 
 # Lightning's precision -> the Keras dtype policy that computes and stores as it does.
 KERAS_POLICY = {"32-true": "float32", "32": "float32", 32: "float32", "bf16-mixed": "mixed_bfloat16",

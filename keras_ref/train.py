@@ -33,9 +33,9 @@ from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe, save_atom
 from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
 from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, dtype_policy, make_optimizer
-from lightning_impl import flags, plots
-from lightning_impl.data.datamodules import DATAMODULES
-from lightning_impl.runs import data_errors, write_json
+from core import flags, plots
+from core.split import DatasetSplit
+from core.runs import data_errors, write_json
 
 
 def training_model(net: keras.Model, augmentation: keras.Model | None) -> keras.Model:
@@ -82,9 +82,9 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
     validation, test it once. ``resume``: the run folder of an interrupted run, whose recipe this is."""
     recipe = {**recipe, "limit_train": limit_train}  # in recipe.yaml: a resumed run trains on the same images
     keras.utils.set_random_seed(recipe["seed"])
-    dm = DATAMODULES[recipe["dataset"]](data_dir=data_dir, val_fraction=recipe["val_fraction"],
-                                        split_seed=recipe["split_seed"], download=download)
-    dm.prepare_data()
+    dm = DatasetSplit(recipe["dataset"], data_dir=data_dir, val_fraction=recipe["val_fraction"],
+                      split_seed=recipe["split_seed"], download=download)
+    dm.prepare()
     dm.setup()
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (dm.arrays(s) for s in ("train", "val", "test"))
     if isinstance(limit_train, float):  # a share of the split, as Lightning's limit_train_batches takes one

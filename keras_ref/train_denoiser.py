@@ -6,11 +6,11 @@
 
 The LightningCLI YAML is the recipe for both frameworks (keras_ref.recipes translates it). What is shared, not
 re-implemented:
-  * the data: ``NoisyDataModule`` is built from the recipe's ``data`` section, so the split, the fixed
-    seeded validation/test noisy copies (``eval_pairs``) and the noise function are the Lightning ones;
-  * training noise: ``FreshNoise`` draws new noise for every batch with ``lightning_impl.data.noise.add_noise``
+  * the data: ``core.noise.NoisySplit`` is built from the recipe's ``data`` section, as Lightning's DataModule
+    builds it, so the split, the fixed seeded validation/test noisy copies and the noise function are the same;
+  * training noise: ``FreshNoise`` draws new noise for every batch with ``core.noise.add_noise``
     (a blind model's per-image sigma with ``sample_sigmas``), from a generator seeded by ``--seed``;
-  * scoring: validation (for choosing the best epoch) and test go through ``lightning_impl.image_quality.score``.
+  * scoring: validation (for choosing the best epoch) and test go through ``core.image_quality.score``.
 The losses below are written out as the torch ones are (lightning_impl.tasks.denoiser.LOSSES), not taken from
 Keras' versions (whose clipping differs). The twin's weights are drawn as torch draws them (keras_ref.torch_like).
 
@@ -39,11 +39,11 @@ from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe, save_atom
 from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
 from keras_ref.recipes import DENOISER_DEFAULT, RecipeError, denoiser_recipe, dtype_policy, make_optimizer
-from lightning_impl import flags, plots
-from lightning_impl.data.order import epoch_order, epoch_seed
-from lightning_impl.data.noise import NoisyDataModule, add_noise, check_sigma, sample_sigmas, to_unit
-from lightning_impl.image_quality import score
-from lightning_impl.runs import data_errors, write_json
+from core import flags, plots
+from core.order import epoch_order, epoch_seed
+from core.noise import NoisySplit, add_noise, check_sigma, sample_sigmas, to_unit
+from core.image_quality import score
+from core.runs import data_errors, write_json
 
 
 def _mse(clean, restored):
@@ -77,7 +77,7 @@ class FreshNoise(keras.utils.PyDataset):
     """(noisy, clean) NHWC batches of the clean uint8 training images: Lightning's order of the images for the
     epoch last given to ``set_epoch`` (keras_ref.epochs.SeedEachEpoch calls it before every epoch) and new noise
     for every batch, from a generator reseeded by (seed, epoch) -- the torch side draws it in
-    NoisyDataModule.on_after_batch_transfer. One worker, no multiprocessing: batches are made in order."""
+    lightning_impl.data.noise.NoisyDataModule.on_after_batch_transfer. One worker, no multiprocessing: batches are made in order."""
 
     def __init__(self, clean: torch.Tensor, sigma, batch_size: int, seed: int) -> None:
         super().__init__()
@@ -113,7 +113,7 @@ def scores(restored: torch.Tensor, clean: torch.Tensor, loss) -> dict[str, float
 
 
 class ValidationScore(keras.callbacks.Callback):
-    """Adds val_loss, val_psnr and val_ssim -- lightning_impl.image_quality.score on the fixed validation copy -- to
+    """Adds val_loss, val_psnr and val_ssim -- core.image_quality.score on the fixed validation copy -- to
     each epoch's logs. Must come before ModelCheckpoint and CSVLogger in the callback list: they read them."""
 
     def __init__(self, noisy: torch.Tensor, clean: torch.Tensor, loss, batch_size: int) -> None:
@@ -141,18 +141,17 @@ def save_for_prediction(run: Path, net: keras.Model, dataset: str, channels: int
                                          "model": "model.keras"})
 
 
-def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, runs_dir: str | None = None,
+def train(recipe: dict, verbose: int = 2, data: NoisySplit | None = None, runs_dir: str | None = None,
           resume: Path | None = None) -> dict:
     """Train on the recipe's data with fresh noise per batch, keep the best epoch on validation PSNR, test it.
     ``resume``: the run folder of an interrupted run, whose recipe this is."""
     if recipe["loss"] not in LOSSES:
         raise RecipeError(f"model.loss: unknown loss {recipe['loss']!r}; choose one of {sorted(LOSSES)}")
     keras.utils.set_random_seed(recipe["seed"])
-    data = data or NoisyDataModule(**recipe["data"])
-    data.prepare_data()
+    data = data or NoisySplit(**recipe["data"])
+    data.prepare()
     data.setup()
-    hp = data.hparams
-    train_data = FreshNoise(data.train_set.clean, data.sigma, hp.batch_size, recipe["seed"])
+    train_data = FreshNoise(data.train_set.clean, data.sigma, data.batch_size, recipe["seed"])
     val_noisy, val_clean = data.val_set.noisy, to_unit(data.val_set.clean)
     test_noisy, test_clean = data.test_set.noisy, to_unit(data.test_set.clean)
 
@@ -163,7 +162,7 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
     tested = {}  # the test restorations, drawn by figures() without a second prediction
 
     def test() -> dict:
-        tested["restored"] = predict(net, test_noisy, hp.eval_batch_size)
+        tested["restored"] = predict(net, test_noisy, data.eval_batch_size)
         return {f"test_{k}": v for k, v in scores(tested["restored"], test_clean, loss).items()}
 
     def figures(folder, title: str) -> None:
@@ -172,11 +171,11 @@ def train(recipe: dict, verbose: int = 2, data: NoisyDataModule | None = None, r
 
     return fit_and_test(
         net, net, train_data,  # FreshNoise orders the images and draws the noise, by (seed, epoch)
-        callbacks=[ValidationScore(val_noisy, val_clean, loss, hp.eval_batch_size)],  # first: the others read its logs
+        callbacks=[ValidationScore(val_noisy, val_clean, loss, data.eval_batch_size)],  # first: the others read its logs
         recipe=recipe, monitor="val_psnr", train_images=len(data.train_set), test=test, runs_dir=runs_dir,
-        resume=resume, verbose=verbose, after_best=lambda run: save_for_prediction(run, net, hp.dataset, channels),
+        resume=resume, verbose=verbose, after_best=lambda run: save_for_prediction(run, net, data.dataset_name, channels),
         figures=figures,
-        describe={"dataset": hp.dataset, "model": net.name, "sigma": data.sigma, "eval_sigma": data.eval_sigma,
+        describe={"dataset": data.dataset_name, "model": net.name, "sigma": data.sigma, "eval_sigma": data.eval_sigma,
                   "loss": recipe["loss"], "train_images": len(data.train_set), "test_images": len(data.test_set)},
     )
 
@@ -204,7 +203,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.recipe = denoiser_recipe(args.config)
         args.recipe.update({k: v for k in ("epochs", "seed") if (v := getattr(args, k)) is not None})
         args.recipe["data"].update({k: v for k, v in overrides.items() if v is not None})
-        args.data = NoisyDataModule(**args.recipe["data"])
+        args.data = NoisySplit(**args.recipe["data"])
     except (ValueError, OSError) as err:
         p.error(f"--config {args.config}: {err}")
     return args
@@ -222,7 +221,7 @@ def resume_args(p: argparse.ArgumentParser, args: argparse.Namespace, argv: list
         args.recipe = resumable_recipe(args.resume, args.epochs, "denoising")
         if args.data_dir is not None:
             args.recipe["data"]["data_dir"] = args.data_dir
-        args.data = NoisyDataModule(**args.recipe["data"])
+        args.data = NoisySplit(**args.recipe["data"])
     except (ResumeError, ValueError, OSError) as err:
         p.error(str(err))
     return args

@@ -8,7 +8,7 @@ import time
 import lightning as L
 import torch
 
-from lightning_impl.data.order import epoch_seed
+from core.order import epoch_seed
 
 
 class EpochTimer(L.Callback):

@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from lightning_impl.checkpoints import CheckpointError, load
-from lightning_impl.runs import UsageError, read_record
+from core.runs import UsageError, read_record
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import ImageDataModule
 from lightning_impl.tasks.denoiser import Denoiser

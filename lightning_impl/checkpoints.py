@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from lightning_impl.runs import write_bytes
+from core.runs import write_bytes
 
 
 class CheckpointError(RuntimeError):

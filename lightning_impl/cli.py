@@ -24,12 +24,13 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from lightning_impl import checkpoints, configs, precision
+from core import configs, precision
+from lightning_impl import checkpoints
 from lightning_impl.card import ModelCard, net_config
 from lightning_impl.callbacks import EpochTimer, FiniteLoss, NonFiniteLossError, SeedEachEpoch
 from lightning_impl.run_figures import RunFigures
-from lightning_impl.ranges import RangeError, check_ranges
-from lightning_impl.runs import data_errors, fail, new_run_dir, strict, write_json
+from core.ranges import RangeError, check_ranges
+from core.runs import data_errors, fail, new_run_dir, strict, write_json
 
 
 class ConfigurationError(ValueError):
@@ -153,7 +154,7 @@ def _flag_value(args: list[str], flag: str) -> str | None:
 def _train_on_finished(run_dir: Path, config: Path, rest: list[str]) -> None:
     """A finished run is resumed only to train on (more epochs than it has): resumed as it is, it would test
     again and overwrite its own record. Its record is kept beside, as metrics.epochs_<n>.json."""
-    from lightning_impl.runs import read_record
+    from core.runs import read_record
 
     done = read_record(run_dir / "metrics.json", "run record").get("epochs")
     wanted = _flag_value(rest, "--trainer.max_epochs")

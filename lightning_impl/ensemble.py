@@ -22,8 +22,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import ImageDataModule
-from lightning_impl import checkpoints, configs, flags
-from lightning_impl.runs import UsageError, data_errors, fail, write_json
+from core import configs, flags
+from lightning_impl import checkpoints
+from core.runs import UsageError, data_errors, fail, write_json
 from lightning_impl.cli import ConfigurationError
 from lightning_impl.train import classifier_cli
 

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightning_impl import flags
+from core import flags
 from lightning_impl.card import CheckpointError, load_model, normalise
-from lightning_impl.runs import fail, write_text
-from lightning_impl.data.datasets import DataIntegrityError, DatasetUnavailableError, ensure_available, load_split
-from lightning_impl.data.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
+from core.runs import fail, write_text
+from core.datasets import DataIntegrityError, DatasetUnavailableError, ensure_available, load_split
+from core.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
 
 TOLERANCE = 1e-5
 

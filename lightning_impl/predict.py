@@ -6,7 +6,7 @@
     python -m lightning_impl.predict runs/denoise_reference/version_0 noisy.png --out denoised.png
 
 A run folder means its best checkpoint on validation (the one metrics.json names). Each file is read and
-converted the way the training data looks (lightning_impl.preprocess: greyscale, the model's size, light
+converted the way the training data looks (core.preprocess: greyscale, the model's size, light
 object on a dark background -- a dark-on-light picture is inverted, and the output says so), normalised
 with the statistics stored in the checkpoint, and classified: one line per file with the top-3 classes,
 or a table with --json / --csv. A denoiser writes the restored PNG instead. A file that cannot be used
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lightning_impl import flags
+from core import flags
 from lightning_impl.card import CheckpointError, load_model, normalise
-from lightning_impl.runs import fail
-from lightning_impl.preprocess import ImageInputError, Prepared, format_row, prediction_rows, prepare, write_restored, write_rows
+from core.runs import fail
+from core.preprocess import ImageInputError, Prepared, format_row, prediction_rows, prepare, write_restored, write_rows
 
 BATCH = 256
 

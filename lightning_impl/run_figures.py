@@ -1,4 +1,4 @@
-"""RunFigures: every tested run draws itself into <run>/figures/ (lightning_impl.plots does the drawing)."""
+"""RunFigures: every tested run draws itself into <run>/figures/ (core.plots does the drawing)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from lightning_impl import plots
+from core import plots
 
 
 class RunFigures(L.Callback):

@@ -5,7 +5,7 @@
     python -m lightning_impl.train_denoiser --config configs/denoise_reference.yaml --data.sigma 0.5 --trainer.max_epochs 4
     python -m lightning_impl.train_denoiser --help
 
-A LightningCLI over ``Denoiser`` (lightning_impl.tasks.denoiser) and ``NoisyDataModule`` (lightning_impl.data.noise):
+A LightningCLI over ``Denoiser`` (lightning_impl.tasks.denoiser) and ``NoisyDataModule`` (core.noise):
 every constructor argument is a flag (``--model.loss bce``, ``--data.sigma "[0.05, 0.55]"`` for a blind
 model, ``--data.train_limit 2048`` for a quick run). The Keras twin reads the same YAML:
 ``python -m keras_ref.train_denoiser --config configs/denoise_reference.yaml``. The default recipe is
@@ -14,7 +14,7 @@ configs/denoise_reference.yaml; a --config and flags are merged over it.
 Like ``python -m lightning_impl.train``, each run gets runs/<name>/version_<n>/ with config.yaml,
 metrics.csv, checkpoints/ (best on val_psnr, and last) and metrics.json (test_psnr, test_ssim, parameters,
 epochs, seed, training time); its path is the last line printed. One model, one noise level: the whole
-experiment (every sigma, classical filters, figures) is ``python -m lightning_impl.denoise_experiment``.
+experiment (every sigma, classical filters, figures) is ``python -m experiments.denoising``.
 """
 
 from __future__ import annotations

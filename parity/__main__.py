@@ -28,8 +28,8 @@ import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 
 from keras_ref.backend import BACKENDS, EXTRA, installed
-from lightning_impl import flags
-from lightning_impl.runs import write_text
+from core import flags
+from core.runs import write_text
 from parity.accuracy import DEFAULT_SEEDS, baseline_from, check_accuracy
 from parity.checks import CHECKS, Row, run_checks
 from parity.registry import all_pairs

@@ -8,7 +8,7 @@ given the pair's ``train_args``, a seed and optionally an epoch count. The check
   * the two means differ by less than the pair's margin,
   * over two seeds or more, a Welch t-test of the seeds' scores finds no difference (p > P_SAME),
   * (classification) a paired test on the same test images finds none either: both frameworks of one seed see
-    the same images in the same order (lightning_impl.data.order), so each test image's two answers are a pair;
+    the same images in the same order (core.order), so each test image's two answers are a pair;
     McNemar's exact test of the discordant images, pooled over the seeds, p > P_SAME,
   * (classification) both means beat the HOG+SVM baseline's test accuracy.
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lightning_impl import configs
+from core import configs
 from parity.checks import Row
 from parity.registry import ModelPair
 
@@ -187,7 +187,7 @@ def test_correct(framework: str, run_dir: str | Path):
     import numpy as np
     import torch
 
-    from lightning_impl.data.datasets import ensure_available, load_split
+    from core.datasets import ensure_available, load_split
 
     if framework == "lightning":
         from lightning_impl.card import load_model, normalise

@@ -35,8 +35,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from sklearn.svm import SVC
 
 from lightning_impl.data.datamodules import DATAMODULES
-from lightning_impl import flags
-from lightning_impl.runs import data_errors, new_run_dir, write_json
+from core import flags
+from core.runs import data_errors, new_run_dir, write_json
 from parity.hog import HOGTransformer
 
 DATASETS = ("mnist", "fashion_mnist")

@@ -37,12 +37,12 @@ import torch
 
 from keras_ref import backend
 from keras_ref.fit import save_atomically
-from lightning_impl import flags
+from core import flags
 from lightning_impl.card import CARD_KEY, class_path, find_checkpoint, load_model, make_card
 from lightning_impl import checkpoints
 from lightning_impl.checkpoints import CheckpointError
 from lightning_impl.data.noise import NoisyDataModule
-from lightning_impl.runs import data_errors, fail, write_json
+from core.runs import data_errors, fail, write_json
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.tasks.denoiser import Denoiser
 from parity.checks import OUTPUT_TOL, datamodule, layer_differences, nhwc, one_thread, real_batch

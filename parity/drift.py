@@ -29,7 +29,7 @@ from parity import checks
 from parity.registry import ModelPair, all_pairs
 from parity.shapes import torch_trace
 from parity.transfer import keras_to_torch, torch_to_keras
-from lightning_impl import flags
+from core import flags
 
 
 def _start(pair: ModelPair):

@@ -41,7 +41,7 @@ from torch import nn
 
 from keras_ref import recipes as keras_recipes
 from keras_ref import torch_like
-from lightning_impl import configs
+from core import configs
 from lightning_impl.card import build_net, net_config
 from lightning_impl.tasks.schedules import optimizer_and_schedule
 from parity import checks

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_impl import checkpoints, runs
+from core import runs
+from lightning_impl import checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lightning_impl import configs
+from core import configs
 from lightning_impl.cli import make_cli
 from lightning_impl.tasks.denoiser import Denoiser
 from lightning_impl.train import classifier_cli
@@ -53,7 +53,7 @@ def test_recipes_are_found_by_name_and_by_path():
 
 
 def test_the_denoising_experiment_trains_the_recipe_it_names():
-    from lightning_impl.denoise_experiment import BUDGETS
+    from experiments.denoising import BUDGETS
 
     recipe = configs.load("denoise_unet.yaml")
     large = BUDGETS["large"]
@@ -63,7 +63,7 @@ def test_the_denoising_experiment_trains_the_recipe_it_names():
 
 
 def test_an_unset_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
-    from lightning_impl import precision
+    from core import precision
 
     assert precision.resolve("16-mixed", "cpu") == "16-mixed"  # an explicit setting wins
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
@@ -76,7 +76,7 @@ def test_an_unset_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
 
 def test_the_ladders_bf16_step_is_not_trained_where_bf16_is_not_native(monkeypatch):
     from experiments.ablation import load_ladder, merged_config, same_on_this_machine
-    from lightning_impl import precision
+    from core import precision
 
     steps = load_ladder("mnist")
     bf16 = next(i for i, s in enumerate(steps) if "bf16" in s.name)

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lightning_impl.data.datamodules import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule, channel_stats
+from core.split import channel_stats
+from lightning_impl.data.datamodules import CIFAR10DataModule, FashionMNISTDataModule, MNISTDataModule
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_impl.data import datasets
-from lightning_impl.data.datasets import DataIntegrityError, DatasetUnavailableError, ensure_available, load_split
+from core import datasets
+from core.datasets import DataIntegrityError, DatasetUnavailableError, ensure_available, load_split
 
 IDX_FILES = {
     "train-images-idx3-ubyte": (True, 12),

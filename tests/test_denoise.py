@@ -19,12 +19,13 @@ from torch import nn
 import keras_ref  # noqa: F401  (torch backend before keras)
 import keras
 from keras_ref.models.denoising import denoising_ae, unet_dae
-from lightning_impl import classical_denoisers as classical
-from lightning_impl import denoise_experiment as denoise
-from lightning_impl.image_quality import score
+from core import classical_denoisers as classical
+from experiments import denoising as denoise
+from core.image_quality import score
 from lightning_impl.tasks.denoiser import Denoiser
 from lightning_impl.models.denoising import DenoisingAE, SameConvTranspose2d, UNetDAE
-from lightning_impl.data.noise import NoisyDataModule, add_noise, fixed_noisy_copy
+from core.noise import add_noise, fixed_noisy_copy
+from lightning_impl.data.noise import NoisyDataModule
 
 
 # ----------------------------------------------------------------------------- models and Keras twins

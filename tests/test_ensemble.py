@@ -6,7 +6,7 @@ import math
 import pytest
 
 from lightning_impl import ensemble
-from lightning_impl.runs import UsageError
+from core.runs import UsageError
 from lightning_impl.train import main as train_main
 
 pytestmark = pytest.mark.slow  # trains models

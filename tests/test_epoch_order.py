@@ -7,7 +7,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from lightning_impl.data.datamodules import EpochShuffle, TensorBatches, training_loader
+from core.split import TensorBatches
+from lightning_impl.data.datamodules import EpochShuffle, training_loader
 
 
 class Recorder(L.LightningModule):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lightning_impl import export
-from lightning_impl.data.datasets import ensure_available, load_split
+from core.datasets import ensure_available, load_split
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Every run draws itself: lightning_impl.plots writes valid PNGs, epoch_table reads both frameworks' metrics.csv,
+"""Every run draws itself: core.plots writes valid PNGs, epoch_table reads both frameworks' metrics.csv,
 and tiny Lightning, Keras and TensorBoard-logged runs leave their figures/ in the run folder."""
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from lightning_impl import plots
+from core import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY_LIGHTNING = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "1",

@@ -29,7 +29,7 @@ def values(kind: str) -> list[str]:
 
 ARGPARSE = [
     "keras_ref.train", "keras_ref.train_denoiser", "keras_ref.predict", "lightning_impl.predict", "lightning_impl.export",
-    "lightning_impl.ensemble", "lightning_impl.denoise_experiment", "experiments.ablation", "experiments.practical",
+    "lightning_impl.ensemble", "experiments.denoising", "experiments.ablation", "experiments.practical",
     "experiments.report", "parity.__main__", "parity.baseline", "parity.convert", "parity.drift",
     "benchmarks.epoch_time", "benchmarks.keras_backends", "benchmarks.time_to_accuracy", "benchmarks.keras_batchnorm",
     "benchmarks.denoise_variants", "benchmarks.throughput", "benchmarks.bm3d_check",
@@ -55,7 +55,7 @@ class Captured(Exception):
 
 
 def parser_of(module) -> "flags.Parser":  # noqa: F821
-    from lightning_impl import flags
+    from core import flags
 
     def capture(self, *args, **kwargs):
         raise Captured(self)
@@ -238,7 +238,7 @@ def test_every_numeric_value_of_a_keras_recipe_is_checked(path, kind):
     import yaml
 
     from keras_ref.recipes import RecipeError, classifier_recipe, make_optimizer
-    from lightning_impl import configs
+    from core import configs
 
     key = ".".join(path)
     for text in values(kind):

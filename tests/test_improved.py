@@ -25,7 +25,7 @@ from keras_ref import recipes
 from keras_ref import train as ktrain
 from keras_ref.models import improved_cnn as keras_improved_cnn
 from experiments import ablation
-from lightning_impl.runs import UsageError
+from core.runs import UsageError
 from lightning_impl.data.augment import CropFlipAugment, DigitAugment, affine, digit_augment, shift_crop
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.data.datamodules import DATAMODULES
@@ -43,7 +43,7 @@ DATASETS = ("mnist", "cifar10")
 def native_bf16(monkeypatch):
     """The ladders' bf16 step trains where bf16 is native and is skipped elsewhere (tests/test_configs.py checks
     both); these tests see every step, whatever this machine's CPU."""
-    from lightning_impl import precision
+    from core import precision
 
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
 
@@ -395,7 +395,7 @@ def test_the_noise_floor_reads_the_validation_size_the_runs_recorded():
 def test_keras_ladder_trains_the_bf16_step_only_where_lightning_would(monkeypatch, tmp_path):
     """The Keras twin follows Lightning's resolved precision (mixed_bfloat16 where bf16 is native): the bf16 step
     is a step in Keras too there, and elsewhere the previous step's recipe, not trained again."""
-    from lightning_impl import precision
+    from core import precision
 
     trained = []
 

@@ -7,7 +7,7 @@ import pytest
 from experiments.ablation import load_ladder, merged_config
 from keras_ref.recipes import RecipeError, classifier_recipe
 from keras_ref.train import main, parse_args, train
-from lightning_impl import configs
+from core import configs
 
 
 @pytest.mark.slow

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lightning_impl import preprocess
-from lightning_impl.data.datasets import ensure_available, load_split
-from lightning_impl.preprocess import INVERTED_NOTE, ImageInputError, prepare
+from core import preprocess
+from core.datasets import ensure_available, load_split
+from core.preprocess import INVERTED_NOTE, ImageInputError, prepare
 
 N_IMAGES = 8  # the first test images; the tiny model gets all of them right (checked: fixed seed, CPU)
 
@@ -117,7 +117,7 @@ def test_checkpoint_carries_what_prediction_needs(tiny_classifier_run):
 @pytest.mark.slow
 def test_predicts_real_test_images_with_no_data_folder(tiny_classifier_run, image_files, tmp_path, monkeypatch, capsys):
     from lightning_impl import predict
-    from lightning_impl.data import datasets
+    from core import datasets
 
     files, expected = image_files
     empty = tmp_path / "no_data"
@@ -170,7 +170,7 @@ def test_command_line_errors_are_one_line(tiny_classifier_run, image_files, tmp_
 @pytest.mark.slow
 def test_denoiser_writes_a_png(tiny_denoiser_run, tmp_path):
     from lightning_impl import predict
-    from lightning_impl.data.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
+    from core.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
 
     images, _ = load_split("fashion_mnist", ensure_available("fashion_mnist"), train=False)
     noisy = fixed_noisy_copy(to_unit(images[:2]), 0.3, NOISE_SEEDS["test"]).numpy()
@@ -222,7 +222,7 @@ def test_keras_denoiser_writes_a_png_given_back_as_it_came(tmp_path):
     lightning_impl.predict does with a Lightning denoiser (an inverted picture is given back inverted)."""
     from keras_ref import predict as keras_predict
     from keras_ref import train_denoiser
-    from lightning_impl.data.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
+    from core.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
 
     metrics = train_denoiser.main(["--epochs", "1", "--limit-train", "256", "--limit-val", "64", "--limit-test", "64",
                                    "--runs-dir", str(tmp_path / "runs"), "--quiet"])

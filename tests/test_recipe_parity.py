@@ -168,7 +168,7 @@ def test_check_6f_fails_on_a_float32_twin_of_a_bf16_run():
 
 
 def test_the_keras_policy_follows_lightnings_resolved_precision(monkeypatch):
-    from lightning_impl import configs, precision
+    from core import configs, precision
 
     config = configs.merge(configs.load("mnist_improved.yaml"), {"trainer": {"precision": None}})
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)

@@ -123,7 +123,7 @@ def test_missing_data_offline_names_folder_file_variable_and_flag(tmp_path, caps
 
 
 def test_cifar10_with_one_batch_missing_names_it(tmp_path, offline):
-    from lightning_impl.data.datasets import DatasetUnavailableError, ensure_available
+    from core.datasets import DatasetUnavailableError, ensure_available
 
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -149,8 +149,8 @@ ARGPARSE_CASES = {
     "ablation: step out of range": ("experiments.ablation", ["--dataset", "mnist", "--steps", "0,9"], "--steps"),
     "ablation: resume a folder without a ladder": ("experiments.ablation", ["--resume", "/nonexistent"], "--resume"),
     "ablation: zero seeds": ("experiments.ablation", ["--dataset", "mnist", "--seeds", "0"], "--seeds"),
-    "denoise experiment: zero jobs": ("lightning_impl.denoise_experiment", ["--jobs", "0"], "--jobs"),
-    "denoise experiment: resume a foreign folder": ("lightning_impl.denoise_experiment", ["--resume", "/nonexistent"], "budget.json"),
+    "denoise experiment: zero jobs": ("experiments.denoising", ["--jobs", "0"], "--jobs"),
+    "denoise experiment: resume a foreign folder": ("experiments.denoising", ["--resume", "/nonexistent"], "budget.json"),
     "ensemble: not a run folder": ("lightning_impl.ensemble", ["/nonexistent"], "config.yaml"),
     "parity: zero seeds": ("parity", ["--seeds", "0"], "--seeds"),
     "parity: a check-5 recipe without check 5": ("parity", ["--recipe", "configs/mnist_specified_cnn.yaml"], "--recipe"),
@@ -238,7 +238,7 @@ def test_keras_missing_data_offline_is_one_line(tmp_path, capsys, offline):
 def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
     from PIL import Image
 
-    from lightning_impl.preprocess import ImageInputError, read_image
+    from core.preprocess import ImageInputError, read_image
 
     Image.new("1", (8000, 8000)).save(tmp_path / "bomb.png")  # a few kB claiming 64 million pixels
     assert (tmp_path / "bomb.png").stat().st_size < 100_000
@@ -247,7 +247,7 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
 
 
 def test_an_extraction_cache_below_a_file_is_named_with_its_variable(tmp_path, monkeypatch):
-    from lightning_impl.data.datasets import DatasetUnavailableError, ensure_available
+    from core.datasets import DatasetUnavailableError, ensure_available
 
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("LIGHTNING_IMPL_CACHE", str(tmp_path / "file" / "cache"))

@@ -157,7 +157,7 @@ def test_quick_practical_builds_the_whole_report(quick_report):
         assert (out / ref).is_file(), f"report.md refers to a missing {ref}"
 
     # Tables have the rows they should: a ladder table a row per step, the architecture a row per layer + total.
-    from lightning_impl import configs
+    from core import configs
     from lightning_impl.models import SpecifiedCNN
     from parity.shapes import torch_leaves
 
@@ -278,7 +278,7 @@ def test_every_budget_builds_commands_its_entry_points_accept(budget, tmp_path):
     import importlib
 
     from experiments import ablation, practical
-    from lightning_impl import denoise_experiment
+    from experiments import denoising as denoise_experiment
 
     spec = practical.BUDGETS[budget]
     assert spec["ladder_budget"] in ablation.BUDGETS and spec["denoise_budget"] in denoise_experiment.BUDGETS

@@ -12,7 +12,7 @@ import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 from keras import layers
 
-from lightning_impl.models.improved_cnn import BN_EPS, BN_MOMENTUM, conv_output_size, pooling_conv
+from core.architectures import IMPROVED_BN_EPS as BN_EPS, IMPROVED_BN_MOMENTUM as BN_MOMENTUM, conv_output_size, pooling_conv
 
 KERAS_BN = {"momentum": 1.0 - BN_MOMENTUM, "epsilon": BN_EPS}
 

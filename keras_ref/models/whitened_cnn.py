@@ -13,7 +13,7 @@ import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 from keras import layers
 
-from lightning_impl.models.whitened_cnn import BN_EPS, BN_MOMENTUM
+from core.architectures import WHITENED_BN_EPS as BN_EPS, WHITENED_BN_MOMENTUM as BN_MOMENTUM
 
 
 @keras.saving.register_keras_serializable(package="keras_ref")

@@ -8,43 +8,16 @@ training split only, augmented) as whole tensors on the training device in ``on_
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, ClassVar
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from lightning_impl.data.order import epoch_order
-from lightning_impl.data.datasets import SPECS, default_data_dir, ensure_available, load_split
-
-
-class TensorBatches(Dataset):
-    """Aligned tensors held in memory (``images=..., labels=...``, or ``noisy=..., clean=...``) as attributes; a
-    whole batch is fetched with one index operation (``__getitems__``), never sample by sample."""
-
-    def __init__(self, **tensors: torch.Tensor) -> None:
-        if len({len(t) for t in tensors.values()}) != 1:
-            raise ValueError(f"tensors of different lengths: { {k: len(t) for k, t in tensors.items()} }")
-        self.names = tuple(tensors)
-        self.__dict__.update(tensors)
-
-    def __len__(self) -> int:
-        return len(getattr(self, self.names[0]))
-
-    def _take(self, index):
-        items = tuple(getattr(self, name)[index] for name in self.names)
-        return items[0] if len(items) == 1 else items
-
-    def __getitem__(self, i):
-        return self._take(i)
-
-    def __getitems__(self, indices: list[int]):
-        return self._take(torch.as_tensor(indices))
+from core.order import epoch_order
+from core.split import DatasetSplit, TensorBatches, nhwc_arrays, standardize
 
 
 def already_batched(batch):
@@ -88,12 +61,6 @@ def training_loader(dataset: Dataset, batch_size: int, trainer) -> DataLoader:
                       generator=torch.Generator().manual_seed(seed))
 
 
-def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images scaled to [0, 1] (float64 accumulation)."""
-    x = images.transpose(0, 1).reshape(images.shape[1], -1).double() / 255.0
-    return x.mean(dim=1).float(), x.std(dim=1).float()
-
-
 class ImageDataModule(L.LightningDataModule):
     """Train/validation split stratified by class and seeded; test set untouched until `test`.
 
@@ -124,57 +91,40 @@ class ImageDataModule(L.LightningDataModule):
         augment: nn.Module | Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
         if batch_size < 1 or eval_batch_size < 1:
             raise ValueError(f"batch_size and eval_batch_size must be positive, got {batch_size} and {eval_batch_size}")
+        # The data itself (files, split, statistics) is the framework-neutral core's; this class only serves it.
+        self.split = DatasetSplit(self.dataset_name, data_dir, val_fraction, split_seed, download)
         self.save_hyperparameters(ignore=["augment"])
-        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        self.spec = SPECS[self.dataset_name]
+        self.data_dir, self.spec = self.split.data_dir, self.split.spec
         self.augment = augment
-        self._root: Path | None = None
         self.train_set = self.val_set = self.test_set = None
         self.mean = self.std = None
 
     @property
     def num_classes(self) -> int:
-        return len(self.spec.classes)
+        return self.split.num_classes
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return self.spec.shape
+        return self.split.input_shape
 
     def prepare_data(self) -> None:
         # Runs once per node before setup: extraction/download happen here, never concurrently.
-        self._root = ensure_available(self.dataset_name, self.data_dir, self.hparams.download)
+        self.split.prepare()
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        root = self._root or ensure_available(self.dataset_name, self.data_dir, download=False)
-        images, labels = load_split(self.dataset_name, root, train=True)
-        train_idx, val_idx = train_test_split(
-            np.arange(len(labels)),
-            test_size=self.hparams.val_fraction,
-            stratify=labels.numpy(),
-            random_state=self.hparams.split_seed,
-        )
-        # Kept (sorted) so that the split can be inspected and reproduced: indices into the official train set.
-        self.train_indices, self.val_indices = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(val_idx))
-        train_idx, val_idx = self.train_indices, self.val_indices
-        self.train_set = TensorBatches(images=images[train_idx], labels=labels[train_idx])
-        self.val_set = TensorBatches(images=images[val_idx], labels=labels[val_idx])
-        test_images, test_labels = load_split(self.dataset_name, root, train=False)
-        self.test_set = TensorBatches(images=test_images, labels=test_labels)
-        # Statistics of the training split only: validation and test must not leak into preprocessing.
-        self.mean, self.std = channel_stats(self.train_set.images)
+        split = self.split
+        split.setup()
+        self.train_set, self.val_set, self.test_set = split.train_set, split.val_set, split.test_set
+        self.train_indices, self.val_indices = split.train_indices, split.val_indices
+        self.mean, self.std = split.mean, split.std
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) -> float32, scaled to [0, 1] and standardised with training statistics."""
-        c = images.shape[1]
-        mean = self.mean.to(images.device).view(1, c, 1, 1)
-        std = self.std.to(images.device).view(1, c, 1, 1)
-        return (images.float() / 255.0 - mean) / std
+        return standardize(images, self.mean, self.std)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch
@@ -202,11 +152,9 @@ class ImageDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_set)
 
-    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(self, split: str) -> tuple:
         """A whole split as normalised float32 NHWC numpy arrays (what Keras expects) and int64 labels."""
-        dataset = {"train": self.train_set, "val": self.val_set, "test": self.test_set}[split]
-        x = self.normalize(dataset.images).permute(0, 2, 3, 1).contiguous().numpy()
-        return x, dataset.labels.numpy()
+        return nhwc_arrays({"train": self.train_set, "val": self.val_set, "test": self.test_set}[split], self.mean, self.std)
 
 
 class MNISTDataModule(ImageDataModule):

@@ -24,23 +24,8 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
-Padding = Literal["same", "valid"]
-
-# PyTorch's BatchNorm defaults, stated once because the Keras twin must copy them: Keras' running
-# average weights the *old* value (its momentum 0.9 is torch's 0.1) and its default epsilon is 1e-3.
-BN_MOMENTUM = 0.1
-BN_EPS = 1e-5
-
-
-def conv_output_size(size: int, kernel_size: int, padding: Padding) -> int:
-    return size if padding == "same" else size - kernel_size + 1
-
-
-def pooling_conv(pool_after: str, convs_per_stage: int) -> int:
-    """The convolution (1-based, within each stage) after which the stage pools; shared with the Keras twin."""
-    if pool_after not in ("last", "first"):
-        raise ValueError(f"pool_after is 'last' or 'first', got {pool_after!r}")
-    return 1 if pool_after == "first" else convs_per_stage
+from core.architectures import IMPROVED_BN_EPS as BN_EPS, IMPROVED_BN_MOMENTUM as BN_MOMENTUM
+from core.architectures import Padding, conv_output_size, pooling_conv
 
 
 class GlobalAvgPool(nn.Module):

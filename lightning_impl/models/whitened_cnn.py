@@ -27,10 +27,7 @@ import torch
 from torch import nn
 
 
-# The paper's BatchNorm: running statistics that follow the last batches closely (torch momentum 0.4 = Keras 0.6),
-# and an epsilon as small as can be: with a frozen scale of 1 the normalisation must not damp small activations.
-BN_MOMENTUM = 0.4
-BN_EPS = 1e-12
+from core.architectures import WHITENED_BN_EPS as BN_EPS, WHITENED_BN_MOMENTUM as BN_MOMENTUM
 
 
 class GlobalMaxPool(nn.Module):

@@ -10,7 +10,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torchmetrics import MetricCollection
 
-from lightning_impl.image_quality import image_metrics
+from core.image_quality import image_metrics
 from lightning_impl.models.denoising import DenoisingAE
 from lightning_impl.tasks.schedules import check_fraction, configure_optimizers
 from lightning_impl.tasks.train_logging import TrainLogging

@@ -1,5 +1,5 @@
 from keras_ref.models import denoising_ae
-from lightning_impl import configs
+from core import configs
 from lightning_impl.models import DenoisingAE
 from parity.registry import ModelPair, register
 

@@ -8,7 +8,7 @@ ladders trained in both frameworks, ``python -m experiments.ablation --framework
 from functools import partial
 from keras_ref.models import improved_cnn
 from keras_ref.recipes import FROM_DATA
-from lightning_impl import configs
+from core import configs
 from lightning_impl.models import ImprovedCNN
 from parity.registry import ModelPair, register
 

@@ -7,7 +7,7 @@ BatchNorm learning-rate scale and the stem's initialisation from data have no Ke
 from functools import partial
 
 from keras_ref.models import whitened_cnn
-from lightning_impl import configs
+from core import configs
 from lightning_impl.models import WhitenedCNN
 from parity.registry import ModelPair, register
 

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lightning_impl.runs import write_text
+from core.runs import write_text
 
 INVERTED_NOTE = "inverted (dark object on light background)"
 Invert = Literal["auto", "always", "never"]

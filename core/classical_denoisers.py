@@ -18,7 +18,7 @@ from joblib import Parallel, delayed
 from scipy import ndimage
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
-from lightning_impl.image_quality import score
+from core.image_quality import score
 
 
 def _noisy_input(images: np.ndarray, noise_sigma: float) -> np.ndarray:
@@ -70,7 +70,7 @@ def _grid(**axes: list) -> tuple[dict, ...]:
     return tuple(dict(zip(axes, values)) for values in itertools.product(*axes.values()))
 
 
-# Parameter grids, in one visible place. lightning_impl.denoise_experiment warns when a tuned value sits on an edge.
+# Parameter grids, in one visible place. experiments.denoising warns when a tuned value sits on an edge.
 METHODS = {
     m.name: m
     for m in (

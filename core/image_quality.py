@@ -13,7 +13,7 @@ def image_metrics(prefix: str = "") -> MetricCollection:
 
     PSNR is computed per image (``dim=(1, 2, 3)``) then averaged -- the convention of the denoising
     literature; the PSNR of the pooled MSE differs by a few hundredths of a dB on Fashion-MNIST.
-    The classical baselines are scored with this same collection (lightning_impl.denoise_experiment.score).
+    The classical baselines are scored with this same collection (experiments.denoising.score).
     """
     return MetricCollection(
         {

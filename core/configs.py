@@ -1,7 +1,7 @@
 """The YAML recipes in configs/: where they are, and how an overlay changes one.
 
 The recipes are the one place both frameworks read their defaults from. They ship inside the installed
-package (``lightning_impl/packaged_configs`` is a link to the repository's ``configs/`` and setuptools copies its files
+package (``core/packaged_configs`` is a link to the repository's ``configs/`` and setuptools copies its files
 as package data), so ``find`` works the same from a checkout, an editable install or a wheel.
 """
 
@@ -15,7 +15,7 @@ import yaml
 
 
 def folder() -> Path:
-    return Path(str(resources.files("lightning_impl") / "packaged_configs"))
+    return Path(str(resources.files("core") / "packaged_configs"))
 
 
 def find(name: str | Path) -> Path:

@@ -1,15 +1,15 @@
 """The denoising experiment on Fashion-MNIST: networks against tuned classical filters, per noise level.
 
-    python -m lightning_impl.denoise_experiment --jobs 2             # the experiment (--budget large): 96 min on 2 CPU cores
-    python -m lightning_impl.denoise_experiment --budget quick       # tiny subsets, ~1 minute: what CI runs
-    python -m lightning_impl.denoise_experiment --budget full        # 2 epochs, the 32-64-128 U-Net (0.25 dB short at sigma 0.1)
-    python -m lightning_impl.denoise_experiment --compare-losses     # the MSE-vs-BCE measurement (validation set)
-    python -m lightning_impl.denoise_experiment --resume runs/denoise/version_3   # after an interruption
+    python -m experiments.denoising --jobs 2             # the experiment (--budget large): 96 min on 2 CPU cores
+    python -m experiments.denoising --budget quick       # tiny subsets, ~1 minute: what CI runs
+    python -m experiments.denoising --budget full        # 2 epochs, the 32-64-128 U-Net (0.25 dB short at sigma 0.1)
+    python -m experiments.denoising --compare-losses     # the MSE-vs-BCE measurement (validation set)
+    python -m experiments.denoising --resume runs/denoise/version_3   # after an interruption
 
 Steps: (1) tune every classical filter's parameters on noisy *training* images, per sigma; (2) train the
 reference DenoisingAE and the improved UNetDAE, one model per sigma plus one "blind" model trained on a
 range of sigma; (3) run every method on the same fixed, seeded noisy test copies and score all of them
-with one function (lightning_impl.image_quality.score). Writes into runs/denoise/version_N/: results.md and
+with one function (core.image_quality.score). Writes into runs/denoise/version_N/: results.md and
 results.csv (methods x sigma, PSNR/SSIM, tuned parameters, training times), results.json, grid_sigma*.png
 (clean / noisy / best classical / reference / improved) and metrics_vs_sigma.png; per-model training
 logs and weights under models/. The run folder's path is the last line printed.
@@ -38,15 +38,16 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from lightning_impl import classical_denoisers as classical
-from lightning_impl import configs, flags
+from core import classical_denoisers as classical
+from core import configs, flags
 from lightning_impl import checkpoints
-from lightning_impl.precision import resolve as resolve_precision
-from lightning_impl.image_quality import score
-from lightning_impl.runs import UsageError, data_errors, new_run_dir, read_record, write_json, write_text
+from core.precision import resolve as resolve_precision
+from core.image_quality import score
+from core.runs import UsageError, data_errors, new_run_dir, read_record, write_json, write_text
 from lightning_impl.tasks.denoiser import Denoiser
 from lightning_impl.models.denoising import DenoisingAE, UNetDAE
-from lightning_impl.data.noise import NOISE_SEEDS, NoisyDataModule, fixed_noisy_copy, to_unit
+from core.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
+from lightning_impl.data.noise import NoisyDataModule
 
 SIGMAS = (0.1, 0.2, 0.3, 0.5)
 BLIND_RANGE = (0.05, 0.55)  # the blind model's training noise, drawn uniformly per image
@@ -67,7 +68,7 @@ class Budget:
     batch_size: int
     lr: float
     loss: str
-    precision: str | None  # None: bf16 where native, else float32 (lightning_impl.precision)
+    precision: str | None  # None: bf16 where native, else float32 (core.precision)
     seed: int
     improved_widths: tuple[int, int, int]  # UNetDAE's (28x28, 14x14, 7x7) channels
     figure_images: int = 10  # test images shown in the grids: the first of each class
@@ -252,7 +253,7 @@ def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | 
     run_dir, budget_name = start_or_resume(budget_name, out_root, resume)
     budget = BUDGETS[budget_name]
     log(f"budget {budget_name}: {asdict(budget)}; writing to {run_dir}")
-    log(f"if interrupted, go on with: python -m lightning_impl.denoise_experiment --budget {budget_name} --resume {run_dir}")
+    log(f"if interrupted, go on with: python -m experiments.denoising --budget {budget_name} --resume {run_dir}")
 
     data = NoisyDataModule(data_dir=data_dir, download=False, test_limit=budget.test_limit)
     data.prepare_data()

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from lightning_impl.data.datasets import DataIntegrityError, DatasetUnavailableError
+from core.datasets import DataIntegrityError, DatasetUnavailableError
 
 
 def next_version(parent: Path) -> int:

@@ -11,7 +11,7 @@ import argparse
 import math
 from pathlib import Path
 
-from lightning_impl.ranges import MAX_INT  # no count, size or seed of the project is larger
+from core.ranges import MAX_INT  # no count, size or seed of the project is larger
 
 
 class Parser(argparse.ArgumentParser):
