@@ -27,6 +27,7 @@ def run(code_or_module: list[str], backend: str | None = None, **env) -> subproc
     return subprocess.run([sys.executable, *code_or_module], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow
 def test_torch_is_the_default_and_is_always_installed():
     assert "torch" in installed() and set(installed()) <= set(BACKENDS)
     out = run(["-c", "import keras_ref, keras; print(keras_ref.BACKEND, keras.backend.backend())"])
@@ -53,6 +54,7 @@ def test_a_second_backend_in_one_process_is_refused(capsys):
     assert "already runs on torch" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", OTHER)
 def test_the_flag_selects_the_backend_of_an_entry_point(backend, tmp_path):
     """--backend wins over KERAS_BACKEND; the Keras models build and predict there (numpy in, numpy out)."""
@@ -123,6 +125,7 @@ def test_planted_mistakes_fail_on_every_backend_as_on_torch(backend):
     assert r["sum"] > 1.0 and r["lr"] is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", [b for b in OTHER if b == "jax"])
 def test_jax_float64_is_switched_on_for_check_4_only(backend):
     code = ("import jax, keras, numpy as np; import parity.checks as c;"

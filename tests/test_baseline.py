@@ -84,6 +84,7 @@ def test_bad_input_is_refused():
         fitted.transform(np.zeros((2, 32, 32)))
 
 
+@pytest.mark.slow
 def test_transformer_in_pipeline_and_grid_search(splits):
     (x_tr, y_tr), (x_val, y_val) = splits["train"], splits["val"]
     x = np.concatenate([x_tr[:400], x_val[:300]])

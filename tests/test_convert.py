@@ -35,6 +35,7 @@ def random_keras_file(tmp_path) -> str:
     return path
 
 
+@pytest.mark.slow
 def test_a_keras_file_becomes_a_checkpoint_lightning_loads(tmp_path, capsys):
     out = tmp_path / "converted.ckpt"
     result = convert.main([str(random_keras_file(tmp_path)), "--to-lightning", str(out), "--limit-test", "200",

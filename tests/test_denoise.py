@@ -251,6 +251,7 @@ def test_bm3d_tuned_on_training_images_beats_the_noisy_input(datamodules):
     assert restored.shape == noisy.shape and restored.dtype == np.float32
 
 
+@pytest.mark.slow
 def test_classical_tuning_never_reads_the_test_set(datamodules):
     dm = datamodules[0]
 

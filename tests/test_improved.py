@@ -142,6 +142,7 @@ def test_parameters_are_drawn_per_image():
     assert len({tuple(o.flatten()[:50].tolist()) for o in out}) > 8
 
 
+@pytest.mark.slow
 def test_digits_are_never_flipped(datamodules):
     dm = datamodules["mnist"]
     x = dm.normalize(dm.test_set.images[:200])
@@ -392,6 +393,7 @@ def test_the_noise_floor_reads_the_validation_size_the_runs_recorded():
         ablation.validation_images("fashion_mnist", {}, old_runs)
 
 
+@pytest.mark.slow
 def test_keras_ladder_trains_the_bf16_step_only_where_lightning_would(monkeypatch, tmp_path):
     """The Keras twin follows Lightning's resolved precision (mixed_bfloat16 where bf16 is native): the bf16 step
     is a step in Keras too there, and elsewhere the previous step's recipe, not trained again."""
@@ -439,6 +441,7 @@ def test_speed_steps_are_kept_unless_validation_drops_beyond_the_noise(tmp_path,
         ablation.load_ladder("toy")
 
 
+@pytest.mark.slow
 def test_interrupted_ladder_resumes_without_rerunning_finished_runs(monkeypatch, tmp_path):
     calls = []
 

@@ -48,6 +48,7 @@ KERAS_ENTRY_POINTS = ["keras_ref.train", "keras_ref.train_denoiser", "keras_ref.
                       "keras_ref.fit", "keras_ref.models"]
 
 
+@pytest.mark.slow
 def test_keras_entry_points_load_neither_lightning_nor_lightning_impl():
     """What the contract says statically, checked at run time: importing every Keras entry point loads no module
     of Lightning and none of lightning_impl (the core is all the Keras side stands on)."""

@@ -409,6 +409,7 @@ def test_command_prints_tables_writes_json_and_exits_nonzero_on_failure(monkeypa
     assert "FAIL" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("importlib").util.find_spec("jax") is None, reason="the jax extra is not installed")
 def test_one_table_has_a_column_per_backend(tmp_path, capsys):
     """The backend of this process (torch) runs here, JAX in a process of its own; one table, both columns."""

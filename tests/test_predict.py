@@ -191,14 +191,6 @@ def test_denoiser_writes_a_png(tiny_denoiser_run, tmp_path):
 # ----------------------------------------------------------------------------- Keras twin
 
 
-def test_keras_predict_imports_nothing_of_lightning():
-    code = ("import sys, keras_ref.predict; bad = sorted(m for m in sys.modules if m.split('.')[0] == 'lightning' "
-            "or m in ('lightning_impl.train', 'lightning_impl.tasks.classifier', 'lightning_impl.tasks.denoiser', 'lightning_impl.card')); "
-            "print(bad); sys.exit(bool(bad))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 @pytest.mark.slow
 def test_keras_twin_predicts_the_same_files(image_files, tmp_path):
     from keras_ref import predict as keras_predict

@@ -535,6 +535,7 @@ def test_keras_resume_refusals(module, argv, says, tmp_path, capsys):
     assert not (finished / "metrics.epochs_3.json").exists()
 
 
+@pytest.mark.slow
 def test_the_record_times_the_fit_not_the_tested_checkpoint(tmp_path):
     """Testing the best checkpoint restores the callbacks' state saved with it: the record must still hold every
     epoch's timing and the fit's own training time (not the fit's time plus the checkpoint's)."""

@@ -63,6 +63,7 @@ def test_norm_parameters_get_the_scaled_rate_and_the_divided_decay():
     assert norms["lr"] == pytest.approx(32.0) and norms["weight_decay"] == pytest.approx(1e-3 / 64)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
 def test_fit_sets_the_stem_from_training_images_once(tmp_path):
     dm = CIFAR10DataModule(batch_size=32, eval_batch_size=256, download=False)

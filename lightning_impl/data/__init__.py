@@ -1,7 +1,7 @@
-"""Data: finding and verifying the datasets (framework-neutral), the seeded split and normalisation, noise and
-augmentation, and the LightningDataModules built on them.
+"""Data for Lightning: the DataModules that serve the core's datasets, split and noise (core.split, core.noise)
+to a Trainer, and the augmentation applied to training batches on the device.
 
-The DataModules are re-exported lazily, so that the neutral modules (``datasets``) import without Lightning."""
+The DataModules are re-exported lazily, so that ``lightning_impl.data.augment`` imports without Lightning."""
 
 _EXPORTS = {
     "CIFAR10DataModule": "lightning_impl.data.datamodules",
