@@ -211,14 +211,17 @@ def _scores(pair: ModelPair, framework: str, *args) -> tuple[list[float], list]:
     return [m[pair.score] for m in runs], [m.get("test_correct") for m in runs]
 
 
-def _scores_worker(pair_name: str, framework: str, args: tuple, threads: int) -> tuple[list[float], list]:
-    """A process of _scores_in_parallel: its share of the cores, the pair looked up again (spawned fresh)."""
+def _scores_worker(pair_name: str, recipe: str | None, framework: str, args: tuple, threads: int) -> tuple[list[float], list]:
+    """A process of _scores_in_parallel: its share of the cores, the pair looked up again (spawned fresh), with the
+    recipe it was given (``--recipe`` replaces the pair's own)."""
+    import dataclasses
+
     import torch
 
     from parity.registry import all_pairs
 
     torch.set_num_threads(threads)
-    return _scores(all_pairs()[pair_name], framework, *args)
+    return _scores(dataclasses.replace(all_pairs()[pair_name], recipe=recipe), framework, *args)
 
 
 def _scores_in_parallel(pair: ModelPair, frameworks: list[str], *args) -> dict[str, tuple[list[float], list]]:
@@ -234,7 +237,7 @@ def _scores_in_parallel(pair: ModelPair, frameworks: list[str], *args) -> dict[s
 
     threads = max(1, (os.cpu_count() or 2) // len(frameworks))
     with ProcessPoolExecutor(len(frameworks), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {fw: pool.submit(_scores_worker, pair.name, fw, args, threads) for fw in frameworks}
+        futures = {fw: pool.submit(_scores_worker, pair.name, pair.recipe, fw, args, threads) for fw in frameworks}
         return {fw: f.result() for fw, f in futures.items()}
 
 

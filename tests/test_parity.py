@@ -432,3 +432,13 @@ def test_check_5_quick_budget_trains_both_frameworks(tmp_path):
     assert runs == ["mnist_specified_cnn_augmented", "mnist_specified_cnn_augmented_keras"], runs
     assert not [r for r in rows if r.passed is False], [(r.check, r.value) for r in rows]
     assert rows[-1].passed is None  # the baseline comparison needs its figure
+
+
+def test_a_parallel_check_5_trains_the_recipe_it_was_given(monkeypatch):
+    """--jobs 2 trains each framework in a fresh process that looks the pair up again: --recipe must reach it."""
+    from parity import accuracy
+
+    seen = []
+    monkeypatch.setattr(accuracy, "_scores", lambda pair, framework, *args: seen.append((pair.recipe, framework)) or ([], []))
+    accuracy._scores_worker("specified_cnn", "configs/mnist_specified_cnn.yaml", "keras", (), 1)
+    assert seen == [("configs/mnist_specified_cnn.yaml", "keras")]
