@@ -1,9 +1,10 @@
 """The one-change-at-a-time ablation ladder: from the specified CNN to the improved recipe.
 
-    python -m experiments.ablation --dataset mnist --budget quick          # minutes: CI / smoke
+    python -m experiments.ablation --dataset mnist --budget smoke          # minutes: does every step run?
+    python -m experiments.ablation --dataset mnist --budget standard       # 2 epochs on a quarter of the data
     python -m experiments.ablation --dataset mnist --budget full           # 3 seeds (0, 1, 2), full epochs
     python -m experiments.ablation --dataset cifar10 --budget full --seeds 1   # ~3 h on 2 CPU cores
-    python -m experiments.ablation --dataset mnist --framework keras --budget quick
+    python -m experiments.ablation --dataset mnist --framework keras --budget smoke
     python -m experiments.ablation --resume runs/ablation/mnist_full_lightning   # go on after an interruption
 
 A ladder is the folder configs/ablation/<dataset>/: ``00_base.yaml`` is a complete LightningCLI config and
@@ -41,21 +42,12 @@ from pathlib import Path
 
 import yaml
 
-from core import configs, flags
+from core import budgets, configs, flags
 from core.runs import UsageError, data_errors, fail, read_record, write_json, write_text
 
 
 def ladders() -> Path:
     return configs.folder() / "ablation"
-
-# Everything a budget changes, in one place. epochs=None keeps the ladder's own trainer.max_epochs.
-BUDGETS = {
-    "smoke": {"epochs": 1, "train_fraction": 0.02, "seeds": 1},  # does every step run? (the practical's quick report)
-    "quick": {"epochs": 1, "train_fraction": 0.1, "seeds": 1},
-    "short": {"epochs": 2, "train_fraction": 0.25, "seeds": 1},  # the practical's standard budget: minutes a ladder
-    "full": {"epochs": None, "train_fraction": 1.0, "seeds": 3},
-}
-
 
 @dataclass(frozen=True)
 class Step:
@@ -202,7 +194,7 @@ def pct(mean: float, std: float) -> str:
 def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framework: str, keep_all: bool,
                out: Path, only: list[int] | None = None, resume: bool = False, first_seed: int = 0) -> list[dict]:
     steps = load_ladder(dataset)
-    spec = BUDGETS[budget]
+    spec = budgets.budget("ablation", budget)
     epochs = epochs if epochs is not None else spec["epochs"]
     done = finished_runs(out, resume)
     (out / "configs").mkdir(parents=True, exist_ok=True)
@@ -353,7 +345,7 @@ def write_final_config(dataset: str, path: Path) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=sorted(d.name for d in ladders().iterdir() if d.is_dir()))
-    p.add_argument("--budget", choices=sorted(BUDGETS), help="default: full")
+    p.add_argument("--budget", choices=budgets.NAMES, help="configs/experiments/budgets.yaml (default: full)")
     p.add_argument("--framework", choices=("lightning", "keras"), help="default: lightning")
     p.add_argument("--keep-all", action="store_true", default=None, help="keep every step, whatever validation says")
     p.add_argument("--steps", help="comma-separated step indices to run (others are assumed kept), e.g. 0,5")
@@ -388,7 +380,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.steps and not all(0 <= i < len(steps) for i in args.steps):
         p.error(f"--steps: the {args.dataset} ladder has steps 0..{len(steps) - 1}")
     if args.seeds is None:
-        args.seeds = BUDGETS[args.budget]["seeds"]
+        args.seeds = budgets.budget("ablation", args.budget)["seeds"]
     return args
 
 

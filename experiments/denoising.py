@@ -1,22 +1,26 @@
 """The denoising experiment on Fashion-MNIST: networks against tuned classical filters, per noise level.
 
-    python -m experiments.denoising --jobs 2             # the experiment (--budget large): 96 min on 2 CPU cores
-    python -m experiments.denoising --budget quick       # tiny subsets, ~1 minute: what CI runs
-    python -m experiments.denoising --budget full        # 2 epochs, the 32-64-128 U-Net (0.25 dB short at sigma 0.1)
+    python -m experiments.denoising --jobs 2             # the experiment (--budget full): 96 min on 2 CPU cores
+    python -m experiments.denoising --budget smoke       # tiny subsets, ~1 minute: what CI runs
+    python -m experiments.denoising --budget standard    # one epoch on a sixth of the data: the practical's minutes
     python -m experiments.denoising --compare-losses     # the MSE-vs-BCE measurement (validation set)
     python -m experiments.denoising --resume runs/denoise/version_3   # after an interruption
 
-Steps: (1) tune every classical filter's parameters on noisy *training* images, per sigma; (2) train the
-reference DenoisingAE and the improved UNetDAE, one model per sigma plus one "blind" model trained on a
-range of sigma; (3) run every method on the same fixed, seeded noisy test copies and score all of them
-with one function (core.image_quality.score). Writes into runs/denoise/version_N/: results.md and
-results.csv (methods x sigma, PSNR/SSIM, tuned parameters, training times), results.json, grid_sigma*.png
-(clean / noisy / best classical / reference / improved) and metrics_vs_sigma.png; per-model training
-logs and weights under models/. The run folder's path is the last line printed.
+The study is configs/experiments/denoising.yaml: the noise levels, the two networks and their recipes (each
+network is one run of ``lightning_impl.train_denoiser``, the entry point's own path, on its recipe with the
+study's overlays), how many images the filters are tuned on and every method is scored on. A budget
+(configs/experiments/budgets.yaml) is an overlay on both. Steps: (1) tune every classical filter's parameters on
+noisy *training* images, per sigma; (2) train the reference DenoisingAE and the improved UNetDAE, one model per
+sigma plus one "blind" model trained on a range of sigma, each keeping its best epoch on validation; (3) run
+every method on the same fixed, seeded noisy test copies and score all of them with one function
+(core.image_quality.score). Writes into runs/denoise/version_N/: results.md and results.csv (methods x sigma,
+PSNR/SSIM, tuned parameters, training times), results.json, grid_sigma*.png (clean / noisy / best classical /
+reference / improved) and metrics_vs_sigma.png; every network's run folder (config.yaml, metrics.csv,
+checkpoints/, metrics.json) under models/. The run folder's path is the last line printed.
 
 Nothing finished is lost: the classical filters' tuned parameters (classical_tuning.json) and every trained
-network (models/<name>/weights.pt + train.json) are kept as they finish, and ``--resume RUN_DIR`` reuses them,
-training only what is missing, with the budget the folder was started with (budget.json).
+network (its run folder, finished when its metrics.json is) are kept as they finish, and ``--resume RUN_DIR``
+reuses them, training only what is missing, with the study the folder was started with (budget.json).
 """
 
 from __future__ import annotations
@@ -28,75 +32,59 @@ import json
 import logging
 import multiprocessing
 import os
-import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import CSVLogger
+import yaml
 
+from core import budgets, configs, flags
 from core import classical_denoisers as classical
-from core import configs, flags
-from lightning_impl import checkpoints
-from core.precision import resolve as resolve_precision
 from core.image_quality import score
-from core.runs import UsageError, data_errors, new_run_dir, read_record, write_json, write_text
-from lightning_impl.tasks.denoiser import Denoiser
-from lightning_impl.models.denoising import DenoisingAE, UNetDAE
 from core.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
+from core.runs import UsageError, data_errors, new_run_dir, read_record, write_json, write_text
+from lightning_impl.card import load_model
 from lightning_impl.data.noise import NoisyDataModule
+from lightning_impl.tasks.denoiser import Denoiser
 
-SIGMAS = (0.1, 0.2, 0.3, 0.5)
-BLIND_RANGE = (0.05, 0.55)  # the blind model's training noise, drawn uniformly per image
-ARCHITECTURES = {"reference": DenoisingAE, "improved": UNetDAE}
-LABELS = {"reference": "reference AE", "improved": "improved U-Net"}
+STUDY_FILE = "experiments/denoising.yaml"
+_DESIGN = configs.load(STUDY_FILE)
+SIGMAS = tuple(_DESIGN["sigmas"])
+BLIND_RANGE = tuple(_DESIGN["blind_range"])  # the blind model's training noise, drawn uniformly per image
+ARCHITECTURES = tuple(_DESIGN["networks"])  # reference, improved
+LABELS = {arch: network["label"] for arch, network in _DESIGN["networks"].items()}
 
 
 @dataclass(frozen=True)
-class Budget:
-    """How much of everything one run uses. The recipe's own values (epochs, batch, lr, loss, precision, seed,
-    widths) come from configs/denoise_unet.yaml (``recipe_budget``); the smaller budgets change the named ones."""
+class Study:
+    """The study at one budget: configs/experiments/denoising.yaml with the budget's overlays merged in. Each
+    network is its recipe (a file of configs/) with ``overlays[arch]`` merged over it."""
 
-    epochs: int
-    train_limit: int | None  # training images per model (None: the whole 54,000-image split)
-    val_limit: int | None
+    budget: str
     test_limit: int | None  # test images every method is scored on (None: all 10,000)
     tune_images: int  # training images the classical filters are tuned on
-    batch_size: int
-    lr: float
-    loss: str
-    precision: str | None  # None: bf16 where native, else float32 (core.precision)
-    seed: int
-    improved_widths: tuple[int, int, int]  # UNetDAE's (28x28, 14x14, 7x7) channels
-    figure_images: int = 10  # test images shown in the grids: the first of each class
+    figure_images: int
+    recipes: dict  # arch -> recipe file
+    overlays: dict  # arch -> the overlay on its recipe (the study's, the network's, the budget's)
+
+    def config(self, arch: str) -> dict:
+        """The network's whole recipe, as its run trains it."""
+        return configs.merge(configs.load(self.recipes[arch]), self.overlays[arch])
 
 
-def recipe_budget(name: str = "denoise_unet.yaml") -> Budget:
-    """The experiment's recipe is the YAML it names: configs/denoise_unet.yaml (epochs, batch, lr, loss, precision,
-    the U-Net's widths, seed), read here so that the file and the experiment cannot drift apart."""
-    recipe = configs.load(name)
-    model, data = recipe["model"], recipe["data"]
-    return Budget(
-        epochs=recipe["trainer"]["max_epochs"], train_limit=data.get("train_limit"), val_limit=2000, test_limit=None,
-        tune_images=500, batch_size=data["batch_size"], lr=model["optimizer"]["init_args"]["lr"], loss=model["loss"],
-        precision=recipe["trainer"].get("precision", "32-true"), seed=recipe["seed_everything"],
-        improved_widths=tuple(model["net"]["init_args"]["widths"]),
-    )
-
-
-LARGE = recipe_budget()  # the default: meets the 4 dB target at every sigma (docs/denoise.md)
-BUDGETS = {
-    "quick": replace(LARGE, epochs=1, train_limit=128, val_limit=32, test_limit=100, tune_images=8, batch_size=64,
-                     improved_widths=(32, 64, 128)),
-    # A sixth of the data for one epoch, scored on 1,000 test images: the practical's standard budget (minutes).
-    "short": replace(LARGE, epochs=1, train_limit=8192, val_limit=500, test_limit=1000, tune_images=100,
-                     improved_widths=(32, 64, 128)),
-    "full": replace(LARGE, epochs=2, improved_widths=(32, 64, 128)),  # 0.25 dB short at sigma 0.1
-    "large": LARGE,
-}
+def load_study(budget_name: str) -> Study:
+    spec = budgets.budget("denoising", budget_name)
+    design = configs.merge(configs.load(STUDY_FILE), {k: v for k, v in spec.get("study", {}).items()})
+    overlays = {}
+    for arch, network in design["networks"].items():
+        overlay = configs.merge(design.get("overlay", {}), network.get("overlay", {}))
+        overlay = configs.merge(overlay, spec.get("networks", {}))
+        overlay = configs.merge(overlay, spec.get(arch, {}))
+        overlays[arch] = configs.merge(overlay, {"data": {"test_limit": design["test_limit"]}})
+    return Study(budget_name, design["test_limit"], design["tune_images"], design["figure_images"],
+                 {arch: n["recipe"] for arch, n in design["networks"].items()}, overlays)
 
 
 def setup_process() -> None:
@@ -123,11 +111,11 @@ def tuning_pairs(data: NoisyDataModule, sigma: float, n: int) -> tuple[np.ndarra
     return clean[:, 0].numpy(), noisy[:, 0].numpy()
 
 
-def tune_classical(data: NoisyDataModule, budget: Budget, n_jobs: int) -> dict[float, dict[str, dict]]:
+def tune_classical(data: NoisyDataModule, study: Study, n_jobs: int) -> dict[float, dict[str, dict]]:
     """{sigma: {method: {"params": ..., "tune_psnr": ...}}}, from training images only."""
     tuned: dict[float, dict[str, dict]] = {}
     for sigma in SIGMAS:
-        clean, noisy = tuning_pairs(data, sigma, budget.tune_images)
+        clean, noisy = tuning_pairs(data, sigma, study.tune_images)
         tuned[sigma] = {}
         for method in classical.METHODS.values():
             start = time.perf_counter()
@@ -142,74 +130,77 @@ def tune_classical(data: NoisyDataModule, budget: Budget, n_jobs: int) -> dict[f
 # ----------------------------------------------------------------------------- networks
 
 
-def train_network(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str | None, tag: str = "") -> tuple[Denoiser, float]:
-    """Train one network at a noise level (or range); returns it and its wall-clock training time."""
-    L.seed_everything(budget.seed, verbose=False)
-    data = NoisyDataModule(
-        sigma=sigma, data_dir=data_dir, batch_size=budget.batch_size, download=False,
-        train_limit=budget.train_limit, val_limit=budget.val_limit, test_limit=budget.test_limit,
-    )
-    net = build_net(arch, budget)
-    model = Denoiser(
-        net, loss=budget.loss, optimizer=lambda p: torch.optim.Adam(p, lr=budget.lr)
-    )
-    trainer = L.Trainer(
-        max_epochs=budget.epochs, accelerator="auto", devices=1, precision=resolve_precision(budget.precision), enable_checkpointing=False, log_every_n_steps=10,
-        enable_model_summary=False, enable_progress_bar=sys.stderr.isatty(),
-        logger=CSVLogger(run_dir, name="models", version=model_dir(run_dir, arch, sigma, tag).name),
-    )
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=data)
-    seconds = time.perf_counter() - start
-    if trainer.interrupted:
-        raise KeyboardInterrupt
-    val = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
-    log(f"trained {arch} at {sigma_tag(sigma)} ({budget.loss} loss) in {seconds:.0f} s: {val}")
-    checkpoints.save(model.net.state_dict(), Path(trainer.log_dir) / "weights.pt")
-    # Written last: its presence marks the network as finished (see --resume).
-    write_text(Path(trainer.log_dir) / "train.json", json.dumps({"train_s": seconds, "val": val}) + "\n")
-    return model.eval(), seconds
+def network_args(arch: str, sigma, study: Study, run_dir: Path, data_dir: str | None, tag: str = "",
+                 overlay: dict | None = None) -> list[str]:
+    """The command line of one network's run of lightning_impl.train_denoiser: its recipe, the study's overlay
+    (written beside the run folders, so that the command can be typed again), the noise level and where it goes."""
+    root, name = run_dir / "models", model_name(arch, sigma, tag)
+    root.mkdir(parents=True, exist_ok=True)
+    overlay_file = root / f"{name}.overlay.yaml"
+    write_text(overlay_file, yaml.safe_dump(configs.merge(study.overlays[arch], overlay or {}), sort_keys=False))
+    args = ["--config", str(configs.find(study.recipes[arch])), "--config", str(overlay_file),
+            "--data.sigma", json.dumps(list(sigma) if isinstance(sigma, tuple) else sigma), "--data.download", "false",
+            "--trainer.logger.init_args.save_dir", str(root), "--trainer.logger.init_args.name", name,
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    return args + (["--data.data_dir", str(data_dir)] if data_dir else [])
 
 
-def model_dir(run_dir: Path, arch: str, sigma, tag: str = "") -> Path:
-    """Where train_network leaves a network's log, weights.pt and train.json."""
-    return run_dir / "models" / "_".join(filter(None, (arch, sigma_tag(sigma), tag)))
+def train_network(arch: str, sigma, study: Study, run_dir: Path, data_dir: str | None, tag: str = "",
+                  overlay: dict | None = None) -> tuple[Denoiser, float]:
+    """Train one network at a noise level (or range) through the entry point; returns its best checkpoint on
+    validation and its wall-clock training time."""
+    from lightning_impl import train_denoiser
+
+    metrics = train_denoiser.main(network_args(arch, sigma, study, run_dir, data_dir, tag, overlay))
+    log(f"trained {arch} at {sigma_tag(sigma)} ({metrics['loss']} loss) in {metrics['train_s']:.0f} s: "
+        f"best val_psnr {metrics['best_val_psnr']:.2f} dB")
+    return load_network(arch, sigma, run_dir, tag)
 
 
-def build_net(arch: str, budget: Budget) -> torch.nn.Module:
-    return ARCHITECTURES[arch](widths=budget.improved_widths) if arch == "improved" else ARCHITECTURES[arch]()
+def model_name(arch: str, sigma, tag: str = "") -> str:
+    return "_".join(filter(None, (arch, sigma_tag(sigma), tag)))
 
 
-def load_network(arch: str, sigma, budget: Budget, run_dir: Path) -> tuple[Denoiser, float]:
-    """A network trained earlier in this run folder (by this process, a worker, or an interrupted run)."""
-    folder = model_dir(run_dir, arch, sigma)
-    net = build_net(arch, budget)
-    net.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
-    seconds = json.loads((folder / "train.json").read_text())["train_s"]
-    return Denoiser(net, loss=budget.loss).eval(), seconds
+def finished_run(run_dir: Path, arch: str, sigma, tag: str = "") -> Path | None:
+    """The network's finished run folder (its metrics.json says so), or None: an interrupted one is trained again."""
+    for folder in sorted((run_dir / "models" / model_name(arch, sigma, tag)).glob("version_*"), reverse=True):
+        metrics = folder / "metrics.json"
+        if metrics.is_file() and read_record(metrics, "run record").get("finished"):
+            return folder
+    return None
 
 
-def _train_job(arch: str, sigma, budget: Budget, run_dir: Path, data_dir: str | None, threads: int) -> tuple[str, object]:
+def load_network(arch: str, sigma, run_dir: Path, tag: str = "") -> tuple[Denoiser, float]:
+    """A network trained earlier in this run folder (by this process, a worker, or an interrupted run): its best
+    checkpoint, and its training time."""
+    folder = finished_run(run_dir, arch, sigma, tag)
+    if folder is None:
+        raise UsageError(f"{run_dir}: no finished run of {model_name(arch, sigma, tag)}")
+    model, _, _ = load_model(folder)
+    return model, read_record(folder / "metrics.json", "run record")["train_s"]
+
+
+def _train_job(arch: str, sigma, study: Study, run_dir: Path, data_dir: str | None, threads: int) -> tuple[str, object]:
     """One network in a worker process, with its share of the cores."""
     torch.set_num_threads(threads)
     setup_process()
-    train_network(arch, sigma, budget, run_dir, data_dir)
+    train_network(arch, sigma, study, run_dir, data_dir)
     return arch, sigma
 
 
-def train_missing(jobs: list[tuple[str, object]], budget: Budget, run_dir: Path, data_dir: str | None, workers: int) -> None:
+def train_missing(jobs: list[tuple[str, object]], study: Study, run_dir: Path, data_dir: str | None, workers: int) -> None:
     """Train every (arch, sigma) in ``jobs``; ``workers`` > 1 trains that many at once in spawned processes,
     each with cores // workers threads (small networks on few cores use cores better side by side)."""
     if workers <= 1:
         for arch, sigma in jobs:
-            train_network(arch, sigma, budget, run_dir, data_dir)
+            train_network(arch, sigma, study, run_dir, data_dir)
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // workers)
     log(f"training {len(jobs)} networks in {workers} processes, {threads} thread(s) each")
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_train_job, arch, sigma, budget, run_dir, data_dir, threads) for arch, sigma in jobs]
+        futures = [pool.submit(_train_job, arch, sigma, study, run_dir, data_dir, threads) for arch, sigma in jobs]
         for future in concurrent.futures.as_completed(futures):
             future.result()  # re-raises a worker's error here; finished networks stay on disk
 
@@ -224,13 +215,13 @@ def restore(model: Denoiser, noisy: torch.Tensor, batch_size: int = 1000) -> tor
 
 
 def start_or_resume(budget_name: str | None, out_root: str, resume: str | Path | None) -> tuple[Path, str]:
-    """A new run folder with its budget recorded (default ``large``), or an existing one, whose budget is
+    """A new run folder with its study recorded (default budget ``full``), or an existing one, whose budget is
     the one asked for (default: the folder's). Returns the folder and the budget's name."""
     def record(name: str) -> dict:
-        return json.loads(json.dumps({"budget": name, **asdict(BUDGETS[name])}))
+        return json.loads(json.dumps(asdict(load_study(name))))
 
     if resume is None:
-        budget_name = budget_name or "large"
+        budget_name = budget_name or "full"
         run_dir = new_run_dir(out_root, "denoise")
         write_json(run_dir / "budget.json", record(budget_name))
         return run_dir, budget_name
@@ -239,7 +230,7 @@ def start_or_resume(budget_name: str | None, out_root: str, resume: str | Path |
         raise UsageError(f"{run_dir} is not a run folder of this experiment (no budget.json)")
     stored = read_record(run_dir / "budget.json", "budget record")
     budget_name = budget_name or stored.get("budget")
-    wanted = record(budget_name) if budget_name in BUDGETS else {}
+    wanted = record(budget_name) if budget_name in budgets.NAMES else {}
     if stored != wanted:
         changed = sorted(k for k in {*stored, *wanted} if stored.get(k) != wanted.get(k))
         raise UsageError(f"{run_dir} was started with budget {stored.get('budget')!r}; resuming it as "
@@ -251,18 +242,18 @@ def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | 
         resume: str | Path | None = None, workers: int = 1) -> Path:
     setup_process()
     run_dir, budget_name = start_or_resume(budget_name, out_root, resume)
-    budget = BUDGETS[budget_name]
-    log(f"budget {budget_name}: {asdict(budget)}; writing to {run_dir}")
+    study = load_study(budget_name)
+    log(f"budget {budget_name}: {asdict(study)}; writing to {run_dir}")
     log(f"if interrupted, go on with: python -m experiments.denoising --budget {budget_name} --resume {run_dir}")
 
-    data = NoisyDataModule(data_dir=data_dir, download=False, test_limit=budget.test_limit)
+    data = NoisyDataModule(data_dir=data_dir, download=False, test_limit=study.test_limit)
     data.prepare_data()
     data.setup()
-    test = {sigma: data.eval_pairs("test", sigma, budget.test_limit) for sigma in SIGMAS}
+    test = {sigma: data.eval_pairs("test", sigma, study.test_limit) for sigma in SIGMAS}
     clean = to_unit(test[SIGMAS[0]].clean)
     rows: list[dict] = []
     restored_examples: dict[str, dict[float, torch.Tensor]] = {}
-    shown = first_of_each_class(data.source.test_set.labels[: len(clean)], budget.figure_images)
+    shown = first_of_each_class(data.source.test_set.labels[: len(clean)], study.figure_images)
 
     def record(method: str, kind: str, sigma: float, restored: torch.Tensor, **extra) -> None:
         metrics = score(restored, clean)
@@ -275,7 +266,7 @@ def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | 
         tuned = {float(s): v for s, v in json.loads(tuning_file.read_text()).items()}
         log(f"classical parameters from {tuning_file}")
     else:
-        tuned = tune_classical(data, budget, n_jobs)
+        tuned = tune_classical(data, study, n_jobs)
         write_text(tuning_file, json.dumps({str(s): v for s, v in tuned.items()}, indent=2) + "\n")
     for sigma in SIGMAS:
         noisy = test[sigma].noisy[:, 0].numpy()
@@ -289,19 +280,19 @@ def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | 
     # 2. Networks: one per sigma, and one blind model scored at every sigma. The improved ones first: they
     #    take longest, which balances the workers.
     jobs = [(arch, sigma) for arch in reversed(ARCHITECTURES) for sigma in (*SIGMAS, BLIND_RANGE)]
-    missing = [(a, s) for a, s in jobs if not (model_dir(run_dir, a, s) / "train.json").is_file()]
+    missing = [(a, s) for a, s in jobs if finished_run(run_dir, a, s) is None]
     if len(missing) < len(jobs):
         log(f"{len(jobs) - len(missing)} of {len(jobs)} networks already trained in {run_dir / 'models'}")
-    train_missing(missing, budget, run_dir, data_dir, workers)
+    train_missing(missing, study, run_dir, data_dir, workers)
     for arch in ARCHITECTURES:
         for sigma in (*SIGMAS, BLIND_RANGE):
-            model, seconds = load_network(arch, sigma, budget, run_dir)
+            model, seconds = load_network(arch, sigma, run_dir)
             for eval_sigma in SIGMAS if isinstance(sigma, tuple) else (sigma,):
                 label = LABELS[arch] + (" (blind)" if isinstance(sigma, tuple) else "")
                 record(label, "network", eval_sigma, restore(model, test[eval_sigma].noisy),
                        train_s=round(seconds, 1), parameters=sum(p.numel() for p in model.net.parameters()))
 
-    write_results(rows, run_dir, budget_name, budget)
+    write_results(rows, run_dir, study)
     plot_grids(run_dir, clean[shown], {s: test[s].noisy[shown] for s in SIGMAS}, restored_examples, rows)
     plot_curves(run_dir, rows)
     return run_dir
@@ -316,21 +307,26 @@ def compare_losses(budget_name: str = "full", out_root: str = "runs", data_dir: 
 
     The loss is a training choice, so it is chosen on validation data; the test set is not touched.
     """
-    budget = BUDGETS[budget_name]
-    budget = replace(budget, train_limit=min(budget.train_limit or LOSS_STUDY_TRAIN_LIMIT, LOSS_STUDY_TRAIN_LIMIT))
+    study = load_study(budget_name)
     setup_process()
     run_dir = new_run_dir(out_root, "denoise_losses")
     rows = []
     for arch in ARCHITECTURES:
+        limit = min(study.config(arch)["data"].get("train_limit") or LOSS_STUDY_TRAIN_LIMIT, LOSS_STUDY_TRAIN_LIMIT)
         for sigma in LOSS_STUDY_SIGMAS:
             for loss in ("mse", "bce"):
-                model, seconds = train_network(arch, sigma, replace(budget, loss=loss), run_dir, data_dir, tag=loss)
-                data = NoisyDataModule(sigma=sigma, data_dir=data_dir, download=False, val_limit=budget.val_limit)
+                overlay = {"model": {"loss": loss}, "data": {"train_limit": limit}}
+                model, seconds = train_network(arch, sigma, study, run_dir, data_dir, tag=loss, overlay=overlay)
+                val_limit = study.config(arch)["data"].get("val_limit")
+                data = NoisyDataModule(sigma=sigma, data_dir=data_dir, download=False, val_limit=val_limit)
                 data.prepare_data(), data.setup()
                 metrics = score(restore(model, data.val_set.noisy), to_unit(data.val_set.clean))
-                rows.append({"architecture": arch, "sigma": sigma, "loss": loss, **metrics, "train_s": round(seconds, 1)})
-    lines = [f"# MSE vs BCE on {len(data.val_set)} validation images (budget `{budget_name}`: {budget.epochs} epoch(s) "
-             f"on {budget.train_limit} training images per model)", "",
+                rows.append({"architecture": arch, "sigma": sigma, "loss": loss, **metrics, "train_s": round(seconds, 1),
+                             "train_images": limit})
+    epochs = {arch: study.config(arch)["trainer"]["max_epochs"] for arch in ARCHITECTURES}
+    lines = [f"# MSE vs BCE on {len(data.val_set)} validation images (budget `{budget_name}`: "
+             + ", ".join(f"{arch} {epochs[arch]} epoch(s)" for arch in ARCHITECTURES)
+             + f" on {rows[0]['train_images']} training images per model)", "",
              "| architecture | σ | loss | PSNR (dB) | SSIM | training (s) |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['architecture']} | {r['sigma']:g} | {r['loss']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['train_s']:.0f} |" for r in rows]
     write_text(run_dir / "losses.md", "\n".join(lines) + "\n")
@@ -349,25 +345,30 @@ def best_classical(rows: list[dict], sigma: float) -> dict:
                key=lambda r: r["psnr"])
 
 
-def write_results(rows: list[dict], run_dir: Path, budget_name: str, budget: Budget) -> None:
+def write_results(rows: list[dict], run_dir: Path, study: Study) -> None:
+    trained = {arch: {"label": LABELS[arch], "epochs": c["trainer"]["max_epochs"],
+                      "train_images": c["data"].get("train_limit") or 54000, "loss": c["model"]["loss"]}
+               for arch, c in ((arch, study.config(arch)) for arch in ARCHITECTURES)}
     with open(run_dir / "results.csv", "w", newline="") as f:
         fields = ["method", "kind", "sigma", "psnr", "ssim", "params", "train_s", "parameters", "apply_s", "n_test"]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in rows:
             writer.writerow({k: json.dumps(r.get(k)) if k == "params" else r.get(k, "") for k in fields})
-    write_text(run_dir / "results.json", json.dumps({"budget": budget_name, **asdict(budget), "rows": rows}, indent=2) + "\n")
+    write_text(run_dir / "results.json", json.dumps({**asdict(study), "networks": trained, "rows": rows}, indent=2) + "\n")
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
     cell = {(r["method"], r["sigma"]): r for r in rows}
     n_test = rows[0]["n_test"]
     lines = [
-        f"# Denoising Fashion-MNIST: PSNR (dB) / SSIM, mean over {n_test} test images (budget `{budget_name}`)",
+        f"# Denoising Fashion-MNIST: PSNR (dB) / SSIM, mean over {n_test} test images (budget `{study.budget}`)",
         "",
         f"Every method is scored on the same fixed noisy copies of the first {n_test} test images (seed "
         f"{NOISE_SEEDS['test']}), by the same function. Classical parameters were tuned per sigma on "
-        f"{budget.tune_images} training images; networks trained {budget.epochs} epoch(s) on "
-        f"{budget.train_limit or 54000} training images, loss `{budget.loss}`.",
+        f"{study.tune_images} training images; networks trained "
+        + "; ".join(f"{t['label']} {t['epochs']} epoch(s) on {t['train_images']} training images, loss `{t['loss']}`"
+                    for t in trained.values())
+        + " (each network's whole recipe: models/*/version_*/config.yaml).",
         "",
         "| method | " + " | ".join(f"σ={s:g}" for s in SIGMAS) + " |",
         "|---|" + "---|" * len(SIGMAS),
@@ -438,9 +439,10 @@ def plot_curves(run_dir: Path, rows: list[dict]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", choices=sorted(BUDGETS),
-                        help="large (default): the experiment, configs/denoise_unet.yaml; full: 32-64-128, 2 epochs; quick: "
-                             "tiny subsets for CI. Default with --resume: the folder's; with --compare-losses: full")
+    parser.add_argument("--budget", choices=budgets.NAMES,
+                        help="configs/experiments/budgets.yaml: full (default) is the study as configs/experiments/"
+                             "denoising.yaml states it; standard: one epoch on a sixth of the data; smoke: tiny subsets "
+                             "for CI. Default with --resume: the folder's")
     parser.add_argument("--compare-losses", action="store_true", help="measure MSE vs BCE on validation data instead")
     flags.add(parser, "runs_dir", "data_dir", "jobs", "resume")
     args = parser.parse_args(argv)

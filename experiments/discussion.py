@@ -87,7 +87,7 @@ def denoise(ctx, rows: list[dict], sigmas: list[float], record: dict) -> None:
                    "level — " + "; ".join(parts) + f". The network is ahead at {n.text('denoise_unet_ahead')} of "
                    f"{n.text('denoise_sigmas')} noise levels at this budget"
                    + ("." if ahead == len(parts) else "; a network trained on few images or for a short time "
-                      "does not yet beat a tuned filter (docs/denoise.md has the large budget)."))
+                      "does not yet beat a tuned filter (docs/denoise.md has the full budget)."))
 
 
 def summary(ctx, specified: dict) -> None:

@@ -38,7 +38,7 @@ def project_root() -> Path:
 def parameters_cell(budget: str, runs_dir: str, seeds: int, data_dir: str | None = None) -> Cell:
     return Cell(
         "# The parameters, fixed here once: nothing is asked while the notebook runs.\n"
-        f"BUDGET = {budget!r}  # what each part trains: epochs, data sizes, ladders (experiments/practical.py: BUDGETS)\n"
+        f"BUDGET = {budget!r}  # what each part trains: epochs, data sizes, ladders (configs/experiments/budgets.yaml)\n"
         f"SEEDS = {seeds}  # seeds of the specified CNN in each framework (0, 1, ...; the ladders' are the budget's)\n"
         f"RUNS_DIR = {runs_dir!r}  # where the runs are (a relative path is taken from the project's folder)\n"
         f"DATA_DIR = {data_dir!r}  # the datasets' folder; None: $LIGHTNING_IMPL_DATA, else ~/.cache/lightning_impl/data")
@@ -146,13 +146,14 @@ def write(doc: Document, root: Path) -> Path:
 def run_practical(budget: str, runs_dir: str | Path, data_dir: str | Path | None = None,
                   seeds: int | None = None) -> list[dict]:
     """Run every part of the practical that has not finished (experiments.practical.run_all); the parts' records."""
+    from core import budgets
     from experiments import practical
 
     runs = Path(runs_dir)
     runs = runs if runs.is_absolute() else project_root() / runs
     if data_dir is not None:  # the parts are processes of their own: they find the data through the environment
         os.environ["LIGHTNING_IMPL_DATA"] = str(Path(data_dir).resolve())
-    print(f"budget {budget}, {seeds or practical.BUDGETS[budget]['seeds']} seed(s) of the specified CNN; runs folder: {runs}")
+    print(f"budget {budget}, {seeds or budgets.budget('practical', budget)['seeds']} seed(s) of the specified CNN; runs folder: {runs}")
     return practical.run_all(budget, runs, seeds=seeds)
 
 

@@ -1,8 +1,8 @@
 """The whole practical in one command: every exercise in both frameworks, then the report.
 
-    python -m experiments.practical                      # --budget quick: every part, small (a smoke test)
+    python -m experiments.practical                      # --budget smoke: every part, small (does it all run?)
     python -m experiments.practical --budget standard    # the recipes' own runs, short ladders (README: its time)
-    python -m experiments.practical --budget full        # 3-seed ladders, the large denoising study: many hours
+    python -m experiments.practical --budget full        # 3-seed ladders, the full denoising study: many hours
 
 Each part is one command of the project (the same you would type), run in a process of its own: the specified
 CNN over seeds in Lightning and in Keras, HOG + SVM, the improved-CNN ladders (MNIST, CIFAR-10), the denoising
@@ -10,7 +10,7 @@ study, the parity checks. Its record (command, the configs it reads, where its o
 <runs-dir>/practical/<budget>/parts/, so a second call reuses every part whose command and configs are unchanged
 and runs only the rest: an interrupted practical goes on where it stopped. Then experiments.report writes the
 report folder (index.html, report.md, figures/, results.json; <runs-dir>/practical/<budget>/report unless
---report DIR). What each budget runs is in BUDGETS below, in one place.
+--report DIR). What each budget runs is in configs/experiments/budgets.yaml, one place for every command's budgets.
 """
 
 from __future__ import annotations
@@ -27,59 +27,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import configs, flags
+from core import budgets, configs, flags
 from core.datasets import DATA_ENV
 from core.runs import UsageError, data_errors, fail, read_record, write_json
-
-# Everything a budget changes. `specified`: extra flags for both frameworks' specified-CNN runs (None: the
-# default recipe as shipped); `ladders`: (dataset, framework) pairs, run at the ablation budget `ladder_budget`.
-BUDGETS = {
-    "quick": {
-        "seeds": 1,
-        "specified": {"lightning": ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "0.1"],
-                      "keras": ["--epochs", "1", "--limit-train", "5400"]},
-        "denoiser": {"lightning": ["--trainer.max_epochs", "1", "--data.train_limit", "4096"],
-                     "keras": ["--epochs", "1", "--limit-train", "4096"]},
-        "baseline_train_size": 2000,
-        "ladder_budget": "smoke",
-        "ladders": [("mnist", "lightning"), ("mnist", "keras"), ("cifar10", "lightning")],
-        "denoise_budget": "quick",
-        "parity_backends": ["torch"],
-    },
-    "standard": {
-        "seeds": 3,
-        "specified": {"lightning": [], "keras": []},
-        "denoiser": {"lightning": [], "keras": []},
-        "baseline_train_size": None,
-        "ladder_budget": "short",
-        "ladders": [("mnist", "lightning"), ("mnist", "keras"), ("cifar10", "lightning")],
-        "denoise_budget": "short",
-        "parity_backends": None,  # every installed Keras backend
-    },
-    "full": {
-        "seeds": 3,
-        "specified": {"lightning": [], "keras": []},
-        "denoiser": {"lightning": [], "keras": []},
-        "baseline_train_size": None,
-        "ladder_budget": "full",
-        "ladders": [("mnist", "lightning"), ("mnist", "keras"), ("cifar10", "lightning"), ("cifar10", "keras")],
-        "denoise_budget": "large",
-        "parity_backends": None,
-    },
-}
-# Rough seconds per part on the project's 2-core CPU machine, for the progress line's estimate only.
-ESTIMATE_S = {
-    "quick": {"specified_lightning": 15, "specified_keras": 30, "denoiser": 30, "baseline": 30,
-              "ladder_mnist_lightning": 60, "ladder_mnist_keras": 90, "ladder_cifar10_lightning": 120, "denoise": 60,
-              "parity": 60},
-    "standard": {"specified_lightning": 50, "specified_keras": 85, "denoiser": 80, "baseline": 180,
-                 "ladder_mnist_lightning": 300, "ladder_mnist_keras": 400, "ladder_cifar10_lightning": 540,
-                 "denoise": 240, "parity": 150},
-    "full": {"specified_lightning": 50, "specified_keras": 85, "denoiser": 80, "baseline": 180,
-             "ladder_mnist_lightning": 6 * 3600, "ladder_mnist_keras": 10 * 3600, "ladder_cifar10_lightning": 9 * 3600,
-             "ladder_cifar10_keras": 15 * 3600, "denoise": 6000, "parity": 150},
-}
-
 
 @dataclass
 class Part:
@@ -117,7 +67,7 @@ def _placeholder(arg: str, runs: str) -> str:
 def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
     """The budget's parts; ``seeds``: how many seeds the specified CNN trains in each framework (default: the
     budget's)."""
-    spec, out = BUDGETS[budget], str(runs)
+    spec, out = budgets.budget("practical", budget), str(runs)
     found: list[Part] = []
     default = ["mnist_specified_cnn.yaml"]
     for seed in range(seeds or spec["seeds"]):
@@ -146,11 +96,11 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
         ladder = sorted(str(p.relative_to(configs.folder())) for p in (configs.folder() / "ablation" / dataset).glob("*.yaml"))
         found.append(Part(
             f"ladder_{dataset}_{framework}", "ladder", f"improved-CNN ladder, {dataset}, {framework}",
-            ["experiments.ablation", "--dataset", dataset, "--budget", spec["ladder_budget"],
+            ["experiments.ablation", "--dataset", dataset, "--budget", budget,
              "--framework", framework, "--runs-dir", out],
             ladder, meta={"dataset": dataset, "framework": framework}))
     found.append(Part("denoise", "denoise", "denoising study, Fashion-MNIST",
-                      ["experiments.denoising", "--budget", spec["denoise_budget"], "--runs-dir", out,
+                      ["experiments.denoising", "--budget", budget, "--runs-dir", out,
                        "--jobs", str(os.cpu_count() or 1)], ["denoise_unet.yaml"]))
     backends = ["--backends", *spec["parity_backends"]] if spec["parity_backends"] else []
     # The pairs by name, so that a newly registered pair changes the command and the checks run again.
@@ -168,7 +118,7 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
 
 
 def estimate(budget: str, part: Part) -> float:
-    table = ESTIMATE_S[budget]
+    table = budgets.budget("practical", budget)["estimate_s"]
     prefixes = [p for p in table if part.name.startswith(p)]
     return table[max(prefixes, key=len)] if prefixes else 60
 
@@ -304,7 +254,8 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False,
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(prog="python -m experiments.practical", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", choices=list(BUDGETS), default="quick", help="how much to run (default: %(default)s)")
+    p.add_argument("--budget", choices=budgets.NAMES, default="smoke",
+                   help="how much to run, configs/experiments/budgets.yaml (default: %(default)s)")
     p.add_argument("--report", type=Path, metavar="DIR", help="report folder (default: <runs-dir>/practical/<budget>/report)")
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the finished parts; run nothing")
     p.add_argument("--notebook", action="store_true",
@@ -330,7 +281,7 @@ def main(argv: list[str] | None = None) -> Path:
                 records = run_all(args.budget, runs, args.quiet, args.verbose, args.seeds)
             command = shlex.join(["python", "-m", "experiments.practical", *(sys.argv[1:] if argv is None else argv)])
             index = report.build(records, args.budget, out, command, runs_dir=args.runs_dir, with_notebook=args.notebook,
-                                 seeds=args.seeds or BUDGETS[args.budget]["seeds"], data_dir=args.data_dir)
+                                 seeds=args.seeds or budgets.budget("practical", args.budget)["seeds"], data_dir=args.data_dir)
     except UsageError as err:
         fail(str(err))
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """The practical's report, built from the finished parts' own output files and nothing typed by hand.
 
-    python -m experiments.practical --report-only --budget quick     # rebuild it from the finished parts
+    python -m experiments.practical --report-only --budget smoke     # rebuild it from the finished parts
     python -m experiments.report --update-docs results/practical_standard.json   # README's results table from a results file
 
 Writes into the report folder: results.json (every number the report states, each with the command and configs that
@@ -28,7 +28,7 @@ from experiments import discussion
 from experiments import notebook
 from experiments.document import Cell, Code, Document, Figure, Heading, Para, Table, markdown, to_html
 from core.runs import UsageError, read_record, write_json, write_text
-from core import flags
+from core import budgets, flags
 
 
 class Numbers:
@@ -281,8 +281,8 @@ def section_overview(ctx: Context, env: dict) -> None:
         f"(their own wall time: {ctx.numbers.add('total_part_s', total, seconds(total), {'command': ctx.command})}). Every number below "
         "is in results.json beside the command and the configs that produced it; the figures come from the runs "
         "themselves. Each part is one command of the project and can be re-run alone."))
-    if ctx.budget == "quick":
-        ctx.doc.add(Para("**The quick budget checks that every part runs and the report builds.** Its networks see a "
+    if ctx.budget == "smoke":
+        ctx.doc.add(Para("**The smoke budget checks that every part runs and the report builds.** Its networks see a "
                          "small share of one epoch, so their accuracies say nothing about the methods; "
                          "`--budget standard` trains the recipes themselves."))
     ctx.doc.add(Heading("Environment"))
@@ -512,8 +512,9 @@ def section_denoise(ctx: Context) -> None:
     ctx.doc.add(Para(f"Every method restores the same fixed noisy copies of {n.text('denoise_n_test')} test images "
                      "(Gaussian noise, clipped to [0, 1]) and is scored by one function; classical filters are tuned "
                      "per σ on training images, networks are trained per σ (and one blind model over a range of σ). "
-                     f"Budget `{result['budget']}`: {result['epochs']} epoch(s), {result.get('train_limit') or 54000} "
-                     "training images per network."))
+                     f"Budget `{result['budget']}`: "
+                     + "; ".join(f"{t['label']} {t['epochs']} epoch(s) on {t['train_images']:,} training images"
+                                 for t in result["networks"].values()) + " per noise level."))
     table = []
     for m in methods:
         line = [m]
@@ -602,9 +603,8 @@ def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: s
     env = environment()
     ctx = Context(records, budget, out, command)
     section_overview(ctx, env)
-    from experiments.practical import BUDGETS
 
-    section_running(ctx, runs_dir, seeds or BUDGETS[budget]["seeds"], data_dir)
+    section_running(ctx, runs_dir, seeds or budgets.budget("practical", budget)["seeds"], data_dir)
     specified = section_specified(ctx)
     section_baseline(ctx, specified)
     section_ladders(ctx)

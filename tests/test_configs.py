@@ -52,14 +52,22 @@ def test_recipes_are_found_by_name_and_by_path():
         configs.find("nowhere.yaml")
 
 
-def test_the_denoising_experiment_trains_the_recipe_it_names():
-    from experiments.denoising import BUDGETS
+def test_the_budgets_are_one_vocabulary_declared_once():
+    """Every command with budgets reads configs/experiments/budgets.yaml, under the same three names."""
+    from core import budgets
+    from experiments import ablation, denoising, practical
 
-    recipe = configs.load("denoise_unet.yaml")
-    large = BUDGETS["large"]
-    assert large.epochs == recipe["trainer"]["max_epochs"]
-    assert list(large.improved_widths) == recipe["model"]["net"]["init_args"]["widths"]
-    assert (large.batch_size, large.lr) == (recipe["data"]["batch_size"], recipe["model"]["optimizer"]["init_args"]["lr"])
+    for name in budgets.NAMES:
+        for command in ("practical", "ablation", "denoising"):
+            assert isinstance(budgets.budget(command, name), dict)
+    for parse, extra in ((practical.parse_args, []), (ablation.parse_args, ["--dataset", "mnist"]),
+                         (denoising.parse_args, [])):
+        for name in budgets.NAMES:
+            assert parse(["--budget", name, *extra]).budget == name
+        with pytest.raises(SystemExit):  # the names of an earlier vocabulary are refused by every command
+            parse(["--budget", "quick", *extra])
+    with pytest.raises(ValueError, match="unknown budget 'quick'"):
+        budgets.budget("ablation", "quick")
 
 
 def test_an_unset_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):

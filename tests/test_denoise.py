@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
 import json
 import re
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
 import keras_ref  # noqa: F401  (torch backend before keras)
 import keras
 from keras_ref.models.denoising import denoising_ae, unet_dae
 from core import classical_denoisers as classical
+from core import configs
 from experiments import denoising as denoise
 from core.image_quality import score
 from lightning_impl.tasks.denoiser import Denoiser
@@ -262,7 +264,7 @@ def test_classical_tuning_never_reads_the_test_set(datamodules):
     saved = dm.source.test_set
     dm.source.test_set = Forbidden()
     try:
-        tuned = denoise.tune_classical(dm, denoise.BUDGETS["quick"], n_jobs=1)
+        tuned = denoise.tune_classical(dm, denoise.load_study("smoke"), n_jobs=1)
     finally:
         dm.source.test_set = saved
     assert set(tuned) == set(denoise.SIGMAS) and set(tuned[0.1]) == set(classical.METHODS)
@@ -276,15 +278,15 @@ def test_apply_in_parallel_equals_serial():
                                classical.apply(method, noisy, 0.2, params, n_jobs=1), atol=1e-6)
 
 
-# ----------------------------------------------------------------------------- the experiment, quick budget
+# ----------------------------------------------------------------------------- the experiment, smoke budget
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """The quick experiment, its networks trained two at a time in worker processes."""
+    """The smoke-budget experiment, its networks trained two at a time in worker processes."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        run_dir = denoise.main(["--budget", "quick", "--runs-dir", str(tmp_path_factory.mktemp("quick")), "--jobs", "2"])
+        run_dir = denoise.main(["--budget", "smoke", "--runs-dir", str(tmp_path_factory.mktemp("smoke")), "--jobs", "2"])
     return run_dir, out.getvalue()
 
 
@@ -312,8 +314,12 @@ def test_quick_experiment_writes_table_and_figures(quick_run):
     assert "| improved U-Net |" in table and "σ=0.5" in table
     for name in ["metrics_vs_sigma.png", *(f"grid_sigma{s:g}.png" for s in denoise.SIGMAS)]:
         assert (run_dir / name).stat().st_size > 1000
-    # every network was trained (by a worker) and left its weights and completion record
-    assert len(list((run_dir / "models").glob("*/train.json"))) == 2 * (len(denoise.SIGMAS) + 1)
+    # every network was trained (by a worker) through the entry point: a finished run folder with its best checkpoint
+    finished = list((run_dir / "models").glob("*/version_0/metrics.json"))
+    assert len(finished) == 2 * (len(denoise.SIGMAS) + 1)
+    for record in finished:
+        metrics = json.loads(record.read_text())
+        assert metrics["finished"] and Path(metrics["best_checkpoint"]).is_file()
 
 
 @pytest.mark.slow
@@ -321,13 +327,13 @@ def test_resume_trains_only_what_is_missing_and_reuses_the_tuning(quick_run, tmp
     original, _ = quick_run
     run_dir = tmp_path / "version_0"
     shutil.copytree(original, run_dir)
-    (run_dir / "models" / "improved_sigma0.3" / "train.json").unlink()  # as if interrupted while training it
+    (run_dir / "models" / "improved_sigma0.3" / "version_0" / "metrics.json").unlink()  # as if interrupted while training it
     trained = []
     train = denoise.train_network
     monkeypatch.setattr(denoise, "train_network", lambda arch, sigma, *a, **k: trained.append((arch, sigma)) or train(arch, sigma, *a, **k))
     monkeypatch.setattr(classical, "tune", lambda *a, **k: pytest.fail("the stored tuning must be reused"))
     with contextlib.redirect_stdout(io.StringIO()):
-        assert denoise.main(["--resume", str(run_dir), "--jobs", "1"]) == run_dir  # the folder's budget: quick
+        assert denoise.main(["--resume", str(run_dir), "--jobs", "1"]) == run_dir  # the folder's budget: smoke
     assert trained == [("improved", 0.3)]
     before, after = read_rows(original), read_rows(run_dir)
     assert before.keys() == after.keys()
@@ -340,20 +346,27 @@ def test_resume_trains_only_what_is_missing_and_reuses_the_tuning(quick_run, tmp
 def test_resume_refuses_another_budget_or_a_foreign_folder(quick_run, tmp_path, capsys):
     run_dir, _ = quick_run
     with pytest.raises(SystemExit) as exit:
-        denoise.main(["--budget", "large", "--resume", str(run_dir)])
-    assert exit.value.code == 2 and re.search("started with budget 'quick'.*improved_widths", capsys.readouterr().err)
+        denoise.main(["--budget", "full", "--resume", str(run_dir)])
+    assert exit.value.code == 2 and re.search("started with budget 'smoke'.*overlays", capsys.readouterr().err)
     with pytest.raises(SystemExit):
-        denoise.main(["--budget", "quick", "--resume", str(tmp_path)])
+        denoise.main(["--budget", "smoke", "--resume", str(tmp_path)])
     assert "no budget.json" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_budgets_build_the_improved_net_they_name(tmp_path, monkeypatch):
-    """The large budget trains the wider U-Net (the one measured at sigma 0.1 in docs/denoise.md)."""
-    assert denoise.BUDGETS["full"].improved_widths == (32, 64, 128)
-    built = []
-    monkeypatch.setattr(denoise, "ARCHITECTURES", {**denoise.ARCHITECTURES, "improved": lambda **kw: built.append(kw) or UNetDAE(**kw)})
-    tiny = dataclasses.replace(denoise.BUDGETS["quick"], improved_widths=denoise.BUDGETS["large"].improved_widths, train_limit=32)
-    model, _ = denoise.train_network("improved", 0.1, tiny, tmp_path, None)
-    assert built == [{"widths": (48, 96, 192)}]
-    assert sum(p.numel() for p in model.net.parameters()) == 1_163_761
+def test_budgets_train_the_recipes_they_name(tmp_path):
+    """The full budget trains each network on its recipe as configs/ states it (the U-Net at 48-96-192, the one
+    measured in docs/denoise.md), through the entry point; the smaller budgets are overlays on it."""
+    full, smoke = denoise.load_study("full"), denoise.load_study("smoke")
+    unet = configs.load("denoise_unet.yaml")
+    assert full.config("improved")["model"] == unet["model"] and full.config("improved")["trainer"]["max_epochs"] == 5
+    assert full.config("reference")["model"]["net"] == configs.load("denoise_reference.yaml")["model"]["net"]
+    assert smoke.config("improved")["model"]["net"]["init_args"]["widths"] == [32, 64, 128]
+    model, seconds = denoise.train_network("improved", 0.1, full, tmp_path, None,
+                                           overlay={"trainer": {"max_epochs": 1}, "data": {"train_limit": 32, "val_limit": 32, "test_limit": 32}})
+    assert sum(p.numel() for p in model.net.parameters()) == 1_163_761 and seconds > 0
+    config = yaml.safe_load(next((tmp_path / "models" / "improved_sigma0.1").glob("version_*/config.yaml")).read_text())
+    optimizer = config["model"]["optimizer"]  # as the entry point saved it: every argument, the recipe's among them
+    assert optimizer["class_path"] == unet["model"]["optimizer"]["class_path"]
+    assert optimizer["init_args"]["lr"] == unet["model"]["optimizer"]["init_args"]["lr"]
+    assert config["model"]["schedule"] == unet["model"]["schedule"]

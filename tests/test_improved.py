@@ -370,7 +370,7 @@ def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
                 "epoch_time_s": [1.0]}
 
     monkeypatch.setattr(ablation, "run_lightning", fake_run)
-    rows = ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
+    rows = ablation.run_ladder("mnist", "smoke", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
     # bf16 is a speed step: 0.05 pp below the last kept step, within the seeds' spread (0.07 pp), so kept
     assert [r["decision"] for r in rows] == ["first", "kept", "dropped", "kept", "kept", "kept", "kept"]
     config = seen_configs["04_depth_width"]
@@ -407,11 +407,11 @@ def test_keras_ladder_trains_the_bf16_step_only_where_lightning_would(monkeypatc
                 "epoch_time_s": [1.0]}
 
     monkeypatch.setattr(ablation, "run_keras", fake_run)
-    ablation.run_ladder("mnist", "quick", seeds=1, epochs=1, framework="keras", keep_all=False, out=tmp_path / "native")
+    ablation.run_ladder("mnist", "smoke", seeds=1, epochs=1, framework="keras", keep_all=False, out=tmp_path / "native")
     assert "03_bf16" in trained and len(trained) == 7  # native bf16 (this module's fixture): a Keras step too
     trained.clear()
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
-    rows = ablation.run_ladder("mnist", "quick", seeds=1, epochs=1, framework="keras", keep_all=False, out=tmp_path)
+    rows = ablation.run_ladder("mnist", "smoke", seeds=1, epochs=1, framework="keras", keep_all=False, out=tmp_path)
     assert "03_bf16" not in trained and len(trained) == 6
     assert [r["decision"] for r in rows][3] == "same in Keras"
     assert "| 03_bf16 |" in (tmp_path / "ladder.md").read_text() and rows[4]["delta_val"] == pytest.approx(0.02)
@@ -453,21 +453,21 @@ def test_interrupted_ladder_resumes_without_rerunning_finished_runs(monkeypatch,
 
     monkeypatch.setattr(ablation, "run_lightning", fake_run)
     with pytest.raises(RuntimeError, match="power cut"):
-        ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
+        ablation.run_ladder("mnist", "smoke", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
     finished = json.loads((tmp_path / "results.json").read_text())
     assert [(r["step"], r["seed"]) for r in finished] == calls  # every finished run was saved, up to 03 seed 0
     assert calls[-1] == ("04_depth_width", 0)
 
     with pytest.raises(UsageError, match="--resume"):  # never overwrite a ladder by accident
-        ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
+        ablation.run_ladder("mnist", "smoke", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
     calls.clear()
     calls.append("resumed")
-    rows = ablation.run_ladder("mnist", "quick", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path, resume=True)
+    rows = ablation.run_ladder("mnist", "smoke", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path, resume=True)
     assert calls[1:] == [("04_depth_width", 1), *((f"0{k}_{n}", s) for k, n in ((5, "augmentation"), (6, "schedule")) for s in (0, 1))]
     assert len(rows) == 7 and all(r["seeds"] == 2 for r in rows)
     assert len(json.loads((tmp_path / "results.json").read_text())) == 14
 
     # a changed setting (here the epochs) is a different run: nothing is reused
     calls[:] = ["resumed"]
-    ablation.run_ladder("mnist", "quick", seeds=1, epochs=2, framework="lightning", keep_all=False, out=tmp_path, resume=True)
+    ablation.run_ladder("mnist", "smoke", seeds=1, epochs=2, framework="lightning", keep_all=False, out=tmp_path, resume=True)
     assert len(calls) == 1 + 7

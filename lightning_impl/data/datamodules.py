@@ -14,7 +14,7 @@ import lightning as L
 import torch
 from torch import nn
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from core.order import epoch_order
 from core.split import DatasetSplit, TensorBatches, nhwc_arrays, standardize

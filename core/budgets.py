@@ -1,0 +1,23 @@
+"""The budgets of the commands that have one (experiments.practical, experiments.ablation, experiments.denoising):
+one vocabulary, ``smoke`` | ``standard`` | ``full``, declared in configs/experiments/budgets.yaml, where each command reads its
+own section. A name means the same size in every command, so the practical runs each of its parts at its own
+budget's name."""
+
+from __future__ import annotations
+
+from core import configs
+
+NAMES = ("smoke", "standard", "full")
+FILE = "experiments/budgets.yaml"
+
+
+def budget(command: str, name: str) -> dict:
+    """The section of ``command`` (practical | ablation | denoising) of budget ``name``, a fresh copy."""
+    if name not in NAMES:
+        raise ValueError(f"unknown budget {name!r}; choose one of {', '.join(NAMES)}")
+    table = configs.load(FILE)
+    if set(table) != set(NAMES):
+        raise ValueError(f"configs/{FILE} must declare exactly the budgets {', '.join(NAMES)}, not {sorted(table)}")
+    if command not in table[name]:
+        raise ValueError(f"configs/{FILE}: budget {name!r} has no section {command!r}")
+    return table[name][command]
