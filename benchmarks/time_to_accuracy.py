@@ -2,8 +2,8 @@
 against a plain PyTorch loop with the same recipe.
 
     python benchmarks/time_to_accuracy.py                                  # seeds 1 2 3, 2 threads, 5 epochs
-    python benchmarks/time_to_accuracy.py --seeds 1 2 3 4 5 --json tta.json
-    python benchmarks/time_to_accuracy.py --epochs 1 --limit-train-batches 20 --seeds 1   # smoke run, seconds
+    python benchmarks/time_to_accuracy.py --seeds 5 --seed 1 --json tta.json   # seeds 1-5
+    python benchmarks/time_to_accuracy.py --epochs 1 --limit-train-batches 20 --seeds 1   # smoke run, seconds (seed 1)
 
 The recipe is configs/mnist_specified_cnn.yaml (read here, not copied: SpecifiedCNN, batch 64, Adam lr 5e-3,
 per-step warm-up (10 %) + cosine decay, 5 epochs, channels-last, float32). What each path does:
@@ -191,13 +191,14 @@ def fmt(seconds: float | None) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", nargs="+", type=flags.non_negative_int, default=[1, 2, 3])
+    flags.add(p, "seeds", "seed", seeds=3, seed=1)  # the vocabulary's: a count of seeds, numbered from --seed
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     p.add_argument("--threads", type=flags.positive_int, default=2)
     p.add_argument("--epochs", type=flags.positive_int, default=None, help="default: the recipe's trainer.max_epochs")
     p.add_argument("--limit-train-batches", type=flags.positive_int, default=None, help="batches per epoch (smoke runs)")
     p.add_argument("--json", metavar="FILE", help="also write every run's figures here")
     args = p.parse_args(argv)
+    args.seeds = list(range(args.seed, args.seed + args.seeds))
     return args
 
 

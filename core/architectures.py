@@ -1,9 +1,42 @@
-"""What both twins of an architecture must agree on, stated once: the Lightning modules (lightning_impl.models)
-and the Keras twins (keras_ref.models) read these, so neither can drift from the other."""
+"""The architectures of the project, one entry each, and what both twins of an architecture must agree on,
+stated once: the Lightning modules (lightning_impl.models) and the Keras twins (keras_ref.models) read these,
+so neither can drift from the other.
+
+A new architecture: its entry in ``ARCHITECTURES`` (where its nn.Module and its Keras twin live), the two
+implementations, and its pair in parity/pairs/ (tests/test_models.py fails until all of them exist)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
+
+
+@dataclass(frozen=True)
+class Architecture:
+    lightning: str  # import path of the nn.Module (its class name is the recipes' model.net class_path's last part)
+    keras: str  # import path of the function that builds its Keras twin, the same arguments by the same names
+    task: Literal["classifier", "denoiser"]  # a classifier's twin takes (input_shape, num_classes, ...)
+
+    @property
+    def name(self) -> str:
+        return self.lightning.rsplit(".", 1)[1]
+
+
+ARCHITECTURES = {a.name: a for a in (
+    Architecture("lightning_impl.models.specified_cnn.SpecifiedCNN", "keras_ref.models.specified_cnn.specified_cnn", "classifier"),
+    Architecture("lightning_impl.models.improved_cnn.ImprovedCNN", "keras_ref.models.improved_cnn.improved_cnn", "classifier"),
+    Architecture("lightning_impl.models.whitened_cnn.WhitenedCNN", "keras_ref.models.whitened_cnn.whitened_cnn", "classifier"),
+    Architecture("lightning_impl.models.denoising.DenoisingAE", "keras_ref.models.denoising.denoising_ae", "denoiser"),
+    Architecture("lightning_impl.models.denoising.UNetDAE", "keras_ref.models.denoising.unet_dae", "denoiser"),
+)}
+
+
+def resolve(path: str):
+    """The object an import path names (an entry's ``lightning`` or ``keras``)."""
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 Padding = Literal["same", "valid"]
 

@@ -52,21 +52,32 @@ def extraction_cache() -> Path:
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """Everything the project knows of a dataset, in one entry: adding a dataset is adding one here (its files'
+    checksums below, when it is read from files torchvision does not verify). Both frameworks, the experiments
+    and the report read it; Lightning's DataModule of each is made from it (lightning_impl.data.datamodules)."""
+
     name: str  # the key users pass: mnist | fashion_mnist | cifar10
+    title: str  # how a reader writes it: MNIST, Fashion-MNIST, CIFAR-10
     folder: str  # torchvision's folder name under the root
     shape: tuple[int, int, int]  # C, H, W
     classes: tuple[str, ...]
+    train_size: int  # images of the official training set (before the validation split)
+    test_size: int
+    datamodule: str  # the class name of its LightningDataModule (what a recipe's data.class_path ends in)
 
 
 SPECS = {
-    "mnist": DatasetSpec("mnist", "MNIST", (1, 28, 28), tuple(str(i) for i in range(10))),
+    "mnist": DatasetSpec("mnist", "MNIST", "MNIST", (1, 28, 28), tuple(str(i) for i in range(10)), 60_000, 10_000,
+                         "MNISTDataModule"),
     "fashion_mnist": DatasetSpec(
-        "fashion_mnist", "FashionMNIST", (1, 28, 28),
+        "fashion_mnist", "Fashion-MNIST", "FashionMNIST", (1, 28, 28),
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        60_000, 10_000, "FashionMNISTDataModule",
     ),
     "cifar10": DatasetSpec(
-        "cifar10", "cifar-10-batches-py", (3, 32, 32),
-        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        "cifar10", "CIFAR-10", "cifar-10-batches-py", (3, 32, 32),
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"), 50_000, 10_000,
+        "CIFAR10DataModule",
     ),
 }
 

@@ -181,3 +181,101 @@ def most_confidently_wrong(true: Sequence[int], pred: Sequence[int], confidence:
     true, pred, confidence = np.asarray(true), np.asarray(pred), np.asarray(confidence)
     wrong = np.flatnonzero(true != pred)
     return wrong[np.argsort(-confidence[wrong], kind="stable")[:limit]]
+
+
+# --- the experiments' figures (experiments.ablation, experiments.denoising, the report) ---------------------------
+
+
+def ladder(rows: Sequence[Mapping], path: str | Path, title: str) -> Path:
+    """An ablation ladder: accuracy per step (mean ± std over seeds) above, time per epoch below; dropped steps
+    in grey. ``rows``: the ladder's rows (step, decision, {val,test}_acc_{mean,std}, s_per_epoch)."""
+    plt = _pyplot()
+    x = list(range(len(rows)))
+    fig, (acc, speed) = plt.subplots(2, 1, figsize=(1.4 * len(rows) + 2, 6), sharex=True,
+                                     gridspec_kw={"height_ratios": [2, 1]})
+    for key, label, shift in (("val", "validation", -0.08), ("test", "test", 0.08)):
+        means = [100 * r[f"{key}_acc_mean"] for r in rows]
+        stds = [0 if r[f"{key}_acc_std"] != r[f"{key}_acc_std"] else 100 * r[f"{key}_acc_std"] for r in rows]
+        acc.errorbar([i + shift for i in x], means, yerr=stds, fmt="o-", capsize=3, label=label)
+    for i, r in enumerate(rows):
+        if r["decision"] == "dropped":
+            acc.axvspan(i - 0.4, i + 0.4, color="0.9", zorder=0)
+    acc.set_ylabel("accuracy (%)")
+    acc.set_title(f"{title}; grey: dropped")
+    acc.grid(alpha=0.3)
+    acc.legend()
+    speed.bar(x, [r["s_per_epoch"] for r in rows],
+              color=["0.7" if r["decision"] == "dropped" else "tab:blue" for r in rows])
+    speed.set_ylabel("s / epoch")
+    speed.grid(alpha=0.3, axis="y")
+    speed.set_xticks(x, [r["step"] for r in rows], rotation=20, ha="right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def image_rows(panels: Sequence[tuple[str, np.ndarray]], path: str | Path) -> Path:
+    """One row per (title, images) panel, the same images across the rows; images (N, H, W) in [0, 1]."""
+    plt = _pyplot()
+    n = len(panels[0][1])
+    fig, axes = plt.subplots(len(panels), n, figsize=(1.1 * n, 1.25 * len(panels)), squeeze=False)
+    for r, (title, images) in enumerate(panels):
+        for c in range(n):
+            _show(axes[r][c], images[c])
+        axes[r][0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def metrics_vs_noise(rows: Sequence[Mapping], sigmas: Sequence[float], path: str | Path) -> Path:
+    """PSNR and SSIM against the noise level, one line per method (networks solid, classical filters dashed).
+    ``rows``: the denoising study's rows (method, kind, sigma, psnr, ssim)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        points = sorted((r["sigma"], r["psnr"], r["ssim"]) for r in mine)
+        style = "-o" if mine[0]["kind"] == "network" else "--."
+        for ax, k in zip(axes, (1, 2)):
+            ax.plot([p[0] for p in points], [p[k] for p in points], style, label=method)
+    for ax, name in zip(axes, ("PSNR (dB)", "SSIM")):
+        ax.set_xlabel("noise σ"), ax.set_ylabel(name), ax.set_xticks(list(sigmas)), ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def seeds_per_group(groups: Mapping[str, Sequence[float]], path: str | Path, title: str) -> Path:
+    """Test accuracy per seed (crosses) and mean ± std per group (framework, method); values are fractions."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for i, (label, values) in enumerate(groups.items()):
+        m = float(np.mean(values))
+        s = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        ax.errorbar([i], [100 * m], yerr=[100 * s] if s is not None else None, fmt="o", capsize=6, color="C%d" % i)
+        ax.scatter([i] * len(values), [100 * v for v in values], marker="x", color="grey", zorder=3)
+    ax.set_xticks(range(len(groups)), list(groups))
+    ax.set_ylabel("test accuracy (%)"), ax.set_title(title, fontsize=10), ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def hog_features(images: np.ndarray, labels: Sequence[int], params: Mapping, deskew, path: str | Path) -> Path:
+    """Digits (N, H, W, uint8 or float) deskewed as the HOG + SVM baseline deskews them (``deskew``, when
+    ``params["deskew"]``), beside their HOG features at the finest cell size of ``params``."""
+    from skimage.feature import hog
+
+    plt = _pyplot()
+    cell = min(params["pixels_per_cell"])
+    fig, axes = plt.subplots(2, len(images), figsize=(2.2 * len(images), 4.6), squeeze=False)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        image = np.asarray(image, dtype="float64")
+        image = deskew(image) if params["deskew"] else image
+        _, picture = hog(image, orientations=params["orientations"], pixels_per_cell=(cell, cell),
+                         cells_per_block=(params["cells_per_block"],) * 2, block_norm=params["block_norm"], visualize=True)
+        axes[0][i].imshow(image, cmap="gray"), axes[0][i].set_title(f"digit {label}", fontsize=9)
+        axes[1][i].imshow(picture, cmap="magma"), axes[1][i].set_title(f"HOG, {cell}-pixel cells", fontsize=9)
+        for ax in (axes[0][i], axes[1][i]):
+            ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(", ".join(f"{k}={v}" for k, v in params.items()), fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

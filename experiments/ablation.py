@@ -29,7 +29,6 @@ seed, merged config, epochs and share of the data are unchanged (a ladder of hou
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import hashlib
 import json
@@ -42,8 +41,10 @@ from pathlib import Path
 
 import yaml
 
-from core import budgets, configs, flags
+from core import budgets, configs, flags, plots, tables
+from core.datasets import SPECS
 from core.runs import UsageError, data_errors, fail, read_record, write_json, write_text
+from experiments.numbers import mean_std, pp_mean_std, sampling_error
 
 
 def ladders() -> Path:
@@ -157,13 +158,11 @@ def keeps(step: Step, val: tuple[float, float], best: tuple[float, float], val_i
     noise figure a single seed still has (its seed spread is nan)."""
     if step.keep_if == "better":
         return val[0] > best[0]
-    sampling = math.sqrt(best[0] * (1 - best[0]) / val_images)
+    sampling = sampling_error(best[0], val_images)
     spread = max([s for s in (val[1], best[1]) if s == s] + [sampling])
     return val[0] >= best[0] - spread
 
 
-# Training-set images per dataset, for runs finished before each run recorded its validation split's size.
-TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}
 
 
 def validation_images(dataset: str, config: dict, results: list[dict]) -> int:
@@ -171,24 +170,14 @@ def validation_images(dataset: str, config: dict, results: list[dict]) -> int:
     recorded = [r["val_images"] for r in results if r.get("val_images")]
     if recorded:
         return min(recorded)
-    if dataset not in TRAIN_IMAGES:
+    if dataset not in SPECS:
         raise UsageError(f"the runs of this {dataset} ladder do not record val_images; rerun them "
                          "(a folder of earlier runs: start a new one with another --runs-dir)")
     fraction = config.get("data", {}).get("init_args", {}).get("val_fraction", 0.1)
-    return math.ceil(TRAIN_IMAGES[dataset] * fraction)  # sklearn's stratified split rounds the held-out part up
+    return math.ceil(SPECS[dataset].train_size * fraction)  # sklearn's stratified split rounds the held-out part up
 
 
 ROW_NUMBERS = ("test_acc_mean", "test_acc_std", "val_acc_mean", "val_acc_std", "delta_val", "s_per_epoch")
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
-
-
-def pct(mean: float, std: float) -> str:
-    if mean != mean:  # a step that was not run
-        return "—"
-    return f"{100 * mean:.2f}" + ("" if std != std else f" ± {100 * std:.2f}")
 
 
 def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framework: str, keep_all: bool,
@@ -285,49 +274,15 @@ def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
         "validation accuracy's sampling error). Mean ± sample std over seeds; "
         "s/epoch is the median over every epoch of every seed.",
         "",
-        "| step | change | params | test acc % | val acc % | Δ val (pp) | decision | epochs | s/epoch | wall s |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
-    for r in rows:
-        delta = "" if r["delta_val"] != r["delta_val"] else f"{100 * r['delta_val']:+.2f}"
-        lines.append(
-            f"| {r['step']} | {r['change']} | {r['parameters']:,} | {pct(r['test_acc_mean'], r['test_acc_std'])} | "
-            f"{pct(r['val_acc_mean'], r['val_acc_std'])} | {delta} | {r['decision']} | {r['epochs']} | "
-            f"{'—' if r['s_per_epoch'] != r['s_per_epoch'] else format(r['s_per_epoch'], '.1f')} | {r['wall_s']:.0f} |"
-        )
+    lines += tables.markdown(
+        ["step", "change", "params", "test acc %", "val acc %", "Δ val (pp)", "decision", "epochs", "s/epoch", "wall s"],
+        [[r["step"], r["change"], f"{r['parameters']:,}", pp_mean_std(r["test_acc_mean"], r["test_acc_std"]),
+          pp_mean_std(r["val_acc_mean"], r["val_acc_std"]), "" if r["delta_val"] != r["delta_val"] else f"{100 * r['delta_val']:+.2f}",
+          r["decision"], r["epochs"], "—" if r["s_per_epoch"] != r["s_per_epoch"] else f"{r['s_per_epoch']:.1f}",
+          f"{r['wall_s']:.0f}"] for r in rows], align="llrrrrlrrr")
     write_text(out / "ladder.md", "\n".join(lines) + "\n")
-    plot(rows, out / "ladder.png", f"{dataset} ({framework}, {budget})")
-
-
-def plot(rows: list[dict], path: Path, title: str) -> None:
-    """Accuracy per step (mean ± std over seeds) above, time per epoch below; dropped steps in grey."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = list(range(len(rows)))
-    fig, (acc, speed) = plt.subplots(2, 1, figsize=(1.4 * len(rows) + 2, 6), sharex=True,
-                                     gridspec_kw={"height_ratios": [2, 1]})
-    for key, label, shift in (("val", "validation", -0.08), ("test", "test", 0.08)):
-        means = [100 * r[f"{key}_acc_mean"] for r in rows]
-        stds = [0 if r[f"{key}_acc_std"] != r[f"{key}_acc_std"] else 100 * r[f"{key}_acc_std"] for r in rows]
-        acc.errorbar([i + shift for i in x], means, yerr=stds, fmt="o-", capsize=3, label=label)
-    for i, r in enumerate(rows):
-        if r["decision"] == "dropped":
-            acc.axvspan(i - 0.4, i + 0.4, color="0.9", zorder=0)
-    acc.set_ylabel("accuracy (%)")
-    acc.set_title(f"{title}; grey: dropped")
-    acc.grid(alpha=0.3)
-    acc.legend()
-    speed.bar(x, [r["s_per_epoch"] for r in rows],
-              color=["0.7" if r["decision"] == "dropped" else "tab:blue" for r in rows])
-    speed.set_ylabel("s / epoch")
-    speed.grid(alpha=0.3, axis="y")
-    speed.set_xticks(x, [r["step"] for r in rows], rotation=20, ha="right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plots.ladder(rows, out / "ladder.png", f"{dataset} ({framework}, {budget})")
 
 
 OPTIONS = ("dataset", "budget", "seeds", "seed", "epochs", "framework", "keep_all", "steps")  # kept in ladder.json

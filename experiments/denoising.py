@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import yaml
 
-from core import budgets, configs, flags
+from core import budgets, configs, flags, plots, tables
 from core import classical_denoisers as classical
 from core.image_quality import score
 from core.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
@@ -294,7 +294,7 @@ def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | 
 
     write_results(rows, run_dir, study)
     plot_grids(run_dir, clean[shown], {s: test[s].noisy[shown] for s in SIGMAS}, restored_examples, rows)
-    plot_curves(run_dir, rows)
+    plots.metrics_vs_noise(rows, SIGMAS, run_dir / "metrics_vs_sigma.png")
     return run_dir
 
 
@@ -327,8 +327,9 @@ def compare_losses(budget_name: str = "full", out_root: str = "runs", data_dir: 
     lines = [f"# MSE vs BCE on {len(data.val_set)} validation images (budget `{budget_name}`: "
              + ", ".join(f"{arch} {epochs[arch]} epoch(s)" for arch in ARCHITECTURES)
              + f" on {rows[0]['train_images']} training images per model)", "",
-             "| architecture | σ | loss | PSNR (dB) | SSIM | training (s) |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['architecture']} | {r['sigma']:g} | {r['loss']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['train_s']:.0f} |" for r in rows]
+             *tables.markdown(["architecture", "σ", "loss", "PSNR (dB)", "SSIM", "training (s)"],
+                              [[r["architecture"], f"{r['sigma']:g}", r["loss"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
+                                f"{r['train_s']:.0f}"] for r in rows], align="lrlrrr")]
     write_text(run_dir / "losses.md", "\n".join(lines) + "\n")
     write_text(run_dir / "losses.json", json.dumps(rows, indent=2) + "\n")
     print("\n".join(lines), flush=True)
@@ -360,6 +361,10 @@ def write_results(rows: list[dict], run_dir: Path, study: Study) -> None:
     methods = list(dict.fromkeys(r["method"] for r in rows))
     cell = {(r["method"], r["sigma"]): r for r in rows}
     n_test = rows[0]["n_test"]
+    sigmas = [f"σ={s:g}" for s in SIGMAS]
+    networks = [m for m in methods if cell[m, SIGMAS[0]]["kind"] == "network"]
+    tuned = [m for m in methods if cell[m, SIGMAS[0]]["kind"] == "classical" and cell[m, SIGMAS[0]]["params"]]
+    best = {s: best_classical(rows, s) for s in SIGMAS}
     lines = [
         f"# Denoising Fashion-MNIST: PSNR (dB) / SSIM, mean over {n_test} test images (budget `{study.budget}`)",
         "",
@@ -370,71 +375,31 @@ def write_results(rows: list[dict], run_dir: Path, study: Study) -> None:
                     for t in trained.values())
         + " (each network's whole recipe: models/*/version_*/config.yaml).",
         "",
-        "| method | " + " | ".join(f"σ={s:g}" for s in SIGMAS) + " |",
-        "|---|" + "---|" * len(SIGMAS),
+        *tables.markdown(["method", *sigmas], [[m, *(f"{cell[m, s]['psnr']:.2f} / {cell[m, s]['ssim']:.3f}" for s in SIGMAS)]
+                                               for m in methods]),
+        "", "Margin over the best classical filter at each σ (ΔPSNR dB / ΔSSIM; target for the improved model: ≥ +4 dB and > 0):", "",
+        *tables.markdown(["network", *(f"σ={s:g} (vs {best[s]['method']})" for s in SIGMAS)],
+                         [[m, *(f"{cell[m, s]['psnr'] - best[s]['psnr']:+.2f} / {cell[m, s]['ssim'] - best[s]['ssim']:+.3f}"
+                                for s in SIGMAS)] for m in networks]),
+        "", "Tuned classical parameters (on training images):", "",
+        *tables.markdown(["method", *sigmas], [[m, *(", ".join(f"{k}={v}" for k, v in cell[m, s]["params"].items())
+                                                     for s in SIGMAS)] for m in tuned]),
+        "", "Training time per model (wall clock, this machine):", "",
+        *tables.markdown(["network", *sigmas, "blind"],
+                         [[f"{label} ({cell[label, SIGMAS[0]]['parameters']:,} parameters)",
+                           *(f"{cell[label, s]['train_s']:.0f} s" for s in SIGMAS),
+                           f"{cell[label + ' (blind)', SIGMAS[0]]['train_s']:.0f} s"] for label in LABELS.values()]),
     ]
-    for m in methods:
-        lines.append(f"| {m} | " + " | ".join(f"{cell[m, s]['psnr']:.2f} / {cell[m, s]['ssim']:.3f}" for s in SIGMAS) + " |")
-    lines += ["", "Margin over the best classical filter at each σ (ΔPSNR dB / ΔSSIM; target for the improved model: ≥ +4 dB and > 0):", "",
-              "| network | " + " | ".join(f"σ={s:g} (vs {best_classical(rows, s)['method']})" for s in SIGMAS) + " |",
-              "|---|" + "---|" * len(SIGMAS)]
-    for m in (m for m in methods if cell[m, SIGMAS[0]]["kind"] == "network"):
-        deltas = [(cell[m, s]["psnr"] - best_classical(rows, s)["psnr"], cell[m, s]["ssim"] - best_classical(rows, s)["ssim"]) for s in SIGMAS]
-        lines.append(f"| {m} | " + " | ".join(f"{dp:+.2f} / {ds:+.3f}" for dp, ds in deltas) + " |")
-    lines += ["", "Tuned classical parameters (on training images):", "", "| method | " + " | ".join(f"σ={s:g}" for s in SIGMAS) + " |",
-              "|---|" + "---|" * len(SIGMAS)]
-    for m in (m for m in methods if cell[m, SIGMAS[0]]["kind"] == "classical" and cell[m, SIGMAS[0]]["params"]):
-        lines.append(f"| {m} | " + " | ".join(", ".join(f"{k}={v}" for k, v in cell[m, s]["params"].items()) for s in SIGMAS) + " |")
-    lines += ["", "Training time per model (wall clock, this machine):", "", "| network | " + " | ".join(f"σ={s:g}" for s in SIGMAS) + " | blind |",
-              "|---|" + "---|" * (len(SIGMAS) + 1)]
-    for arch, label in LABELS.items():
-        times = [f"{cell[label, s]['train_s']:.0f} s" for s in SIGMAS] + [f"{cell[label + ' (blind)', SIGMAS[0]]['train_s']:.0f} s"]
-        lines.append(f"| {label} ({cell[label, SIGMAS[0]]['parameters']:,} parameters) | " + " | ".join(times) + " |")
     write_text(run_dir / "results.md", "\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
 
 
 def plot_grids(run_dir: Path, clean: torch.Tensor, noisy: dict, restored: dict, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     for sigma in SIGMAS:
         best = best_classical(rows, sigma)["method"]
         panels = [("clean", clean), (f"noisy σ={sigma:g}", noisy[sigma]), (f"best classical: {best}", restored[best][sigma]),
                   (LABELS["reference"], restored[LABELS["reference"]][sigma]), (LABELS["improved"], restored[LABELS["improved"]][sigma])]
-        n = len(clean)
-        fig, axes = plt.subplots(len(panels), n, figsize=(1.1 * n, 1.25 * len(panels)), squeeze=False)
-        for r, (title, images) in enumerate(panels):
-            for c in range(n):
-                ax = axes[r][c]
-                ax.imshow(images[c, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-                ax.set_xticks([]), ax.set_yticks([])
-            axes[r][0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(run_dir / f"grid_sigma{sigma:g}.png", dpi=110)
-        plt.close(fig)
-
-
-def plot_curves(run_dir: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for method in dict.fromkeys(r["method"] for r in rows):
-        points = sorted((r["sigma"], r["psnr"], r["ssim"]) for r in rows if r["method"] == method)
-        style = "-o" if points and rows[[r["method"] for r in rows].index(method)]["kind"] == "network" else "--."
-        for ax, k in zip(axes, (1, 2)):
-            ax.plot([p[0] for p in points], [p[k] for p in points], style, label=method)
-    for ax, name in zip(axes, ("PSNR (dB)", "SSIM")):
-        ax.set_xlabel("noise σ"), ax.set_ylabel(name), ax.set_xticks(SIGMAS), ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(run_dir / "metrics_vs_sigma.png", dpi=110)
-    plt.close(fig)
+        plots.image_rows([(title, images[:, 0].numpy()) for title, images in panels], run_dir / f"grid_sigma{sigma:g}.png")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

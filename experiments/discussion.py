@@ -12,15 +12,11 @@ from pathlib import Path
 
 from experiments.document import Heading, Para
 from experiments.denoising import LABELS, best_classical
+from experiments.numbers import sampling_error
 
 
 class Claim(Para):
     """A paragraph generated from the results (checked number by number against results.json)."""
-
-
-def sampling_error(p: float, n: int) -> float:
-    """Standard error of an accuracy p measured on n independent images."""
-    return math.sqrt(p * (1 - p) / n)
 
 
 def verdict(difference: float, noise: float) -> str:

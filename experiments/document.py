@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import tables
+
 
 @dataclass
 class Heading:
@@ -71,10 +73,6 @@ def _column_align(table: Table) -> str:
                    for i in range(len(table.header)))
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def block_markdown(b, root: Path) -> list[str]:
     """One block as Markdown lines (a blank line after it); figures link their file relative to ``root``."""
     if isinstance(b, Heading):
@@ -84,10 +82,7 @@ def block_markdown(b, root: Path) -> list[str]:
     if isinstance(b, Table):
         align = _column_align(b)
         out = [f"*{b.caption}*", ""] if b.caption else []
-        out.append("| " + " | ".join(map(_md_cell, b.header)) + " |")
-        out.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
-        out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in b.rows]
-        return out + [""]
+        return out + tables.markdown(b.header, b.rows, align) + [""]
     if isinstance(b, Figure):
         return [f"![{b.caption}]({b.path.relative_to(root).as_posix()})", "", f"*{b.caption}*", ""]
     if isinstance(b, Code):

@@ -11,7 +11,7 @@ takes seconds, over an empty runs folder it runs the whole practical at its budg
 Jupyter kernel (nbclient) before it is written, so it opens with every output in place, and
 `jupyter nbconvert --to html practical.ipynb` turns it into a page.
 
-The functions below the renderer are what the notebook's cells call (kept small: the work is the project's).
+What the notebook's cells call is experiments.cells (kept small: the work is the project's).
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ def parameters_cell(budget: str, runs_dir: str, seeds: int, data_dir: str | None
 
 
 RUN_CELL = Cell(
-    "from experiments import notebook\n\n"
+    "from experiments import cells\n\n"
     "# Every part of the practical, each one command of the project; a finished part whose command and configs\n"
     "# are unchanged is reused, so over a finished practical this takes seconds.\n"
-    "records = notebook.run_practical(BUDGET, RUNS_DIR, DATA_DIR, SEEDS)")
+    "records = cells.run_practical(BUDGET, RUNS_DIR, DATA_DIR, SEEDS)")
 
 
 def figure_cell(figure: Figure, root: Path) -> str:
-    return f"notebook.show({figure.path.relative_to(root).as_posix()!r})"
+    return f"cells.show({figure.path.relative_to(root).as_posix()!r})"
 
 
 def to_notebook(doc: Document, root: Path):
@@ -141,39 +141,3 @@ def write(doc: Document, root: Path) -> Path:
 
 
 # --- what the cells call ---------------------------------------------------------------------------------------------
-
-
-def run_practical(budget: str, runs_dir: str | Path, data_dir: str | Path | None = None,
-                  seeds: int | None = None) -> list[dict]:
-    """Run every part of the practical that has not finished (experiments.practical.run_all); the parts' records."""
-    from core import budgets
-    from experiments import practical
-
-    runs = Path(runs_dir)
-    runs = runs if runs.is_absolute() else project_root() / runs
-    if data_dir is not None:  # the parts are processes of their own: they find the data through the environment
-        os.environ["LIGHTNING_IMPL_DATA"] = str(Path(data_dir).resolve())
-    print(f"budget {budget}, {seeds or budgets.budget('practical', budget)['seeds']} seed(s) of the specified CNN; runs folder: {runs}")
-    return practical.run_all(budget, runs, seeds=seeds)
-
-
-def summarise(recipe: str, input_shape: tuple[int, int, int]) -> None:
-    """Build a recipe's net in both frameworks, as the trainers build them, and print both: torch's module tree
-    and Keras' summary (the report's architecture table compares them layer by layer)."""
-    from experiments.report import build_pair, recipe_net
-
-    torch_net, keras_net = build_pair(recipe_net(recipe), input_shape)
-    params = sum(p.numel() for p in torch_net.parameters())
-    print(f"{recipe}: PyTorch ({params:,} parameters)\n{torch_net}\n")
-    keras_net.summary()
-
-
-def show(figure: str | Path) -> None:
-    """Show one of the report's figures (a path relative to the notebook's folder)."""
-    from IPython.display import Image, display
-
-    path = Path(figure)
-    if not path.is_file():
-        print(f"{path}: not here (this copy of the notebook was moved away from its report's figures/ folder)")
-        return
-    display(Image(filename=str(path)))

@@ -30,6 +30,7 @@ from pathlib import Path
 from core import budgets, configs, flags
 from core.datasets import DATA_ENV
 from core.runs import UsageError, data_errors, fail, read_record, write_json
+from experiments.numbers import duration
 
 @dataclass
 class Part:
@@ -75,11 +76,11 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
             f"specified_lightning_seed{seed}", "specified", f"specified CNN, Lightning, seed {seed}",
             ["lightning_impl.train", "--seed_everything", str(seed), *spec["specified"]["lightning"],
              "--trainer.logger.init_args.save_dir", out, "--trainer.enable_progress_bar", "false"],
-            default, meta={"framework": "lightning", "seed": seed}))
+            default, meta={"framework": "lightning", "seed": seed, "seed_flag": "--seed_everything"}))
         found.append(Part(
             f"specified_keras_seed{seed}", "specified", f"specified CNN, Keras, seed {seed}",
             ["keras_ref.train", "--seed", str(seed), *spec["specified"]["keras"], "--runs-dir", out, "--quiet"],
-            default, meta={"framework": "keras", "seed": seed}))
+            default, meta={"framework": "keras", "seed": seed, "seed_flag": "--seed"}))
     for framework, module, seed_flag, where in (("lightning", "lightning_impl.train_denoiser", "--seed_everything",
                                                  "--trainer.logger.init_args.save_dir"),
                                                 ("keras", "keras_ref.train_denoiser", "--seed", "--runs-dir")):
@@ -90,7 +91,7 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
             ["denoise_reference.yaml"], meta={"framework": framework}))
     size = spec["baseline_train_size"]
     found.append(Part("baseline", "baseline", "HOG + SVM on MNIST",
-                      ["parity.baseline", "--dataset", "mnist", *(["--train-size", str(size)] if size else []),
+                      ["parity.baseline", "--dataset", "mnist", *(["--limit-train", str(size)] if size else []),
                        "--jobs", str(os.cpu_count() or 1), "--runs-dir", out, "--quiet"]))
     for dataset, framework in spec["ladders"]:
         ladder = sorted(str(p.relative_to(configs.folder())) for p in (configs.folder() / "ablation" / dataset).glob("*.yaml"))
@@ -121,12 +122,6 @@ def estimate(budget: str, part: Part) -> float:
     table = budgets.budget("practical", budget)["estimate_s"]
     prefixes = [p for p in table if part.name.startswith(p)]
     return table[max(prefixes, key=len)] if prefixes else 60
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min" if seconds >= 3600 else (
-        f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s")
 
 
 class Progress:
@@ -217,6 +212,19 @@ def _part_record(path: Path) -> dict | None:
         return None
 
 
+def finished_records(home: Path, seeds: int | None = None) -> list[dict]:
+    """The records of the finished parts in <runs>/practical/<budget>/parts, in the order the practical runs them."""
+    runs, budget = home.parent.parent, home.name
+    records = []
+    for part in parts(budget, runs, seeds):
+        path = home / "parts" / f"{part.name}.json"
+        if not path.is_file():
+            raise UsageError(f"{part.name} has not finished ({path} missing): run python -m experiments.practical "
+                             f"--budget {budget} --runs-dir {runs}")
+        records.append({**read_record(path, "part record"), "meta": part.meta})
+    return records
+
+
 def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False, seeds: int | None = None) -> list[dict]:
     """Every part of the budget, reusing finished ones; their records, in order."""
     home = runs / "practical" / budget
@@ -227,7 +235,7 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False,
         path = home / "parts" / f"{part.name}.json"
         record = _part_record(path)
         if record and record.get("finished") and record.get("key") == part.key() and Path(str(record.get("output"))).exists():
-            records.append(record)
+            records.append({**record, "meta": part.meta})  # what the part is (its seed, framework) is the part's
         else:
             fresh.append(part)
             records.append(None)
@@ -276,7 +284,7 @@ def main(argv: list[str] | None = None) -> Path:
             if args.data_dir is not None:  # every part is a process of its own: it finds the data through this
                 os.environ[DATA_ENV] = str(Path(args.data_dir).resolve())
             if args.report_only:
-                records = report.finished_records(runs / "practical" / args.budget, args.seeds)
+                records = finished_records(runs / "practical" / args.budget, args.seeds)
             else:
                 records = run_all(args.budget, runs, args.quiet, args.verbose, args.seeds)
             command = shlex.join(["python", "-m", "experiments.practical", *(sys.argv[1:] if argv is None else argv)])

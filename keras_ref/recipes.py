@@ -21,6 +21,7 @@ from keras_ref.augment import AUGMENTATIONS
 from keras_ref.models import TWINS
 from keras_ref.torch_like import TorchAdam, TorchAdamW, TorchSGD
 from core import configs, precision
+from core.datasets import SPECS
 from core.ranges import MAX_FLOAT, MAX_INT, MAX_SEED  # the same bounds as the Lightning side's
 
 # Lightning's precision -> the Keras dtype policy that computes and stores as it does.
@@ -45,7 +46,7 @@ KEYS = {
     "denoiser data": {"dataset", "sigma", "eval_sigma", "batch_size", "eval_batch_size", "val_fraction", "split_seed",
                       "train_limit", "val_limit", "test_limit", "data_dir", "download"},
 }
-DATASETS = {"MNISTDataModule": "mnist", "FashionMNISTDataModule": "fashion_mnist", "CIFAR10DataModule": "cifar10"}
+DATASETS = {spec.datamodule: name for name, spec in SPECS.items()}  # a recipe's data.class_path -> its dataset
 FROM_DATA = ("in_channels", "num_classes", "input_size")  # a twin gets these from the data's shape
 
 

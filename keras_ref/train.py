@@ -123,9 +123,8 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=CLASSIFIER_DEFAULT, help="a classifier's LightningCLI YAML (default: %(default)s)")
-    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "resume", "backend", "quiet", "verbose",
-              runs_dir=None)
-    p.add_argument("--no-download", dest="download", action="store_false", help="never download missing data")
+    flags.add(p, "epochs", "seed", "data_dir", "download", "runs_dir", "limit_train", "resume", "backend", "quiet",
+              "verbose", runs_dir=None)
     args = backend.parse_args(p, argv)
     if args.resume is not None:
         return resume_args(p, args, argv)

@@ -183,12 +183,7 @@ def train(recipe: dict, verbose: int = 2, data: NoisySplit | None = None, runs_d
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=DENOISER_DEFAULT, help="a denoiser's LightningCLI YAML (default: %(default)s)")
-    p.add_argument("--sigma", type=flags.unit_float, nargs="+", metavar="SIGMA",
-                   help="override data.sigma: one level, or LOW HIGH for a blind model (Lightning: --data.sigma)")
-    p.add_argument("--eval-sigma", type=flags.unit_float, nargs="+", metavar="SIGMA",
-                   help="override data.eval_sigma, the noise of the fixed validation/test copies (Lightning: --data.eval_sigma)")
-    p.add_argument("--batch-size", type=flags.positive_int, help="override data.batch_size (Lightning: --data.batch_size)")
-    flags.add(p, "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "resume", "backend",
+    flags.add(p, "sigma", "eval_sigma", "batch_size", "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "resume", "backend",
               "quiet", "verbose", runs_dir=None)
     args = backend.parse_args(p, argv)
     if args.resume is not None:

@@ -68,8 +68,11 @@ class SeedEachEpoch(L.Callback):
     (dropout, augmentation, training noise) depends on the epoch alone and a run resumed from a checkpoint
     trains exactly as the uninterrupted run would."""
 
+    seed: int | None = None  # the run's seed, set by the CLI (ProjectCLI.instantiate_classes)
+
     def setup(self, trainer, pl_module, stage: str) -> None:
-        self.seed = torch.initial_seed()  # seed_everything's seed: the same in a run and in its resumption
+        if self.seed is None:  # used without the CLI: the seed torch was seeded with (seed_everything's)
+            self.seed = torch.initial_seed()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         torch.manual_seed(epoch_seed(self.seed, trainer.current_epoch))

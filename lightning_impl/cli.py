@@ -107,6 +107,19 @@ class ProjectCLI(LightningCLI):
         check_ranges(config)
         super()._set_seed()
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        # The run's seed as data, handed to what draws from it: the epoch order and the per-epoch reseeding. Never
+        # recovered from torch's global state, which anything else in the process may have reseeded since.
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        seed = config.get("seed_everything")
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            if hasattr(self.datamodule, "seed"):
+                self.datamodule.seed = seed
+            for callback in self.trainer.callbacks:
+                if isinstance(callback, SeedEachEpoch):
+                    callback.seed = seed
+
     def before_instantiate_classes(self) -> None:
         # An unset precision (the recipes that profit from bf16 leave it so): what this machine computes natively
         config = self.config.get(self.subcommand) if self.subcommand else self.config
@@ -440,4 +453,4 @@ def run_cli(make: Callable[[], ProjectCLI], metrics_of: Callable[[ProjectCLI], d
         # after a finished run.
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return metrics
+    return {**metrics, "run_dir": str(run_dir.resolve())}  # where it is, as the Keras trainers return it too

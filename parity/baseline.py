@@ -2,7 +2,7 @@
 
     python -m parity.baseline --dataset mnist                   # chosen parameters, fit on all 60,000, test
     python -m parity.baseline --dataset fashion_mnist
-    python -m parity.baseline --dataset mnist --train-size 5000 # quick run on a stratified subset
+    python -m parity.baseline --dataset mnist --limit-train 5000 # quick run on a stratified subset
     python -m parity.baseline --dataset mnist --search          # re-run the validation search first
 
 HOG parameters, the scaling, C and gamma are chosen on the DataModule's validation split (stratified, seeded), never on
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, confusion_matrix
+from sklearn.metrics import accuracy_score, confusion_matrix
 from sklearn.model_selection import GridSearchCV, PredefinedSplit, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from sklearn.svm import SVC
 
 from lightning_impl.data.datamodules import DATAMODULES
-from core import flags
+from core import flags, plots
 from core.runs import data_errors, new_run_dir, write_json
 from parity.hog import HOGTransformer
 
@@ -227,20 +227,6 @@ def _write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(flat)
 
 
-def save_confusion_png(cm: np.ndarray, classes: tuple[str, ...], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 7))
-    ConfusionMatrixDisplay(cm, display_labels=classes).plot(ax=ax, colorbar=False, xticks_rotation=45)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def run(dataset: str, params: dict, splits: dict, fit_on: str, train_size: int | None,
         n_jobs: int | None, svc_verbose: bool) -> dict:
     """Fit the pipeline with `params` on the fit set, evaluate on test; returns the metrics."""
@@ -311,14 +297,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", choices=DATASETS, default="mnist")
     p.add_argument("--fit-on", choices=("train+val", "train"), default="train+val",
                    help="the final fit's data once parameters are fixed ('train' also reports val_acc)")
-    p.add_argument("--train-size", type=flags.positive_int, default=None,
-                   help="fit on a stratified subset of this many images (quick runs); default: all")
     p.add_argument("--search", action="store_true", help="re-run the validation search instead of using CHOSEN")
     p.add_argument("--search-train-size", type=flags.positive_int, default=10000,
                    help="training images the search fits on (it always scores on the whole validation split)")
-    flags.add(p, "jobs", "data_dir", "runs_dir", "quiet", jobs=os.cpu_count() or 1)
+    flags.add(p, "limit_train", "jobs", "data_dir", "runs_dir", "quiet", jobs=os.cpu_count() or 1)
     args = p.parse_args(argv)
-    for name in ("train_size", "search_train_size"):
+    for name in ("limit_train", "search_train_size"):
         value = getattr(args, name)
         if value is not None and value < 100:
             p.error(f"--{name.replace('_', '-')} must be at least 100 (10 classes need samples each), got {value}")
@@ -335,12 +319,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.search:
         params = search(args.dataset, splits, args.search_train_size, args.jobs, run_dir, command)
         log(f"chosen: {params}")
-    metrics = run(args.dataset, params, splits, args.fit_on, args.train_size, args.jobs, not args.quiet)
+    metrics = run(args.dataset, params, splits, args.fit_on, args.limit_train, args.jobs, not args.quiet)
     metrics["command"] = command
     write_json(run_dir / "metrics.json", metrics)
-    save_confusion_png(np.array(metrics["confusion_matrix"]), tuple(metrics["classes"]),
-                       f"HOG+SVM on {args.dataset}: test accuracy {metrics['test_acc']:.2%}",
-                       run_dir / "confusion_matrix.png")
+    plots.confusion_matrix(np.array(metrics["confusion_matrix"]), tuple(metrics["classes"]),
+                           run_dir / "confusion_matrix.png", f"HOG+SVM on {args.dataset}")
     summary = ("test_acc", "feature_length", "n_fit", "fit_time_s", "predict_time_s", "n_support_vectors")
     print(json.dumps({k: metrics[k] for k in summary}))
     print(run_dir.resolve())

@@ -279,7 +279,40 @@ def check_schedule(s: Sides) -> list[Row]:
 # --- d. recipe steps -------------------------------------------------------------------------------------------------------
 
 
+def warmup_end(s: Sides) -> int:
+    """The first step after the warm-up (where the learning rate peaks), as both schedules count it."""
+    kr = s.keras_recipe
+    return int(s.torch_total * kr["warmup_fraction"]) if kr["schedule"] != "constant" else 0
+
+
+def _start_at(step: int, torch_model: nn.Module, optimizer, schedule, keras_model) -> None:
+    """Both optimisers as at ``step`` of the run: the schedules advanced, the step counts that Adam's bias
+    correction reads set (the moments start at zero in both). No weight moves."""
+    if step == 0:
+        return
+    with warnings.catch_warnings():  # the scheduler is stepped before the optimiser on purpose
+        warnings.simplefilter("ignore")
+        for _ in range(step):
+            if schedule is not None:
+                schedule.step()
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+        for p in torch_model.parameters():
+            optimizer.state[p] = {"step": torch.tensor(float(step), dtype=torch.float32),
+                                  "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+    keras_model.optimizer.build(keras_model.trainable_variables)
+    keras_model.optimizer.iterations.assign(step)
+
+
 def check_steps(pair: ModelPair, s: Sides) -> list[Row]:
+    """6d from step 0 (the warm-up's start), and again from the end of the warm-up (the peak learning rate,
+    the cosine's start), where a schedule or an update rule that agreed early could part."""
+    rows = _steps_from(pair, s, 0)
+    if warmup_end(s) > 0:
+        rows += _steps_from(pair, s, warmup_end(s))
+    return rows
+
+
+def _steps_from(pair: ModelPair, s: Sides, first: int) -> list[Row]:
     with checks.keras_float64():
         torch_model, keras_model = checks.build(pair, checks.TRAIN_DTYPE)
         checks.perturb_torch(torch_model)
@@ -295,6 +328,7 @@ def check_steps(pair: ModelPair, s: Sides) -> list[Row]:
         kr = s.keras_recipe
         k_opt = keras_recipes.make_optimizer(kr["optimizer"], s.keras_total, kr["schedule"], kr["warmup_fraction"])
         keras_model.compile(optimizer=k_opt, loss=checks.KERAS_LOSSES[pair.loss]())
+        _start_at(first, torch_model, optimizer, schedule, keras_model)
         with checks.dropout_off(torch_model, keras_model):
             for xb, yb in batches:
                 optimizer.zero_grad()
@@ -311,7 +345,7 @@ def check_steps(pair: ModelPair, s: Sides) -> list[Row]:
     rel = delta / update if update > 0 else math.inf
     opt = type(optimizer).__name__
     return [Row(f"6d recipe steps: weights after {STEPS} steps of each framework's own {opt} and schedule "
-                f"(from step 0, batch {BATCH}, float64)", f"max abs diff {delta:.2e} = {rel:.1e} x max update {update:.2e}",
+                f"(from step {first}{' (end of warm-up)' if first else ''}, batch {BATCH}, float64)", f"max abs diff {delta:.2e} = {rel:.1e} x max update {update:.2e}",
                 f"<= {checks.TRAIN_TOL:g} x max update", rel <= checks.TRAIN_TOL, rel)]
 
 

@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import asdict
 
+from core import tables
 from parity.checks import Row
 
 RESULT = {True: "pass", False: "FAIL", None: "skip"}
@@ -17,10 +18,7 @@ Results = dict[str, dict[str, list[Row]]]
 
 
 def _render(cells: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
-    line = lambda c: "| " + " | ".join(s.ljust(w) for s, w in zip(c, widths)) + " |"  # noqa: E731
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return [line(cells[0]), rule, *map(line, cells[1:])]
+    return tables.markdown(cells[0], cells[1:], pad=True)
 
 
 def table(pair_name: str, rows: list[Row]) -> str:

@@ -41,10 +41,14 @@ def torch_leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if name and not any(True for _ in m.children())]
 
 
+WIRING = (keras.layers.InputLayer, keras.layers.Concatenate, keras.layers.Add)
+
+
 def corresponding_layers(torch_model: nn.Module, keras_model: keras.Model) -> list[LayerPair]:
-    """Pair every torch leaf module with the Keras layer of the same name; order must agree too."""
+    """Pair every torch leaf module with the Keras layer of the same name; order must agree too. A functional
+    model's wiring (its input, concatenations, sums: what torch does in ``forward``, without weights) has no twin."""
     t_layers = torch_leaves(torch_model)
-    k_layers = list(keras_model.layers)
+    k_layers = [layer for layer in keras_model.layers if not isinstance(layer, WIRING)]
     if any(isinstance(layer, keras.Model) for layer in k_layers):
         raise LayerMismatch("nested Keras models are not supported: list the layers in one model")
     k_names = [layer.name for layer in k_layers]

@@ -149,7 +149,7 @@ def test_search_uses_train_and_validation_only(splits, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_end_to_end_on_a_subset(tmp_path, capsys):
-    metrics = baseline.main(["--dataset", "mnist", "--train-size", "1000", "--runs-dir", str(tmp_path),
+    metrics = baseline.main(["--dataset", "mnist", "--limit-train", "1000", "--runs-dir", str(tmp_path),
                              "--jobs", "1", "--quiet"])
     run_dir = tmp_path / "baseline_mnist" / "version_0"
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir.resolve())

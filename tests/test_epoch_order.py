@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import lightning as L
+import pytest
 import torch
 from torch import nn
 
@@ -44,3 +45,16 @@ def test_lightning_steps_the_epoch_of_the_batch_order(tmp_path):
         again = EpochShuffle(n, 8, seed=3)
         again.set_epoch(epoch)
         assert torch.cat(list(again)).tolist() == order
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_the_cli_hands_the_run_seed_to_what_draws_from_it():
+    """The seed is data: the CLI passes seed_everything to the DataModule's epoch order and to the per-epoch
+    reseeding, so nothing reads it back from torch's global state (which anything may reseed in between)."""
+    from lightning_impl.callbacks import SeedEachEpoch
+    from lightning_impl.train import classifier_cli
+
+    cli = classifier_cli(["--seed_everything", "7", "--trainer.logger", "false"])
+    torch.manual_seed(123)  # global state moved on: the run's seed must not follow it
+    assert cli.datamodule.seed == 7
+    assert [c.seed for c in cli.trainer.callbacks if isinstance(c, SeedEachEpoch)] == [7]

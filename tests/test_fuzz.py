@@ -46,7 +46,6 @@ ARGPARSE_ACCEPTED = {  # (option, value) -> what it means; by module where one s
     ("--sigma", "0"): "no noise (a denoiser trained on clean images learns the identity)",
     ("--eval-sigma", "0"): "noise-free validation and test copies",
     ("--warmup", "0"): "no untimed steps before the timing",
-    ("benchmarks.time_to_accuracy", "--seeds", "0"): "this benchmark's --seeds lists seeds: seed 0",
 }
 
 
@@ -252,3 +251,18 @@ def test_every_numeric_value_of_a_keras_recipe_is_checked(path, kind):
             assert key.rsplit(".", 1)[-1] in str(err) and "\n" not in str(err), f"{key} {text}: {err}"
         else:
             assert (key, text) in KERAS_ACCEPTED, f"{key} {text}: accepted"
+
+
+def test_the_readme_lists_every_flag_of_the_vocabulary():
+    """README's command-line table is the vocabulary's documentation: every flag of core.flags is in it."""
+    from pathlib import Path
+
+    from core import flags
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("## Command line", 1)[1].split("\n\n", 3)[2]
+    import re
+
+    missing = [option for spelling, _ in flags.FLAGS.values() for option in spelling[-1:]
+               if not re.search(rf"(?<![\w-]){option}(?![\w-])", table)]
+    assert not missing, f"README's command-line table lacks {missing}"

@@ -389,8 +389,10 @@ def test_the_noise_floor_reads_the_validation_size_the_runs_recorded():
     old_runs = [{"best_val_acc": 0.7}]
     assert ablation.validation_images("cifar10", {"data": {"init_args": {"val_fraction": 0.1}}}, old_runs) == 5000
     assert ablation.validation_images("mnist", {"data": {"init_args": {"val_fraction": 0.25}}}, old_runs) == 15000
+    # every registered dataset (core.datasets.SPECS) has its size; one that is not cannot be derived
+    assert ablation.validation_images("fashion_mnist", {}, old_runs) == 6000
     with pytest.raises(UsageError, match="val_images"):
-        ablation.validation_images("fashion_mnist", {}, old_runs)
+        ablation.validation_images("svhn", {}, old_runs)
 
 
 @pytest.mark.slow

@@ -56,3 +56,21 @@ def test_classifier_trains_on_logits_and_predicts_probabilities():
     probs = task.predict_step((x, torch.zeros(4, dtype=torch.long)), 0)
     torch.testing.assert_close(probs.sum(-1), torch.ones(4))
     torch.testing.assert_close(probs, task(x).softmax(-1))
+
+
+def test_every_architecture_is_registered_once_with_both_twins_and_a_parity_pair():
+    """core.architectures.ARCHITECTURES is the one registry: each entry's nn.Module and Keras twin exist, the Keras
+    side's TWINS is read from it, and a parity pair checks each (a model added without one of them fails here)."""
+    import lightning_impl.models
+    from core.architectures import ARCHITECTURES, resolve
+    from keras_ref.models import TWINS
+    from parity.registry import all_pairs
+
+    assert set(TWINS) == set(ARCHITECTURES)
+    for name, entry in ARCHITECTURES.items():
+        module = resolve(entry.lightning)
+        assert isinstance(module, type) and issubclass(module, torch.nn.Module) and module.__name__ == name
+        assert getattr(lightning_impl.models, name) is module and callable(resolve(entry.keras))
+    checked = {pair.torch_model.__name__ for pair in all_pairs().values() if isinstance(pair.torch_model, type)}
+    checked |= {pair.torch_model().__class__.__name__ for pair in all_pairs().values() if not isinstance(pair.torch_model, type)}
+    assert checked >= set(ARCHITECTURES), f"no parity pair for {sorted(set(ARCHITECTURES) - checked)}"

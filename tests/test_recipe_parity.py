@@ -102,6 +102,10 @@ def fresh():
 @pytest.mark.parametrize("name", ["specified_cnn", "denoising_ae"])
 def test_check_6_passes_for_the_default_recipes(name, fresh):
     assert _by_part(_pair(name)) == {"6a": True, "6b": True, "6c": True, "6d": True, "6e": True, "6f": True}
+    pair = _pair(name)
+    windows = [r.check for r in recipe_checks.check_recipe(pair) if r.check.startswith("6d")]
+    end = recipe_checks.warmup_end(recipe_checks.sides(pair.trained_by, pair.task))
+    assert end > 0 and len(windows) == 2 and "from step 0" in windows[0] and f"from step {end} (end of warm-up)" in windows[1]
 
 
 @pytest.mark.slow

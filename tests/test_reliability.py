@@ -155,7 +155,7 @@ ARGPARSE_CASES = {
     "parity: zero seeds": ("parity", ["--seeds", "0"], "--seeds"),
     "parity: a check-5 recipe without check 5": ("parity", ["--recipe", "configs/mnist_specified_cnn.yaml"], "--recipe"),
     "parity: a check-5 recipe that does not exist": ("parity", ["--accuracy", "--recipe", "nowhere.yaml"], "--recipe nowhere.yaml"),
-    "baseline: too few training images": ("parity.baseline", ["--train-size", "5"], "--train-size"),
+    "baseline: too few training images": ("parity.baseline", ["--limit-train", "5"], "--limit-train"),
     "keras: negative epochs": ("keras_ref.train", ["--epochs", "-1"], "--epochs"),
     "keras: a recipe file that does not exist": ("keras_ref.train", ["--config", "nowhere.yaml"], "nowhere.yaml"),
     "keras denoiser: sigma out of range": ("keras_ref.train_denoiser", ["--sigma", "1.5"], "sigma"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import report
+from experiments import docs_sync, report
 from experiments.document import Document, Figure, Heading, Para, Table, markdown, to_html
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,9 +90,9 @@ def test_document_renders_markdown_and_standalone_html(tmp_path):
 def test_readme_results_table_is_rendered_from_the_committed_results(results_file):
     """README's results block is exactly what `python -m experiments.report --update-docs` renders."""
     text = (ROOT / "README.md").read_text()
-    assert report.BEGIN in text, "README.md has no generated results block"
-    block = text.split(report.BEGIN, 1)[1].split(report.END, 1)[0]
-    assert report.BEGIN + block + report.END == report.readme_table(json.loads(results_file.read_text())), (
+    assert docs_sync.BEGIN in text, "README.md has no generated results block"
+    block = text.split(docs_sync.BEGIN, 1)[1].split(docs_sync.END, 1)[0]
+    assert docs_sync.BEGIN + block + docs_sync.END == docs_sync.readme_table(json.loads(results_file.read_text())), (
         f"README.md's results table disagrees with {results_file.name}: run "
         f"python -m experiments.report --update-docs {results_file.relative_to(ROOT)}")
 
@@ -207,11 +207,11 @@ def test_the_notebook_is_executed_with_every_output_and_the_reports_numbers(quic
     results = json.loads((out / "results.json").read_text())
     for claim in results["discussion"]:
         assert claim in markdown_text
-    from experiments.document import _md_cell
+    from core.tables import cell
 
     for name, table in results["tables"].items():
         for row in table["rows"]:
-            assert "| " + " | ".join(map(_md_cell, row)) + " |" in markdown_text, (name, row)
+            assert "| " + " | ".join(map(cell, row)) + " |" in markdown_text, (name, row)
     # ... and every other line of report.md (the same document rendered as Markdown), but its code and image links,
     # which are the notebook's code cells.
     fenced = False
@@ -295,28 +295,28 @@ def test_every_budget_builds_commands_its_entry_points_accept(budget, tmp_path):
             assert (practical.configs.folder() / config).is_file()
 
 
-@pytest.mark.parametrize("page", sorted(report.DOC_TABLES))
+@pytest.mark.parametrize("page", sorted(docs_sync.DOC_TABLES))
 def test_docs_tables_are_rendered_from_the_committed_results(page):
     """Each docs/ page's generated block is exactly what `--update-docs` renders from the standard results."""
     (results_file,) = [p for p in COMMITTED if p.name == "practical_standard.json"]
     text = (ROOT / page).read_text()
-    assert report.DOC_BEGIN in text, f"{page} has no generated block"
-    block = report.DOC_BEGIN + text.split(report.DOC_BEGIN, 1)[1].split(report.DOC_END, 1)[0] + report.DOC_END
+    assert docs_sync.DOC_BEGIN in text, f"{page} has no generated block"
+    block = docs_sync.DOC_BEGIN + text.split(docs_sync.DOC_BEGIN, 1)[1].split(docs_sync.DOC_END, 1)[0] + docs_sync.DOC_END
     results = json.loads(results_file.read_text())
-    assert block == report.doc_tables(results, report.DOC_TABLES[page]), (
+    assert block == docs_sync.doc_tables(results, docs_sync.DOC_TABLES[page]), (
         f"{page} disagrees with {results_file.name}: run python -m experiments.report --update-docs "
         f"{results_file.relative_to(ROOT)}")
-    for name in report.DOC_TABLES[page]:  # every table the page names is in the results, rows and all
+    for name in docs_sync.DOC_TABLES[page]:  # every table the page names is in the results, rows and all
         assert results["tables"][name]["rows"] and f"| {results['tables'][name]['rows'][0][0]} |" in block
 
 
 def test_update_docs_reports_what_it_changed(tmp_path):
     (tmp_path / "docs").mkdir()
-    for path in ["README.md", *report.DOC_TABLES]:
+    for path in ["README.md", *docs_sync.DOC_TABLES]:
         shutil.copy(ROOT / path, tmp_path / path)
     results_file = ROOT / "results" / "practical_standard.json"
-    assert report.update_docs(results_file, tmp_path) == []  # the committed docs agree
+    assert docs_sync.update_docs(results_file, tmp_path) == []  # the committed docs agree
     page = tmp_path / "docs" / "parity.md"
     page.write_text(page.read_text().replace("pass |", "PASS |", 1))  # a hand edit inside the block
-    assert report.update_docs(results_file, tmp_path) == [page]
+    assert docs_sync.update_docs(results_file, tmp_path) == [page]
     assert page.read_text() == (ROOT / "docs" / "parity.md").read_text()

@@ -27,7 +27,7 @@ def test_one_epoch_on_full_mnist(tmp_path, capsys):
             "--trainer.enable_progress_bar", "false"]
     metrics = main(args)
     run_dir = capsys.readouterr().out.strip().splitlines()[-1]
-    assert metrics["test_acc"] >= 0.97
+    assert metrics["test_acc"] >= 0.97 and metrics["run_dir"] == run_dir  # the callers (check 5) find the run by it
     saved = json.loads(open(f"{run_dir}/metrics.json").read())
     assert saved["test_acc"] == metrics["test_acc"] and saved["parameters"] == 58796
     assert saved["val_images"] == 6000  # the 10 % held out of MNIST's 60,000 training images

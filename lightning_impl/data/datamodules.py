@@ -16,6 +16,7 @@ from torch import nn
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from core.datasets import SPECS
 from core.order import epoch_order
 from core.split import DatasetSplit, TensorBatches, nhwc_arrays, standardize
 
@@ -49,14 +50,16 @@ class EpochShuffle(torch.utils.data.Sampler):
         yield from epoch_order(self.n, self.seed, self.epoch).split(self.batch_size)
 
 
-def training_loader(dataset: Dataset, batch_size: int, trainer) -> DataLoader:
+def training_loader(dataset: Dataset, batch_size: int, trainer, seed: int | None = None) -> DataLoader:
     """Training batches in a new order every epoch, the same for every DataModule. One process: ``EpochShuffle``,
     and a generator of the loader's own, from which its iterator draws a worker seed instead of from the global
     generator (whose stream an epoch's dropout, augmentation and noise use). Under DDP, Lightning's
     DistributedSampler shuffles by (seed, epoch) too."""
     if trainer is not None and trainer.world_size > 1:
         return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=already_batched)
-    seed = torch.initial_seed()
+    # The run's seed as the CLI hands it over (ProjectCLI.instantiate_classes); a DataModule used on its own
+    # (a notebook, a benchmark) falls back to the seed torch was last seeded with.
+    seed = torch.initial_seed() if seed is None else seed
     return DataLoader(dataset, batch_sampler=EpochShuffle(len(dataset), batch_size, seed), collate_fn=already_batched,
                       generator=torch.Generator().manual_seed(seed))
 
@@ -98,6 +101,7 @@ class ImageDataModule(L.LightningDataModule):
         self.save_hyperparameters(ignore=["augment"])
         self.data_dir, self.spec = self.split.data_dir, self.split.spec
         self.augment = augment
+        self.seed: int | None = None  # the run's seed, set by the CLI: each epoch's order is drawn from (seed, epoch)
         self.train_set = self.val_set = self.test_set = None
         self.mean = self.std = None
 
@@ -144,7 +148,7 @@ class ImageDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=already_batched)
 
     def train_dataloader(self) -> DataLoader:
-        return training_loader(self.train_set, self.hparams.batch_size, self.trainer)
+        return training_loader(self.train_set, self.hparams.batch_size, self.trainer, self.seed)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)
@@ -157,16 +161,15 @@ class ImageDataModule(L.LightningDataModule):
         return nhwc_arrays({"train": self.train_set, "val": self.val_set, "test": self.test_set}[split], self.mean, self.std)
 
 
-class MNISTDataModule(ImageDataModule):
-    dataset_name = "mnist"
+def _datamodule(spec) -> type[ImageDataModule]:
+    return type(spec.datamodule, (ImageDataModule,), {
+        "dataset_name": spec.name, "__module__": __name__,
+        "__doc__": f"{spec.title}: {ImageDataModule.__doc__}"})
 
 
-class FashionMNISTDataModule(ImageDataModule):
-    dataset_name = "fashion_mnist"
-
-
-class CIFAR10DataModule(ImageDataModule):
-    dataset_name = "cifar10"
-
-
-DATAMODULES = {cls.dataset_name: cls for cls in (MNISTDataModule, FashionMNISTDataModule, CIFAR10DataModule)}
+# One DataModule per dataset of core.datasets.SPECS, named as the spec says (MNISTDataModule, ...): a dataset is
+# added there, in one place, and its DataModule exists here without a line of its own.
+DATAMODULES = {name: _datamodule(spec) for name, spec in SPECS.items()}
+globals().update({cls.__name__: cls for cls in DATAMODULES.values()})
+# The three of the exercises by name as well, for readers and linters of the modules that import them.
+MNISTDataModule, FashionMNISTDataModule, CIFAR10DataModule = (DATAMODULES[n] for n in ("mnist", "fashion_mnist", "cifar10"))

@@ -43,6 +43,7 @@ class NoisyDataModule(L.LightningDataModule):
                                 split_seed, download, train_limit, val_limit, test_limit)
         self.sigma, self.eval_sigma = self.pairs.sigma, self.pairs.eval_sigma
         self.save_hyperparameters()
+        self.seed: int | None = None  # the run's seed, set by the CLI (see ImageDataModule)
         self.train_set = self.val_set = self.test_set = None
 
     @property
@@ -80,7 +81,7 @@ class NoisyDataModule(L.LightningDataModule):
         return self.hparams.dataset
 
     def train_dataloader(self) -> DataLoader:
-        return training_loader(self.train_set, self.hparams.batch_size, self.trainer)
+        return training_loader(self.train_set, self.hparams.batch_size, self.trainer, self.seed)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.hparams.eval_batch_size, collate_fn=already_batched)

@@ -1,6 +1,8 @@
-from keras_ref.models import denoising_ae
+from functools import partial
+
 from core import configs
-from lightning_impl.models import DenoisingAE
+from keras_ref.models import denoising_ae, unet_dae
+from lightning_impl.models import DenoisingAE, UNetDAE
 from parity.registry import ModelPair, register
 
 RECIPE = str(configs.find("denoise_reference.yaml"))
@@ -38,5 +40,23 @@ register(
         # band leaves ~0.8 dB below the lowest and ~1 dB above the highest. 64 steps instead of 128 land at
         # 13.3-15.2 dB, 4 steps at 7.9 dB, the noisy input at 12.8 dB: a model that has not learned fails.
         quick_accuracy_band=(15.5, 18.0),
+    )
+)
+
+# The improved denoiser of the denoising study, at its recipe's widths (configs/denoise_unet.yaml): BatchNorm,
+# skip connections and a residual output, the same layers by the same names in both frameworks.
+UNET_RECIPE = "denoise_unet.yaml"
+unet_args = configs.load(UNET_RECIPE)["model"]["net"]["init_args"]
+register(
+    ModelPair(
+        name="unet_dae",
+        trained_by=UNET_RECIPE,
+        torch_model=partial(UNetDAE, **unet_args),
+        keras_model=partial(unet_dae, (28, 28, unet_args["in_channels"]),
+                            **{k: v for k, v in unet_args.items() if k != "in_channels"}),
+        input_shape=(unet_args["in_channels"], 28, 28),
+        dataset="fashion_mnist",
+        task="denoising",
+        score="test_psnr",
     )
 )

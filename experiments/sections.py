@@ -1,0 +1,364 @@
+"""The report's sections, each written from the finished parts' output files: every figure goes through
+``Numbers.add`` (experiments.numbers), which is what puts it in results.json beside its command."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import statistics
+from pathlib import Path
+
+from core import configs, plots
+from core.datasets import SPECS
+from experiments import discussion, notebook
+from experiments.document import Cell, Document, Figure, Heading, Para, Table
+from experiments.nets import architecture_table, build_pair, recipe_net
+from experiments.numbers import Numbers, duration, mean_std, pct, pct_mean_std
+from experiments.records import read_csv, read_json
+
+
+def copy_figure(source: Path, figures: Path, name: str) -> Path | None:
+    if not Path(source).is_file():
+        return None
+    target = figures / name
+    shutil.copyfile(source, target)
+    return target
+
+
+class Context:
+    def __init__(self, records: list[dict], budget: str, out: Path, command: str) -> None:
+        self.records, self.budget, self.out, self.command = records, budget, out, command
+        self.figures = out / "figures"
+        self.numbers = Numbers()
+        self.claims: list[str] = []  # the discussion's paragraphs, as written into results.json
+        self.tables: dict[str, dict] = {}  # named tables, kept in results.json for the docs (DOC_TABLES)
+        self.doc = Document(f"The deep-learning practical: report ({budget} budget)")
+
+    def table(self, name: str, table: Table, command: str) -> Table:
+        """A table of the report that docs/ pages also show: kept in results.json with the command behind it."""
+        self.tables[name] = {"header": table.header, "rows": table.rows, "caption": table.caption,
+                             "align": table.align, "command": command}
+        return table
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return [r for r in self.records if r["kind"] == kind]
+
+
+def section_overview(ctx: Context, env: dict) -> None:
+    total = sum(r["wall_s"] for r in ctx.records)
+    ctx.doc.add(Para(
+        f"Generated {env['date']} by `{ctx.command}` from {len(ctx.records)} finished parts "
+        f"(their own wall time: {ctx.numbers.add('total_part_s', total, duration(total), {'command': ctx.command})}). Every number below "
+        "is in results.json beside the command and the configs that produced it; the figures come from the runs "
+        "themselves. Each part is one command of the project and can be re-run alone."))
+    if ctx.budget == "smoke":
+        ctx.doc.add(Para("**The smoke budget checks that every part runs and the report builds.** Its networks see a "
+                         "small share of one epoch, so their accuracies say nothing about the methods; "
+                         "`--budget standard` trains the recipes themselves."))
+    ctx.doc.add(Heading("Environment"))
+    rows = [["CPU", f"{env['cpu']} ({env['cpu_cores']} cores, torch threads {env['torch_threads']})"],
+            ["GPU", ", ".join(env["gpu"]) or "none"], ["Python", env["python"]], ["platform", env["platform"]],
+            ["Keras backend", env["keras_backend"]]]
+    rows += [[name, version] for name, version in env["packages"].items()]
+    ctx.doc.add(Table(["what", "version / value"], rows, align="ll"))
+    ctx.doc.add(Heading("Parts and their commands", 3),
+                Table(["part", "command", "wall time"],
+                      [[r["title"], f"`{r['command']}`", duration(r["wall_s"])] for r in ctx.records], align="llr"))
+
+
+def over_seeds(records: list[dict]) -> dict:
+    """One record standing for the same command run over several seeds: the seed written S, the seeds listed. The
+    seed and the flag that sets it are the records' own data (``meta``), never read back out of the command."""
+    seeds = [r["meta"]["seed"] for r in records]
+    if len(seeds) == 1:
+        return records[0]
+    argv = shlex.split(records[0]["command"])
+    where = argv.index(records[0]["meta"]["seed_flag"]) + 1
+    command = shlex.join(argv[:where] + ["S"] + argv[where + 1:])
+    return {**records[0], "command": f"{command}  (S = {', '.join(map(str, seeds))})"}
+
+
+def section_specified(ctx: Context) -> dict:
+    runs = ctx.of_kind("specified")
+    by_fw: dict[str, list[tuple[dict, dict]]] = {}
+    for r in runs:
+        by_fw.setdefault(r["meta"]["framework"], []).append((r, read_json(Path(r["output"]) / "metrics.json")))
+    ctx.doc.add(Heading("Specified CNN on MNIST"))
+    torch_net, keras_net = build_pair(recipe_net("mnist_specified_cnn.yaml"), (1, 28, 28))
+    ctx.doc.add(Para("The network the exercise gives, built from its recipe in both frameworks as the trainers build "
+                     "it (configs/mnist_specified_cnn.yaml; lightning_impl/models/specified_cnn.py and its Keras twin):"),
+                Cell('cells.summarise("mnist_specified_cnn.yaml", (1, 28, 28))'),
+                Para("The architecture, read layer by layer from the live models of both frameworks (a batch of "
+                     "zeros through each; shapes without the batch axis):"),
+                architecture_table(torch_net, keras_net, (1, 28, 28)))
+    rows, accs, summary = [], {}, {}
+    for fw, items in by_fw.items():
+        label = {"lightning": "Lightning", "keras": "Keras"}[fw]
+        values = [m["test_acc"] for _, m in items]
+        accs[label] = values
+        n = ctx.numbers
+        mean, std = mean_std(values)
+        n.add(f"specified_{fw}_test_acc_mean", mean, pct_mean_std(values), over_seeds([r for r, _ in items]))
+        if std == std:
+            n.add(f"specified_{fw}_test_acc_std", std, f"{100 * std:.2f}", items[0][0])
+        n.add(f"specified_{fw}_seeds", len(values), str(len(values)), items[0][0])
+        train = statistics.fmean(m["train_s"] for _, m in items)
+        n.add(f"specified_{fw}_train_s", train, duration(train), over_seeds([r for r, _ in items]))
+        test_s = [m["test_s"] for _, m in items if "test_s" in m]
+        if test_s:
+            n.add(f"specified_{fw}_test_s", statistics.fmean(test_s), duration(statistics.fmean(test_s)), items[0][0])
+        n.add(f"specified_{fw}_parameters", items[0][1]["parameters"], f"{items[0][1]['parameters']:,}", items[0][0])
+        n.add(f"specified_{fw}_epochs", items[0][1]["epochs"], str(items[0][1]["epochs"]), items[0][0])
+        m0 = items[0][1]  # images seen per epoch: throughput × time, as the run measured them
+        per_epoch = round(statistics.fmean(r * t for r, t in zip(m0["train_images_per_s"], m0["epoch_time_s"])))
+        n.add(f"specified_{fw}_images_per_epoch", per_epoch, f"{per_epoch:,}", items[0][0])
+        summary[fw] = {"values": values, "record": items[0][0], "metrics": items[0][1]}
+        rows.append([label, str(len(values)), ", ".join(pct(v) for v in values), n.text(f"specified_{fw}_test_acc_mean"),
+                     n.text(f"specified_{fw}_epochs"), n.text(f"specified_{fw}_train_s"),
+                     n.text(f"specified_{fw}_test_s") if test_s else "—"])
+    ctx.doc.add(ctx.table("specified_seeds", Table(
+        ["framework", "seeds", "test accuracy per seed", "mean ± std", "epochs", "training time (mean)",
+         "test-set prediction time"], rows, caption="The checkpoint with the best validation accuracy of each run, tested once."),
+        "; ".join(over_seeds([r for r, _ in items])["command"] for items in by_fw.values())))
+    ctx.doc.add(Figure(plots.seeds_per_group(accs, ctx.figures / "specified_seeds.png", "specified CNN: test accuracy per seed"),
+                       "Test accuracy per seed (crosses) and mean ± std over seeds."))
+    tables = {}
+    for fw, items in by_fw.items():
+        run = Path(items[0][0]["output"])
+        tables["Lightning" if fw == "lightning" else "Keras"] = plots.epoch_table(run / "metrics.csv")
+    curves = plots.learning_curves(tables, ctx.figures / "specified_learning_curves.png",
+                                   "specified CNN: both frameworks, first seed")
+    ctx.doc.add(Figure(curves, "Learning curves of both frameworks (first seed): loss and accuracy per epoch, training vs validation."))
+    first = Path(by_fw["lightning"][0][0]["output"]) / "figures"
+    for name, caption in (("confusion_matrix.png", "Confusion matrix on the test set (Lightning, first seed)."),
+                          ("misclassified.png", "The test digits it got wrong with the highest confidence (Lightning, first seed).")):
+        copied = copy_figure(first / name, ctx.figures, f"specified_{name}")
+        if copied:
+            ctx.doc.add(Figure(copied, caption))
+    return summary
+
+
+def section_baseline(ctx: Context, specified: dict) -> None:
+    (record,) = ctx.of_kind("baseline")
+    m = read_json(Path(record["output"]) / "metrics.json")
+    n = ctx.numbers
+    ctx.doc.add(Heading("HOG + SVM against the CNN"))
+    n.add("baseline_test_acc", m["test_acc"], pct(m["test_acc"]), record)
+    n.add("baseline_fit_s", m["fit_time_s"], duration(m["fit_time_s"]), record)
+    n.add("baseline_predict_s", m["predict_time_s"], duration(m["predict_time_s"]), record)
+    n.add("baseline_features", m["feature_length"], f"{m['feature_length']:,}", record)
+    n.add("baseline_n_fit", m["n_fit"], f"{m['n_fit']:,}", record)
+    n.add("baseline_support_vectors", m["n_support_vectors"], f"{m['n_support_vectors']:,}", record)
+    rows = [["HOG + SVM (RBF)", n.text("baseline_test_acc"), n.text("baseline_fit_s"), n.text("baseline_predict_s"),
+             f"{n.text('baseline_features')} HOG features, {n.text('baseline_support_vectors')} support vectors",
+             n.text("baseline_n_fit")]]
+    cnn = specified.get("lightning")
+    if cnn:
+        rows.append(["specified CNN (Lightning, mean over seeds)", n.text("specified_lightning_test_acc_mean"),
+                     n.text("specified_lightning_train_s"),
+                     n.text("specified_lightning_test_s") if "specified_lightning_test_s" in n.entries else "—",
+                     f"{n.text('specified_lightning_parameters')} parameters",
+                     f"{n.text('specified_lightning_images_per_epoch')} × {n.text('specified_lightning_epochs')} epochs"])
+    ctx.doc.add(Para("The classical baseline: histogram-of-oriented-gradient features of each deskewed digit, scaled, "
+                     "into an RBF-kernel SVM (scikit-learn pipeline; parameters chosen on the validation split, "
+                     "parity/baseline.py). Time to train and to predict the 10,000 test images on this machine:"),
+                ctx.table("baseline_vs_cnn", Table(["method", "test accuracy", "training time", "test-set prediction time",
+                                                    "size", "training images"], rows),
+                          record["command"] + (f"; {n.entries['specified_lightning_train_s']['command']}" if cnn else "")))
+    ctx.doc.add(Figure(hog_figure(ctx.figures / "hog_features.png"), "What the SVM sees: HOG features of four test digits."))
+    copied = copy_figure(Path(record["output"]) / "confusion_matrix.png", ctx.figures, "baseline_confusion_matrix.png")
+    if copied:
+        ctx.doc.add(Figure(copied, "HOG + SVM confusion matrix on the test set."))
+
+
+def hog_figure(path: Path) -> Path:
+    """Four test digits, deskewed as the baseline deskews them, beside their HOG features (the finest cell size)."""
+    from core.datasets import ensure_available, load_split
+    from parity.baseline import CHOSEN
+    from parity.hog import deskew
+
+    images, labels = load_split("mnist", ensure_available("mnist"), train=False)
+    picks = [int((labels == d).nonzero()[0][0]) for d in (0, 3, 7, 8)]
+    return plots.hog_features(images[picks, 0].numpy(), [int(labels[k]) for k in picks], CHOSEN["mnist"]["hog"], deskew, path)
+
+
+LADDER_HEADER = ["step", "change", "params", "test acc %", "val acc %", "Δ val (pp)", "decision", "s/epoch"]
+
+
+def section_ladders(ctx: Context) -> None:
+    ladders = ctx.of_kind("ladder")
+    if not ladders:
+        return
+    ctx.doc.add(Heading("Improved CNN: the ablation ladders"))
+    ctx.doc.add(Para("From the specified CNN to the improved recipe one change at a time (configs/ablation/<dataset>/). "
+                     "A step is kept when its mean validation accuracy beats the last kept step's; a speed step "
+                     "(bf16) unless it loses more than the noise. Test accuracy is read for the report only."))
+    n = ctx.numbers
+    for record in ladders:
+        out = Path(record["output"])
+        dataset, fw = record["meta"]["dataset"], record["meta"]["framework"]
+        spec = read_json(out / "ladder.json")
+        rows = read_csv(out / "ladder.csv")
+        ctx.doc.add(Heading(f"{SPECS[dataset].title}, {fw.capitalize()}", 3))
+        table = []
+        for r in rows:
+            tag = f"ladder_{dataset}_{fw}_{r['step']}"
+            test, val = float(r["test_acc_mean"]), float(r["val_acc_mean"])
+            if test != test:
+                table.append([r["step"], r["change"], f"{int(r['parameters']):,}", "—", "—", "", r["decision"], "—"])
+                continue
+            ts, vs = float(r["test_acc_std"]), float(r["val_acc_std"])
+            n.add(f"{tag}_test_acc", test, f"{100 * test:.2f}" + (f" ± {100 * ts:.2f}" if ts == ts else ""), record)
+            n.add(f"{tag}_val_acc", val, f"{100 * val:.2f}" + (f" ± {100 * vs:.2f}" if vs == vs else ""), record)
+            delta = float(r["delta_val"])
+            if delta == delta:
+                n.add(f"{tag}_delta_val", delta, f"{100 * delta:+.2f}", record)
+            n.add(f"{tag}_s_per_epoch", float(r["s_per_epoch"]), f"{float(r['s_per_epoch']):.1f}", record)
+            table.append([r["step"], r["change"], f"{int(r['parameters']):,}", n.text(f"{tag}_test_acc"),
+                          n.text(f"{tag}_val_acc"), n.text(f"{tag}_delta_val") if delta == delta else "",
+                          r["decision"], n.text(f"{tag}_s_per_epoch")])
+        ran = [r for r in rows if r["decision"] in ("first", "kept")]
+        for name, r in (("first", ran[0]), ("final", ran[-1])):  # the first step, and the last one kept
+            key = f"ladder_{dataset}_{fw}_{r['step']}_test_acc"
+            n.add(f"ladder_{dataset}_{fw}_{name}_test_acc", n.value(key), n.text(key), record)
+        seeds, epochs = int(rows[0]["seeds"]), rows[0]["epochs"]
+        n.add(f"ladder_{dataset}_{fw}_seeds", seeds, str(seeds), record)
+        ctx.doc.add(ctx.table(f"ladder_{dataset}_{fw}", Table(
+            LADDER_HEADER, table, align="llrrrrlr",
+            caption=f"{dataset}, {fw}, budget {spec['budget']}: {seeds} seed(s), {epochs} epoch(s) per run; mean ± std over seeds"),
+            record["command"]))
+        png = copy_figure(out / "ladder.png", ctx.figures, f"ladder_{dataset}_{fw}.png")
+        if png:
+            ctx.doc.add(Figure(png, f"{dataset} ladder ({fw}): accuracy per step (mean ± std over seeds), time per epoch."))
+        discussion.ladder(ctx, dataset, fw, rows)
+    for dataset in dict.fromkeys(r["meta"]["dataset"] for r in ladders):
+        shape = SPECS[dataset].shape
+        net = configs.load(f"{dataset}_improved.yaml")["model"]["net"]
+        torch_net, keras_net = build_pair(net, shape)
+        ctx.doc.add(Heading(f"Final architecture, {SPECS[dataset].title} (configs/{dataset}_improved.yaml)", 3),
+                    architecture_table(torch_net, keras_net, shape))
+
+
+def section_denoiser(ctx: Context) -> None:
+    """The exercise's denoising autoencoder trained by both frameworks on the same recipe."""
+    runs = ctx.of_kind("denoiser")
+    if not runs:
+        return
+    n = ctx.numbers
+    ctx.doc.add(Heading("Denoising autoencoder in both frameworks"))
+    rows, tables = [], {}
+    for r in runs:
+        fw = r["meta"]["framework"]
+        m = read_json(Path(r["output"]) / "metrics.json")
+        label = "Lightning" if fw == "lightning" else "Keras"
+        n.add(f"denoiser_{fw}_test_psnr", m["test_psnr"], f"{m['test_psnr']:.2f}", r, "dB")
+        n.add(f"denoiser_{fw}_test_ssim", m["test_ssim"], f"{m['test_ssim']:.3f}", r)
+        n.add(f"denoiser_{fw}_train_s", m["train_s"], duration(m["train_s"]), r)
+        n.add(f"denoiser_{fw}_parameters", m["parameters"], f"{m['parameters']:,}", r)
+        rows.append([label, n.text(f"denoiser_{fw}_test_psnr"), n.text(f"denoiser_{fw}_test_ssim"),
+                     n.text(f"denoiser_{fw}_parameters"), str(m["epochs"]), n.text(f"denoiser_{fw}_train_s")])
+        tables[label] = plots.epoch_table(Path(r["output"]) / "metrics.csv")
+    sigma = read_json(Path(runs[0]["output"]) / "metrics.json").get("sigma")
+    ctx.doc.add(Para(f"configs/denoise_reference.yaml (the exercise's convolutional autoencoder, MSE loss) on "
+                     f"Fashion-MNIST with Gaussian noise σ {sigma}, the same recipe read by both trainers; the test "
+                     "score is on the fixed noisy test copy. The network in both frameworks:"),
+                Cell('cells.summarise("denoise_reference.yaml", (1, 28, 28))'),
+                Table(["framework", "test PSNR (dB)", "test SSIM", "parameters", "epochs", "training time"], rows))
+    ctx.doc.add(Figure(plots.learning_curves(tables, ctx.figures / "denoiser_learning_curves.png",
+                                             "reference denoiser: both frameworks"),
+                       "Learning curves (loss per epoch, training vs validation) of both frameworks."))
+    lightning = next((r for r in runs if r["meta"]["framework"] == "lightning"), None)
+    grid = lightning and copy_figure(Path(lightning["output"]) / "figures" / "denoise_grid.png", ctx.figures,
+                                     "denoiser_grid.png")
+    if grid:
+        ctx.doc.add(Figure(grid, "Test images: clean, noisy, denoised (Lightning)."))
+
+
+def section_denoise(ctx: Context) -> None:
+    (record,) = ctx.of_kind("denoise")
+    out = Path(record["output"])
+    result = read_json(out / "results.json")
+    rows, n = result["rows"], ctx.numbers
+    sigmas = sorted({r["sigma"] for r in rows})
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = {(r["method"], r["sigma"]): r for r in rows}
+    ctx.doc.add(Heading("Denoising Fashion-MNIST"))
+    n.add("denoise_n_test", rows[0]["n_test"], f"{rows[0]['n_test']:,}", record)
+    ctx.doc.add(Para(f"Every method restores the same fixed noisy copies of {n.text('denoise_n_test')} test images "
+                     "(Gaussian noise, clipped to [0, 1]) and is scored by one function; classical filters are tuned "
+                     "per σ on training images, networks are trained per σ (and one blind model over a range of σ). "
+                     f"Budget `{result['budget']}`: "
+                     + "; ".join(f"{t['label']} {t['epochs']} epoch(s) on {t['train_images']:,} training images"
+                                 for t in result["networks"].values()) + " per noise level."))
+    table = []
+    for m in methods:
+        line = [m]
+        for s in sigmas:
+            r = cell.get((m, s))
+            if r is None:
+                line.append("—")
+                continue
+            key = f"denoise_{m}_{s:g}".replace(" ", "_")
+            n.add(f"{key}_psnr", r["psnr"], f"{r['psnr']:.2f}", record, "dB")
+            n.add(f"{key}_ssim", r["ssim"], f"{r['ssim']:.3f}", record)
+            line.append(f"{n.text(key + '_psnr')} / {n.text(key + '_ssim')}")
+        table.append(line)
+    ctx.doc.add(ctx.table("denoise_study", Table(
+        ["method"] + [f"σ = {s:g}" for s in sigmas], table,
+        caption=f"PSNR (dB) / SSIM, mean over {n.text('denoise_n_test')} test images, budget {result['budget']}"),
+        record["command"]))
+    for s in sigmas:
+        n.add(f"denoise_sigma_{s:g}", s, f"{s:g}", record)
+    curves = copy_figure(out / "metrics_vs_sigma.png", ctx.figures, "denoise_metrics_vs_sigma.png")
+    if curves:
+        ctx.doc.add(Figure(curves, "PSNR and SSIM against the noise level, every method."))
+    for s in sigmas:
+        grid = copy_figure(out / f"grid_sigma{s:g}.png", ctx.figures, f"denoise_grid_sigma{s:g}.png")
+        if grid:
+            ctx.doc.add(Figure(grid, f"σ = {s:g}: clean, noisy, the best classical filter, the reference autoencoder, the U-Net."))
+    discussion.denoise(ctx, rows, sigmas, record)
+
+
+def section_parity(ctx: Context) -> None:
+    (record,) = ctx.of_kind("parity")
+    payload = read_json(Path(record["output"]))
+    ctx.doc.add(Heading("Parity: the two frameworks implement the same models"))
+    backends = list(payload["backends"])
+    pairs = list(dict.fromkeys(p for b in backends for p in payload["backends"][b]["pairs"]))
+
+    def tally(rows: list[dict]) -> str:
+        run = [r for r in rows if r["result"] != "skip"]
+        skipped = len(rows) - len(run)
+        return f"{sum(r['result'] == 'pass' for r in run)} / {len(run)} pass" + (f", {skipped} not run" if skipped else "")
+
+    ctx.doc.add(Para("Checks 1–4 and 6 of parity/ for every registered model pair, on each Keras backend: "
+                     "parameters, per-layer output shapes, outputs with shared weights, training steps, and the "
+                     "recipe around the model (initialisation, optimiser, learning rate at every step, steps of "
+                     "each framework's own optimiser; not run where Keras does not translate the recipe) "
+                     "(docs/parity.md)."),
+                ctx.table("parity_summary", Table(
+                    ["model pair", *[f"Keras on {b}" for b in backends]],
+                    [[p, *[tally(payload["backends"][b]["pairs"].get(p, [])) for b in backends]] for p in pairs],
+                    align="l" * (1 + len(backends))), record["command"]))
+    checks = passed = 0
+    for backend, result in payload["backends"].items():
+        for pair, rows in result["pairs"].items():
+            ctx.doc.add(Heading(f"{pair} (Keras on {backend})", 3))
+            ctx.doc.add(Table(["check", "value", "bound", "result"],
+                              [[r["check"], r["value"], r["bound"], r["result"]] for r in rows], align="llll"))
+            checks += sum(r["result"] != "skip" for r in rows)
+            passed += sum(r["result"] == "pass" for r in rows)
+    ctx.numbers.add("parity_checks", checks, str(checks), record)
+    ctx.numbers.add("parity_passed", passed, str(passed), record)
+    ctx.numbers.add("parity_backends", len(payload["backends"]), str(len(payload["backends"])), record)
+
+
+def section_running(ctx: Context, runs_dir: str, seeds: int, data_dir: str | None) -> None:
+    """How to run it: the notebook's two first code cells (the parameters, then every part run or reused)."""
+    ctx.doc.add(Heading("Running it"),
+                Para(f"The whole practical is one command, `{ctx.command}`; in the notebook (practical.ipynb, beside "
+                     "this page) it is the two cells below: the parameters, fixed once, then every part, each one "
+                     "command of the project run in a process of its own. A part whose command and configs are "
+                     "unchanged since it finished is reused, so re-running takes seconds; an interrupted practical "
+                     "goes on where it stopped."),
+                notebook.parameters_cell(ctx.budget, runs_dir, seeds, data_dir), notebook.RUN_CELL)
