@@ -53,7 +53,7 @@ def test_lightning_cli_trains_and_writes_metrics(tmp_path, capsys):
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
     ])
     run = Path(last_line(capsys))
-    assert run == (tmp_path / "denoise_reference" / "version_0").resolve()
+    assert run == (tmp_path / "denoise_reference" / "version_0").resolve() and metrics.pop("run_dir") == str(run)
     assert json.loads((run / "metrics.json").read_text()) == metrics
     assert SHARED_KEYS <= set(metrics)
     assert (metrics["framework"], metrics["model"], metrics["parameters"]) == ("lightning", "DenoisingAE", 28_353)

@@ -161,6 +161,7 @@ def test_digits_are_never_flipped(datamodules):
     assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in kaug.digit_augmentation().layers)
 
 
+@pytest.mark.slow
 def test_keras_digit_augmentation_is_the_twin(datamodules):
     """The Keras layer moves a stroke as DigitAugment does (same spread, never mirrored), keeps its mass and
     fills with black; identity with zero ranges and at inference."""

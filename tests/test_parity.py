@@ -236,6 +236,7 @@ def _training_rows(pair: ModelPair) -> dict[str, checks.Row]:
     return {r.check.split(" (")[0]: r for r in checks.run_checks(pair, ["training"])}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_summed_instead_of_averaged_loss_is_caught_by_check_4(monkeypatch, framework):
     if framework == "torch":
@@ -248,6 +249,7 @@ def test_summed_instead_of_averaged_loss_is_caught_by_check_4(monkeypatch, frame
     assert rows["4 training: weights after 20 SGD steps"].number > 1.0  # ~ batch size - 1, far above the bound
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor", [2.0, 0.5])
 def test_different_learning_rate_convention_is_caught_by_check_4(monkeypatch, factor):
     monkeypatch.setattr(checks, "keras_optimizer", lambda lr: keras.optimizers.SGD(learning_rate=lr * factor))
@@ -310,6 +312,7 @@ class WrongGradientReLU(nn.Module):
         return _StraightThroughReLU.apply(x)
 
 
+@pytest.mark.slow
 def test_wrong_gradient_is_caught_by_check_4_although_outputs_agree():
     def net():
         m = SpecifiedCNN()
