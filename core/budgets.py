@@ -5,6 +5,9 @@ budget's name."""
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
+
 from core import configs
 
 NAMES = ("smoke", "standard", "full")
@@ -15,9 +18,15 @@ def budget(command: str, name: str) -> dict:
     """The section of ``command`` (practical | ablation | denoising) of budget ``name``, a fresh copy."""
     if name not in NAMES:
         raise ValueError(f"unknown budget {name!r}; choose one of {', '.join(NAMES)}")
-    table = configs.load(FILE)
+    table = _table()
     if set(table) != set(NAMES):
         raise ValueError(f"configs/{FILE} must declare exactly the budgets {', '.join(NAMES)}, not {sorted(table)}")
     if command not in table[name]:
         raise ValueError(f"configs/{FILE}: budget {name!r} has no section {command!r}")
-    return table[name][command]
+    return copy.deepcopy(table[name][command])
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    """The file, read once per process (the progress line asks for its estimates every minute)."""
+    return configs.load(FILE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from core.datasets import SPECS
-from core.split import DatasetSplit, TensorBatches
+from core.split import DatasetSplit, TensorBatches, check_batch_sizes
 
 # Seeds of the fixed eval noise. One standard-normal draw z per split is scaled by sigma, so the copies at
 # different sigma share their noise pattern: a curve over sigma is not also a curve over noise draws.
@@ -100,8 +100,7 @@ class NoisySplit:
             if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
                 # 0 would train (or score) nothing and still report an untrained net's scores as a finished run
                 raise ValueError(f"{name} must be a positive number of images (or null for all), got {limit!r}")
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError(f"batch_size and eval_batch_size must be positive, got {batch_size} and {eval_batch_size}")
+        check_batch_sizes(batch_size, eval_batch_size)
         self.sigma = check_sigma(sigma)
         self.eval_sigma = check_sigma(eval_sigma, "eval_sigma") if eval_sigma is not None else self.sigma
         self.dataset_name, self.batch_size, self.eval_batch_size = dataset, batch_size, eval_batch_size

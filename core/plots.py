@@ -155,18 +155,7 @@ def misclassified_gallery(images: np.ndarray, true: Sequence[int], pred: Sequenc
 def denoise_grid(clean: np.ndarray, noisy: np.ndarray, denoised: np.ndarray, path: str | Path, title: str = "",
                  limit: int = 8) -> Path:
     """Rows clean / noisy / denoised for the first ``limit`` images; arrays (N, H, W) or (N, H, W, C) in [0, 1]."""
-    panels = [("clean", clean), ("noisy", noisy), ("denoised", denoised)]
-    n = min(len(clean), limit)
-    plt = _pyplot()
-    fig, axes = plt.subplots(3, max(n, 1), figsize=(1.2 * max(n, 1) + 0.8, 3.9), squeeze=False)
-    for r, (name, images) in enumerate(panels):
-        for c in range(n):
-            _show(axes[r][c], images[c])
-        axes[r][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+    return image_rows([("clean", clean), ("noisy", noisy), ("denoised", denoised)], path, title, limit)
 
 
 def confusion_counts(true: Sequence[int], pred: Sequence[int], num_classes: int) -> np.ndarray:
@@ -213,15 +202,19 @@ def ladder(rows: Sequence[Mapping], path: str | Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def image_rows(panels: Sequence[tuple[str, np.ndarray]], path: str | Path) -> Path:
-    """One row per (title, images) panel, the same images across the rows; images (N, H, W) in [0, 1]."""
+def image_rows(panels: Sequence[tuple[str, np.ndarray]], path: str | Path, title: str = "",
+               limit: int | None = None) -> Path:
+    """One row per (label, images) panel, the same first ``limit`` images across the rows; images (N, H, W) or
+    (N, H, W, C) in [0, 1]."""
+    n = len(panels[0][1]) if limit is None else min(len(panels[0][1]), limit)
     plt = _pyplot()
-    n = len(panels[0][1])
-    fig, axes = plt.subplots(len(panels), n, figsize=(1.1 * n, 1.25 * len(panels)), squeeze=False)
-    for r, (title, images) in enumerate(panels):
+    fig, axes = plt.subplots(len(panels), max(n, 1), figsize=(1.2 * max(n, 1) + 0.8, 1.3 * len(panels)), squeeze=False)
+    for r, (label, images) in enumerate(panels):
         for c in range(n):
             _show(axes[r][c], images[c])
-        axes[r][0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
+        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

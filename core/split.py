@@ -49,6 +49,12 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean(dim=1).float(), x.std(dim=1).float()
 
 
+def check_batch_sizes(batch_size: int, eval_batch_size: int) -> None:
+    """What every serving of a split refuses: a batch of fewer than one image."""
+    if batch_size < 1 or eval_batch_size < 1:
+        raise ValueError(f"batch_size and eval_batch_size must be positive, got {batch_size} and {eval_batch_size}")
+
+
 def standardize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32, scaled to [0, 1] and standardised with the given per-channel statistics."""
     c = images.shape[1]

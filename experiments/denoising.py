@@ -161,23 +161,25 @@ def model_name(arch: str, sigma, tag: str = "") -> str:
     return "_".join(filter(None, (arch, sigma_tag(sigma), tag)))
 
 
-def finished_run(run_dir: Path, arch: str, sigma, tag: str = "") -> Path | None:
-    """The network's finished run folder (its metrics.json says so), or None: an interrupted one is trained again."""
+def finished_run(run_dir: Path, arch: str, sigma, tag: str = "") -> tuple[Path, dict] | None:
+    """The network's finished run folder and its record (metrics.json says it finished), or None: an interrupted
+    one is trained again."""
     for folder in sorted((run_dir / "models" / model_name(arch, sigma, tag)).glob("version_*"), reverse=True):
         metrics = folder / "metrics.json"
-        if metrics.is_file() and read_record(metrics, "run record").get("finished"):
-            return folder
+        if metrics.is_file() and (record := read_record(metrics, "run record")).get("finished"):
+            return folder, record
     return None
 
 
 def load_network(arch: str, sigma, run_dir: Path, tag: str = "") -> tuple[Denoiser, float]:
     """A network trained earlier in this run folder (by this process, a worker, or an interrupted run): its best
     checkpoint, and its training time."""
-    folder = finished_run(run_dir, arch, sigma, tag)
-    if folder is None:
+    found = finished_run(run_dir, arch, sigma, tag)
+    if found is None:
         raise UsageError(f"{run_dir}: no finished run of {model_name(arch, sigma, tag)}")
+    folder, record = found
     model, _, _ = load_model(folder)
-    return model, read_record(folder / "metrics.json", "run record")["train_s"]
+    return model, record["train_s"]
 
 
 def _train_job(arch: str, sigma, study: Study, run_dir: Path, data_dir: str | None, threads: int) -> tuple[str, object]:

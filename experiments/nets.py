@@ -3,9 +3,7 @@ and the architecture table read layer by layer from both."""
 
 from __future__ import annotations
 
-import importlib
-
-from core.architectures import ARCHITECTURES
+from core.architectures import ARCHITECTURES, resolve
 from experiments.document import Table
 
 
@@ -23,9 +21,9 @@ def build_pair(net_config: dict, input_shape: tuple[int, int, int], num_classes:
 
     from keras_ref.models import TWINS
 
-    module, _, cls = net_config["class_path"].rpartition(".")
+    cls = net_config["class_path"].rpartition(".")[2]
     args = dict(net_config.get("init_args") or {})
-    torch_net = getattr(importlib.import_module(module), cls)(**args)
+    torch_net = resolve(net_config["class_path"])(**args)
     torch_net.eval()
     c, h, w = input_shape
     keras_args = {k: v for k, v in args.items() if k not in ("in_channels", "input_size", "num_classes")}

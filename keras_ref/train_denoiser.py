@@ -183,8 +183,8 @@ def train(recipe: dict, verbose: int = 2, data: NoisySplit | None = None, runs_d
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=DENOISER_DEFAULT, help="a denoiser's LightningCLI YAML (default: %(default)s)")
-    flags.add(p, "sigma", "eval_sigma", "batch_size", "epochs", "seed", "data_dir", "runs_dir", "limit_train", "limit_val", "limit_test", "resume", "backend",
-              "quiet", "verbose", runs_dir=None)
+    flags.add(p, "sigma", "eval_sigma", "batch_size", "epochs", "seed", "data_dir", "runs_dir", "limit_train",
+              "limit_val", "limit_test", "resume", "backend", "quiet", "verbose", runs_dir=None)
     args = backend.parse_args(p, argv)
     if args.resume is not None:
         return resume_args(p, args, argv)

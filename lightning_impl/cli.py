@@ -101,18 +101,21 @@ class ProjectCLI(LightningCLI):
         parser.add_lightning_class_args(RunFigures, "figures")
         parser.set_defaults(as_defaults(configs.load(self.recipe)))
 
+    @property
+    def run_config(self):
+        """This run's parsed config (the subcommand's, when the CLI has subcommands)."""
+        return self.config.get(self.subcommand) if self.subcommand else self.config
+
     def _set_seed(self) -> None:
         # Lightning seeds before before_instantiate_classes, refusing a bad seed in a line that names no option.
-        config = self.config.get(self.subcommand) if self.subcommand else self.config
-        check_ranges(config)
+        check_ranges(self.run_config)
         super()._set_seed()
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         # The run's seed as data, handed to what draws from it: the epoch order and the per-epoch reseeding. Never
         # recovered from torch's global state, which anything else in the process may have reseeded since.
-        config = self.config.get(self.subcommand) if self.subcommand else self.config
-        seed = config.get("seed_everything")
+        seed = self.run_config.get("seed_everything")
         if isinstance(seed, int) and not isinstance(seed, bool):
             if hasattr(self.datamodule, "seed"):
                 self.datamodule.seed = seed
@@ -122,8 +125,7 @@ class ProjectCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         # An unset precision (the recipes that profit from bf16 leave it so): what this machine computes natively
-        config = self.config.get(self.subcommand) if self.subcommand else self.config
-        trainer = config.trainer
+        trainer = self.run_config.trainer
         trainer.precision = precision.resolve(trainer.precision, trainer.accelerator)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from core.datasets import SPECS
 from core.order import epoch_order
-from core.split import DatasetSplit, TensorBatches, nhwc_arrays, standardize
+from core.split import DatasetSplit, TensorBatches, check_batch_sizes, nhwc_arrays, standardize
 
 
 def already_batched(batch):
@@ -94,8 +95,7 @@ class ImageDataModule(L.LightningDataModule):
         augment: nn.Module | Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError(f"batch_size and eval_batch_size must be positive, got {batch_size} and {eval_batch_size}")
+        check_batch_sizes(batch_size, eval_batch_size)
         # The data itself (files, split, statistics) is the framework-neutral core's; this class only serves it.
         self.split = DatasetSplit(self.dataset_name, data_dir, val_fraction, split_seed, download)
         self.save_hyperparameters(ignore=["augment"])
@@ -156,7 +156,7 @@ class ImageDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_set)
 
-    def arrays(self, split: str) -> tuple:
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """A whole split as normalised float32 NHWC numpy arrays (what Keras expects) and int64 labels."""
         return nhwc_arrays({"train": self.train_set, "val": self.val_set, "test": self.test_set}[split], self.mean, self.std)
 
