@@ -18,8 +18,9 @@ spreads and the validation accuracy's sampling error (the only noise figure left
 
 Writes, in <runs-dir>/ablation/<dataset>_<budget>_<framework>/: ladder.md, ladder.csv, ladder.png,
 results.json (every run), ladder.json (the options it was started with) and configs/ (the merged config of
-every step). The same ladder also writes the improved recipes: ``--write-config FILE`` saves the merged config
-of every step but the speed steps the ladder dropped (configs/mnist_improved.yaml is written this way).
+every step). The same ladder also writes the improved recipes: ``--resume LADDER_DIR --write-config FILE`` saves
+the merged config of the steps that ladder kept, its header naming them and why each other step is left out;
+``--steps 0,1,... --write-config FILE`` writes a chain of chosen steps instead (its header says so).
 
 results.json is rewritten after every run, so an interrupted ladder loses at most the run in progress:
 ``--resume LADDER_DIR`` goes on in that folder with its own options, reusing every finished run whose step,
@@ -34,7 +35,6 @@ import hashlib
 import json
 import math
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,13 +288,58 @@ def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
 OPTIONS = ("dataset", "budget", "seeds", "seed", "epochs", "framework", "keep_all", "steps")  # kept in ladder.json
 
 
-def write_final_config(dataset: str, path: Path) -> None:
-    """The improved recipe: the merged config of every step of the ladder, with where it comes from on top."""
-    header = (f"# The improved {dataset} recipe: every step of the ablation ladder configs/ablation/{dataset}/, merged.\n"
-              f"# Generated, not edited: python -m experiments.ablation --dataset {dataset} --write-config {path}\n"
+STEPS_LINE = "# steps: "  # the header line of a generated recipe that names the steps it holds
+
+
+def kept_steps(ladder_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """The steps a finished ladder kept, in order, and why each other step is left out (from its ladder.csv)."""
+    path = ladder_dir / "ladder.csv"
+    if not path.is_file():
+        raise UsageError(f"{ladder_dir}: no ladder.csv (not a ladder folder, or no step finished yet)")
+    kept, left_out = [], {}
+    for row in csv.DictReader(open(path)):
+        if row["decision"] in ("first", "kept") or row["decision"].startswith("same"):
+            kept.append(row["step"])
+        else:
+            delta = float(row["delta_val"])
+            left_out[row["step"]] = f"{row['decision']}, {100 * delta:+.2f} pp validation, {row['seeds']} seed(s)"
+    return kept, left_out
+
+
+def steps_of(config_text: str) -> list[str]:
+    """The steps a generated recipe names in its header (STEPS_LINE)."""
+    for line in config_text.splitlines():
+        if line.startswith(STEPS_LINE):
+            return line[len(STEPS_LINE):].split()
+    raise UsageError(f"no '{STEPS_LINE.strip()}' line: not a recipe written by --write-config")
+
+
+def write_final_config(dataset: str, path: Path, ladder_dir: Path | None = None, chosen: list[int] | None = None) -> None:
+    """The improved recipe: the merged config of the steps the ladder in ``ladder_dir`` kept, or of the ``chosen``
+    step indices, or (neither) of every step; headed by the steps it holds and why the others are left out."""
+    steps = load_ladder(dataset)
+    names = [s.name for s in steps]
+    if ladder_dir is not None:
+        kept, left_out = kept_steps(ladder_dir)
+    elif chosen is not None:
+        kept = [names[i] for i in chosen]
+        left_out = {n: "not chosen: --steps" for n in names if n not in kept}
+    else:
+        kept, left_out = names, {}
+    unknown = [k for k in kept + list(left_out) if k not in names]
+    if unknown or len(kept) + len(left_out) != len(steps):
+        raise UsageError(f"{ladder_dir} is a ladder of other steps than configs/ablation/{dataset}/ "
+                         f"({', '.join(unknown) or 'steps missing'}): run it again on this ladder")
+    source = (f"--resume {ladder_dir}" if ladder_dir is not None else
+              f"--steps {','.join(map(str, chosen))}" if chosen is not None else "--keep-all")
+    header = (f"# The improved {dataset} recipe: the steps of the ablation ladder configs/ablation/{dataset}/ named below, merged.\n"
+              f"# Generated, not edited: python -m experiments.ablation --dataset {dataset} {source} --write-config {path}\n"
               f"#   python -m lightning_impl.train --config {path}\n"
-              f"#   python -m keras_ref.train --config {path}      # the Keras twin, same recipe\n")
-    write_text(path, header + yaml.safe_dump(merged_config(load_ladder(dataset)), sort_keys=False))
+              f"#   python -m keras_ref.train --config {path}      # the Keras twin, same recipe\n"
+              f"{STEPS_LINE}{' '.join(kept)}\n"
+              + "".join(f"# left out: {name} ({why})\n" for name, why in left_out.items()))
+    chain = [s for s in steps if s.name in kept]
+    write_text(path, header + yaml.safe_dump(merged_config(chain), sort_keys=False))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -304,7 +349,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--framework", choices=("lightning", "keras"), help="default: lightning")
     p.add_argument("--keep-all", action="store_true", default=None, help="keep every step, whatever validation says")
     p.add_argument("--steps", help="comma-separated step indices to run (others are assumed kept), e.g. 0,5")
-    p.add_argument("--write-config", type=Path, metavar="FILE", help="write the ladder's final recipe to FILE and stop")
+    p.add_argument("--write-config", type=Path, metavar="FILE",
+                   help="write the recipe of the steps the ladder --resume LADDER_DIR kept (or of --steps, or with "
+                        "--keep-all of every step) to FILE and stop")
     flags.add(p, "seeds", "seed", "epochs", "runs_dir", "resume")
     args = p.parse_args(argv)
     if args.steps is not None:
@@ -347,7 +394,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
 def _main(argv: list[str] | None) -> list[dict]:
     args = parse_args(argv)
     if args.write_config:
-        write_final_config(args.dataset, args.write_config)
+        if args.resume is None and not args.keep_all and args.steps is None:
+            fail("--write-config needs the ladder whose decisions it writes (--resume LADDER_DIR), the steps to "
+                 "hold (--steps 0,1,...), or --keep-all")
+        write_final_config(args.dataset, args.write_config, args.resume, None if args.resume else args.steps)
         print(args.write_config.resolve())
         return []
     out = args.resume or Path(args.runs_dir) / "ablation" / f"{args.dataset}_{args.budget}_{args.framework}"
@@ -363,4 +413,4 @@ def _main(argv: list[str] | None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    sys.exit(main() and None)
+    main()

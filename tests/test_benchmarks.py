@@ -48,3 +48,33 @@ def test_keras_batchnorm_smoke(tmp_path):
     assert {(r["path"], r["bn"]) for r in out["rows"]} == {(p, bn) for p in ("torch", "keras_fit", "keras_step")
                                                            for bn in (False, True)}
     assert set(out["bn_overhead"]) == {"torch/-", "keras_fit/default", "keras_step/default"}
+
+
+@pytest.mark.slow
+def test_recipes_smoke(tmp_path):
+    """Each framework's run is a process of its entry point; a re-measured recipe replaces its earlier runs."""
+    path = tmp_path / "recipes.json"
+    args = ("--recipes", "mnist_specified_cnn", "--epochs", "1", "--limit-train", "640", "--seeds", "1")
+    out = run("recipes.py", *args, "--frameworks", "lightning", "keras", json_path=path)
+    assert [(r["framework"], r["seed"]) for r in out["runs"]] == [("lightning", 0), ("keras", 0)]
+    for r in out["runs"]:
+        assert 0.0 <= r["test_acc"] <= 1.0 and r["wall_s"] > 0 and r["parameters"] == 58_796 and r["epochs"] == 1
+        assert r["machine"]["cpu"] and r["shortened"] == {"epochs": 1, "limit_train": 640}
+    assert {row["framework"] for row in out["summary"]} == {"lightning", "keras"}
+    again = run("recipes.py", *args, "--seed", "3", json_path=path)  # Lightning again: its run replaced, Keras kept
+    assert [(r["framework"], r["seed"]) for r in again["runs"]] == [("keras", 0), ("lightning", 3)]
+
+
+def test_the_recipe_table_in_the_docs_is_the_committed_benchmark():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import recipes
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    committed = ROOT / "results" / "benchmarks" / "recipes.json"
+    page = (ROOT / "docs" / "performance.md").read_text()
+    block = recipes.BEGIN + page.split(recipes.BEGIN, 1)[1].split(recipes.END, 1)[0] + recipes.END
+    assert block == recipes.docs_block(json.loads(committed.read_text())), (
+        "render it: python benchmarks/recipes.py --json results/benchmarks/recipes.json --update-docs")
+    results = json.loads(committed.read_text())
+    assert results["summary"] == recipes.summarise(results["runs"])  # the summary is the runs', not edited

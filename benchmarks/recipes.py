@@ -1,0 +1,240 @@
+"""Accuracy and wall time of whole training runs, recipe by recipe, seed by seed: the fast-recipe benchmark.
+
+    python benchmarks/recipes.py                                                  # mnist_improved, Lightning, seeds 0 1 2
+    python benchmarks/recipes.py --recipes mnist_improved --frameworks lightning keras --json results/benchmarks/recipes.json
+    python benchmarks/recipes.py --recipes cifar10_ladder --seeds 3 --seed 1
+    python benchmarks/recipes.py --recipes mnist_improved --frameworks keras --backend jax --seeds 1
+    python benchmarks/recipes.py --recipes mnist_specified_cnn --epochs 1 --limit-train 640 --seeds 1   # smoke run
+
+Each run is what a user types: ``python -m lightning_impl.train --config configs/<recipe>.yaml --seed_everything S``
+(or ``python -m keras_ref.train --config ... --seed S``), in its own process, one after the other, and ``wall_s``
+is that process' wall time from start to exit: imports, data loading, training, validation, the test of the
+best checkpoint and the figures. ``train_s`` and images/s are the run's own record (metrics.json). The table
+gives mean ± sample std of test accuracy over the seeds, the mean wall time per run and the machine: the CPU
+model, whether it computes bf16 natively (AMX) and the precision the run resolved to.
+
+Timings depend on everything else running on the machine: run it alone, compare figures from one sitting,
+and never assert on them in a test (tests/test_benchmarks.py runs it on a tiny budget for its plumbing only).
+``--json`` appends every run to the file's ``runs`` (a re-measured recipe replaces its earlier runs), so the
+README's and docs' figures are rendered from one committed file: ``--update-docs`` rewrites the table in
+docs/performance.md (between its markers) from the JSON file, without training.
+
+    python benchmarks/recipes.py --json results/benchmarks/recipes.json --update-docs   # render only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from core import configs, flags, tables
+from core.precision import cpu_has_native_bf16, resolve
+from core.runs import write_json
+from experiments.records import cpu_name
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRY = {"lightning": "lightning_impl.train", "keras": "keras_ref.train"}
+
+
+def machine(threads: int | None) -> dict:
+    import torch
+
+    return {"cpu": cpu_name(), "native_bf16": cpu_has_native_bf16(), "cores": os.cpu_count(),
+            "threads": threads or torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def command(recipe: str, framework: str, seed: int, runs_dir: str, backend: str | None = None,
+            epochs: int | None = None, limit_train: int | None = None) -> list[str]:
+    """The command line of one run; ``epochs`` and ``limit_train`` (images) shorten it, for smoke runs."""
+    config = str(configs.folder() / f"{recipe}.yaml")
+    cmd = [sys.executable, "-m", ENTRY[framework], "--config", config]
+    if framework == "lightning":
+        cmd += ["--seed_everything", str(seed), "--trainer.logger.init_args.save_dir", runs_dir,
+                "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+        cmd += ["--trainer.max_epochs", str(epochs)] if epochs else []
+        if limit_train:
+            batch = configs.load(f"{recipe}.yaml")["data"]["init_args"]["batch_size"]
+            cmd += ["--trainer.limit_train_batches", str(max(1, limit_train // batch))]
+    else:
+        cmd += ["--seed", str(seed), "--runs-dir", runs_dir, "--quiet"] + (["--backend", backend] if backend else [])
+        cmd += (["--epochs", str(epochs)] if epochs else []) + (["--limit-train", str(limit_train)] if limit_train else [])
+    return cmd
+
+
+def run_once(cmd: list[str], log: Path) -> tuple[dict, float]:
+    """Run one training process; (its metrics.json, wall seconds). Its output goes to ``log``; a failure says where."""
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    lines = [ln.strip() for ln in log.read_text().splitlines() if ln.strip()]
+    if proc.returncode != 0 or not lines or not (Path(lines[-1]) / "metrics.json").is_file():
+        tail = "\n".join(lines[-15:])
+        raise SystemExit(f"benchmark run failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}\nfull log: {log}")
+    return json.loads((Path(lines[-1]) / "metrics.json").read_text()), wall
+
+
+def precision_of(recipe: str, framework: str) -> str:
+    """What the run computes in: Lightning's resolved precision, or the Keras twin's dtype policy."""
+    if framework == "keras":
+        from keras_ref.recipes import classifier_recipe
+
+        return classifier_recipe(configs.load(f"{recipe}.yaml"))["dtype_policy"]
+    trainer = configs.load(f"{recipe}.yaml").get("trainer", {})
+    return resolve(trainer.get("precision"), trainer.get("accelerator"))
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["recipe"], r["framework"], r.get("backend") or ""), []).append(r)
+    rows = []
+    for (recipe, framework, backend), rs in groups.items():
+        acc = [r["test_acc"] for r in rs]
+        rows.append({
+            "recipe": recipe, "framework": framework + (f" ({backend})" if backend else ""), "parameters": rs[0]["parameters"],
+            "epochs": rs[0]["epochs"], "seeds": [r["seed"] for r in rs], "test_mean": statistics.fmean(acc),
+            "test_std": statistics.stdev(acc) if len(acc) > 1 else None, "test_min": min(acc),
+            "wall_s": statistics.fmean(r["wall_s"] for r in rs), "wall_max_s": max(r["wall_s"] for r in rs),
+            "images_per_s": statistics.median(r["images_per_s"] for r in rs), "precision": rs[0]["precision"],
+            "machine": rs[0]["machine"]})
+    return rows
+
+
+def gaps(runs: list[dict]) -> list[list[str]]:
+    """Per recipe trained in both frameworks: Lightning's and Keras' test accuracy over seeds, their difference
+    and a Welch test (scipy.stats.ttest_ind, unequal variances) -- is the gap more than seed noise?"""
+    from scipy import stats
+
+    out = []
+    for recipe in dict.fromkeys(r["recipe"] for r in runs):
+        acc = {fw: [r["test_acc"] for r in runs if r["recipe"] == recipe and r["framework"] == fw]
+               for fw in ("lightning", "keras")}
+        if min(len(a) for a in acc.values()) < 2:
+            continue
+        p = stats.ttest_ind(acc["lightning"], acc["keras"], equal_var=False).pvalue
+        ms = {fw: (statistics.fmean(a), statistics.stdev(a), len(a)) for fw, a in acc.items()}
+        out.append([recipe, *(f"{100 * m:.2f} ± {100 * sd:.2f} (n={n})" for m, sd, n in ms.values()),
+                    f"{100 * (ms['keras'][0] - ms['lightning'][0]):+.2f}", f"{p:.2f}"])
+    return out
+
+
+def table(rows: list[dict]) -> list[str]:
+    def pm(r):
+        std = "" if r["test_std"] is None else f" ± {100 * r['test_std']:.2f}"
+        return f"{100 * r['test_mean']:.2f}{std} (n={len(r['seeds'])})"
+
+    def where(m):
+        return f"{m['cpu']}, {'AMX' if m['native_bf16'] else 'no AMX'}, {m['threads']} threads" + (f", {m['gpu']}" if m.get("gpu") else "")
+
+    return tables.markdown(
+        ["recipe", "framework", "params", "epochs", "test acc % (mean ± std)", "wall per run", "images/s", "precision", "machine"],
+        [[r["recipe"], r["framework"], f"{r['parameters']:,}", r["epochs"], pm(r),
+          f"{r['wall_s'] / 60:.1f} min (max {r['wall_max_s'] / 60:.1f})", f"{r['images_per_s']:,.0f}", r["precision"],
+          where(r["machine"])] for r in rows], align="llrrrrrll")
+
+
+DOCS = ROOT / "docs" / "performance.md"
+BEGIN = "<!-- recipe benchmark: generated by python benchmarks/recipes.py --json results/benchmarks/recipes.json --update-docs -->"
+END = "<!-- end of recipe benchmark -->"
+
+
+def docs_block(results: dict) -> str:
+    """The page's table of the committed benchmark file, with the command behind every row."""
+    rows = results["summary"]
+    commands = sorted({r["command"] for r in results["runs"]})
+    gap = gaps(results["runs"])
+    gap_lines = ["", "Lightning against its Keras twin, same recipe and seeds (Δ = Keras − Lightning, pp):", "",
+                 *tables.markdown(["recipe", "Lightning", "Keras", "Δ", "p (Welch)"], gap, align="lrrrr")] if gap else []
+    return "\n".join([BEGIN, "", *table(rows), *gap_lines, "",
+                      "Each run is one process of its command with `--seed_everything S` (Lightning) or `--seed S` "
+                      "(Keras), measured by `python benchmarks/recipes.py --recipes ... --frameworks ... --seeds 3 "
+                      "--json results/benchmarks/recipes.json`:", "",
+                      *[f"- `{c}`" for c in commands], "", END])
+
+
+def update_docs(json_path: Path, page: Path = DOCS) -> bool:
+    """Rewrite the page's generated block from ``json_path``; whether the page changed."""
+    text = page.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{page}: no generated block ({BEGIN!r} ... {END!r})")
+    head, rest = text.split(BEGIN, 1)
+    new = head + docs_block(json.loads(json_path.read_text())) + rest.split(END, 1)[1]
+    if new != text:
+        page.write_text(new)
+    return new != text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = flags.Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipes", nargs="+", default=["mnist_improved"], help="config names in configs/ (default: %(default)s)")
+    p.add_argument("--frameworks", nargs="+", choices=sorted(ENTRY), default=["lightning"])
+    p.add_argument("--update-docs", action="store_true",
+                   help="render docs/performance.md's table from --json FILE and stop (no training)")
+    flags.add(p, "seeds", "seed", "backend", "epochs", "limit_train", "json")
+    args = p.parse_args(argv)
+    args.seeds = 3 if args.seeds is None else args.seeds
+    args.seed = 0 if args.seed is None else args.seed
+    for recipe in args.recipes:
+        if not (configs.folder() / f"{recipe}.yaml").is_file():
+            p.error(f"--recipes {recipe}: no configs/{recipe}.yaml")
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.update_docs:
+        if not args.json or not Path(args.json).is_file():
+            raise SystemExit("--update-docs renders from a benchmark file: --json FILE (an existing one)")
+        print(f"{DOCS}: {'updated' if update_docs(Path(args.json)) else 'unchanged'}")
+        return []
+    info = machine(None)
+    runs = []
+    earlier = json.loads(Path(args.json).read_text()).get("runs", []) if args.json and Path(args.json).is_file() else []
+    with tempfile.TemporaryDirectory(prefix="recipes_bench_") as tmp:
+        for recipe in args.recipes:
+            for framework in args.frameworks:
+                backend = args.backend if framework == "keras" else None
+                precision = precision_of(recipe, framework)
+                for seed in range(args.seed, args.seed + args.seeds):
+                    cmd = command(recipe, framework, seed, tmp, backend, args.epochs, args.limit_train)
+                    shown = " ".join(["python"] + cmd[1:4] + [f"configs/{recipe}.yaml"] + cmd[5:])
+                    print(f"[recipes] {recipe} {framework} seed {seed}: {shown}", flush=True)
+                    m, wall = run_once(cmd, Path(tmp) / f"{recipe}_{framework}_{seed}.log")
+                    ips = m.get("train_images_per_s") or [float("nan")]
+                    runs.append({"recipe": recipe, "framework": framework, "backend": backend, "seed": seed,
+                                 "test_acc": m["test_acc"], "parameters": m["parameters"], "epochs": m["epochs"],
+                                 "wall_s": wall, "train_s": m.get("train_s"), "images_per_s": statistics.median(ips),
+                                 "precision": precision, "machine": info,
+                                 "shortened": {"epochs": args.epochs, "limit_train": args.limit_train},
+                                 "command": " ".join(["python", "-m", ENTRY[framework], "--config",
+                                                      f"configs/{recipe}.yaml"])})
+                    print(f"[recipes]   test {100 * m['test_acc']:.2f} %, {wall:.0f} s wall, "
+                          f"{statistics.median(ips):,.0f} images/s ({precision})", flush=True)
+                    if args.json:  # after every run: an interrupted benchmark keeps what it measured
+                        save(Path(args.json), runs, earlier)
+    rows = summarise(runs)
+    print("\n".join(table(rows)))
+    if args.json:
+        print(Path(args.json).resolve())
+    return rows
+
+
+def save(path: Path, runs: list[dict], earlier: list[dict]) -> None:
+    """The file's earlier runs, but those of a recipe and framework measured now, plus this benchmark's runs."""
+    measured = {(r["recipe"], r["framework"], r["backend"]) for r in runs}
+    kept = [r for r in earlier if (r["recipe"], r["framework"], r.get("backend")) not in measured]
+    write_json(path, {"runs": kept + runs, "summary": summarise(kept + runs)})
+
+
+if __name__ == "__main__":
+    main()
