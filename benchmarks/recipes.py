@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,19 +35,20 @@ from pathlib import Path
 
 from core import configs, flags, tables
 from core.precision import cpu_has_native_bf16, resolve
-from core.runs import write_json
-from experiments.records import cpu_name
+from core.runs import UsageError, write_json, write_text
+from experiments.docs_sync import replaced_block
+from experiments.records import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = {"lightning": "lightning_impl.train", "keras": "keras_ref.train"}
 
 
-def machine(threads: int | None) -> dict:
-    import torch
-
-    return {"cpu": cpu_name(), "native_bf16": cpu_has_native_bf16(), "cores": os.cpu_count(),
-            "threads": threads or torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+def machine() -> dict:
+    """Where the runs ran: the report's environment (experiments.records), with whether bf16 is native here."""
+    env = environment()
+    return {"cpu": env["cpu"], "native_bf16": cpu_has_native_bf16(), "cores": env["cpu_cores"],
+            "threads": env["torch_threads"], "torch": env["packages"]["torch"], "python": env["python"],
+            "gpu": env["gpu"][0] if env["gpu"] else None}
 
 
 def command(recipe: str, framework: str, seed: int, runs_dir: str, backend: str | None = None,
@@ -85,11 +84,12 @@ def run_once(cmd: list[str], log: Path) -> tuple[dict, float]:
 
 def precision_of(recipe: str, framework: str) -> str:
     """What the run computes in: Lightning's resolved precision, or the Keras twin's dtype policy."""
+    config = configs.load(f"{recipe}.yaml")
     if framework == "keras":
         from keras_ref.recipes import classifier_recipe
 
-        return classifier_recipe(configs.load(f"{recipe}.yaml"))["dtype_policy"]
-    trainer = configs.load(f"{recipe}.yaml").get("trainer", {})
+        return classifier_recipe(config)["dtype_policy"]
+    trainer = config.get("trainer", {})
     return resolve(trainer.get("precision"), trainer.get("accelerator"))
 
 
@@ -163,15 +163,16 @@ def docs_block(results: dict) -> str:
 
 
 def update_docs(json_path: Path, page: Path = DOCS) -> bool:
-    """Rewrite the page's generated block from ``json_path``; whether the page changed."""
-    text = page.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{page}: no generated block ({BEGIN!r} ... {END!r})")
-    head, rest = text.split(BEGIN, 1)
-    new = head + docs_block(json.loads(json_path.read_text())) + rest.split(END, 1)[1]
-    if new != text:
-        page.write_text(new)
-    return new != text
+    """Rewrite the page's generated block from ``json_path`` (atomically, as the report's --update-docs does);
+    whether the page changed."""
+    try:
+        new = replaced_block(page, BEGIN, END, docs_block(json.loads(json_path.read_text())))
+    except UsageError as err:
+        raise SystemExit(f"error: {err}") from None
+    changed = new != page.read_text()
+    if changed:
+        write_text(page, new)
+    return changed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             raise SystemExit("--update-docs renders from a benchmark file: --json FILE (an existing one)")
         print(f"{DOCS}: {'updated' if update_docs(Path(args.json)) else 'unchanged'}")
         return []
-    info = machine(None)
+    info = machine()
     runs = []
     earlier = json.loads(Path(args.json).read_text()).get("runs", []) if args.json and Path(args.json).is_file() else []
     with tempfile.TemporaryDirectory(prefix="recipes_bench_") as tmp:

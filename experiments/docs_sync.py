@@ -87,7 +87,9 @@ def doc_tables(results: dict, names: list[str]) -> str:
     return "\n".join(lines + [DOC_END])
 
 
-def _replaced_block(path: Path, begin: str, end: str, block: str) -> str:
+def replaced_block(path: Path, begin: str, end: str, block: str) -> str:
+    """The page's text with what lies between its ``begin`` and ``end`` lines replaced by ``block`` (which holds
+    both); a UsageError naming them when the page has no such block."""
     text = path.read_text()
     if begin not in text or end not in text:
         raise UsageError(f"{path}: no generated block (the lines {begin!r} ... {end!r})")
@@ -104,7 +106,7 @@ def update_docs(results_file: Path, root: Path = Path(".")) -> list[Path]:
     results = read_json(results_file)
     pages = {root / "README.md": (BEGIN, END, readme_table(results))}
     pages |= {root / page: (DOC_BEGIN, DOC_END, doc_tables(results, names)) for page, names in DOC_TABLES.items()}
-    new = {path: _replaced_block(path, *spec) for path, spec in pages.items()}
+    new = {path: replaced_block(path, *spec) for path, spec in pages.items()}
     changed = [path for path, text in new.items() if text != path.read_text()]
     for path in changed:
         write_text(path, new[path])

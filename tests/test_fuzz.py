@@ -32,7 +32,7 @@ ARGPARSE = [
     "lightning_impl.ensemble", "experiments.denoising", "experiments.ablation", "experiments.practical",
     "experiments.report", "parity.__main__", "parity.baseline", "parity.convert", "parity.drift",
     "benchmarks.epoch_time", "benchmarks.keras_backends", "benchmarks.time_to_accuracy", "benchmarks.keras_batchnorm",
-    "benchmarks.denoise_variants", "benchmarks.throughput", "benchmarks.bm3d_check",
+    "benchmarks.denoise_variants", "benchmarks.throughput", "benchmarks.bm3d_check", "benchmarks.recipes",
 ]
 REQUIRED = {  # what each needs besides the option, so that a refusal is the option's
     "experiments.report": ["--update-docs", "results.json"],
