@@ -302,7 +302,7 @@ def test_flip_tta_averages_an_image_and_its_mirror_at_evaluation_only():
     assert not yaml.safe_load((ROOT / "configs/mnist_improved.yaml").read_text())["model"].get("flip_tta")
 
 
-def test_final_configs_are_the_chains_of_kept_steps_they_name():
+def test_final_configs_are_the_chains_of_the_steps_they_name():
     for dataset in DATASETS:
         text = (ROOT / "configs" / f"{dataset}_improved.yaml").read_text()
         kept = ablation.steps_of(text)
