@@ -172,6 +172,7 @@ def fit_and_test(
     callbacks: list[keras.callbacks.Callback] = (),
     after_best: Callable[[Path], None] | None = None,
     figures: Callable[[Path, str], None] | None = None,
+    errors: Callable[[], dict] | None = None,
     **fit_kwargs,
 ) -> dict:
     """Train ``model`` (compiled; ``net`` is the bare twin inside it) on ``train`` (an EpochBatches-like feeder)
@@ -181,7 +182,8 @@ def fit_and_test(
     uninterrupted run. ``callbacks`` run before checkpointing and logging (they may add to the epoch's logs, as a
     validation scorer does); ``after_best(run)`` runs once the selected epoch's weights are loaded (to save the
     model for prediction, say). The run folder gets figures/learning_curves.png, and whatever
-    ``figures(folder, title)`` draws of the tested model."""
+    ``figures(folder, title)`` draws of the tested model; ``errors()``, what else the record holds of the tested
+    model (a classifier's misclassified images, core.paired)."""
     timer, first_epoch, trained_s = EpochTimer(train_images), 0, 0.0
     if resume is None:
         run = new_run_dir(runs_dir or recipe["runs_dir"], recipe["name"])
@@ -226,6 +228,7 @@ def fit_and_test(
         "best_checkpoint": str(best.path),
         f"best_{monitor}": best.best,
         **timed(test),
+        **(errors() if errors is not None else {}),
         "train_s": train_s,
         "epoch_time_s": timer.epoch_times,
         "train_images_per_s": timer.images_per_sec,

@@ -34,6 +34,7 @@ from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
 from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, dtype_policy, make_optimizer
 from core import flags, plots
+from core.paired import wrong_positions
 from core.split import DatasetSplit
 from core.runs import data_errors, write_json
 
@@ -99,6 +100,10 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
         loss, acc = model.evaluate(x_test, onehot(y_test), batch_size=1000, verbose=0)
         return {"test_acc": float(acc), "test_loss": float(loss)}
 
+    def errors() -> dict:
+        return {f"{split}_errors": wrong_positions(np.asarray(net.predict(x, batch_size=1000, verbose=0)).argmax(axis=1), y)
+                for split, x, y in (("val", x_val, y_val), ("test", x_test, y_test))}
+
     def figures(folder: Path, title: str) -> None:
         logits = np.asarray(net.predict(x_test, batch_size=1000, verbose=0), dtype=np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -115,7 +120,7 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
         validation_data=(x_val, onehot(y_val)), validation_batch_size=1000,
         recipe=recipe, monitor="val_acc", train_images=len(x_train), test=test, runs_dir=runs_dir, resume=resume,
         verbose=verbose,
-        after_best=lambda run: save_for_prediction(run, net, dm), figures=figures,
+        after_best=lambda run: save_for_prediction(run, net, dm), figures=figures, errors=errors,
         describe={"dataset": recipe["dataset"], "model": recipe["net"], "val_images": len(x_val)},
     )
 

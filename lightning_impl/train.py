@@ -12,8 +12,10 @@ metrics.csv (per epoch), checkpoints/ and metrics.json (test metrics); its path 
 
 from __future__ import annotations
 
+import torch
 from lightning.pytorch.cli import LightningArgumentParser
 
+from core.paired import wrong_positions
 from lightning_impl.cli import ProjectCLI, fit_then_test_best, make_cli, run_cli
 from lightning_impl.data.datamodules import ImageDataModule
 from lightning_impl.tasks.classifier import ImageClassifier
@@ -34,6 +36,20 @@ def classifier_cli(args: list[str] | None = None) -> TrainCLI:
     return make_cli(TrainCLI, ImageClassifier, ImageDataModule, args, subclass_mode_data=True)
 
 
+def errors(trainer, model, data) -> dict[str, list[int]]:
+    """The validation and test images the tested model (the epoch selected on validation) gets wrong, by position:
+    what a paired comparison of two runs needs (core.paired; the ablation's keep rule, the report's tests)."""
+    if trainer.world_size > 1:
+        return {}  # each process predicts its own shard of the images: the record is a one-process one
+    found = {}
+    for split, dataset in (("val", data.val_set), ("test", data.test_set)):
+        data.predict_split = split  # through the DataModule: its batches are normalised as in validation and test
+        predicted = torch.cat(trainer.predict(model, datamodule=data)).argmax(dim=1)
+        found[f"{split}_errors"] = wrong_positions(predicted.tolist(), dataset.labels.tolist())
+    data.predict_split = "test"
+    return found
+
+
 def fit_and_test(cli: TrainCLI) -> dict:
     results, checkpoint, timer, fit_s = fit_then_test_best(cli)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
@@ -52,6 +68,7 @@ def fit_and_test(cli: TrainCLI) -> dict:
         "epoch_time_s": timer.epoch_times,
         "train_images_per_s": timer.images_per_sec,
         "world_size": trainer.world_size,
+        **errors(trainer, model, data),
     }
 
 

@@ -156,6 +156,11 @@ class ImageDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_set)
 
+    predict_split = "test"  # the split predict_dataloader serves (lightning_impl.train records each split's errors)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader({"val": self.val_set, "test": self.test_set}[self.predict_split])
+
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """A whole split as normalised float32 NHWC numpy arrays (what Keras expects) and int64 labels."""
         return nhwc_arrays({"train": self.train_set, "val": self.val_set, "test": self.test_set}[split], self.mean, self.std)
