@@ -401,7 +401,16 @@ def train_keras(pair: ModelPair, model: keras.Model, batches) -> list[float]:
 
 
 def _max_abs(tensors: list[torch.Tensor]) -> float:
-    return max((float(t.abs().max()) for t in tensors if t.numel()), default=0.0)
+    """The largest |value| over the tensors; a NaN counts as infinite. A diverged twin (NaN weights) is then the
+    largest difference there is, not a value that Python's max() drops or keeps by the order it comes in."""
+    return max((float(t.abs().nan_to_num(nan=math.inf).max()) for t in tensors if t.numel()), default=0.0)
+
+
+def _relative(a: float, b: float) -> float:
+    """|a - b| / |a|, infinite where either is not finite (a diverged loss is no match)."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf
+    return abs(a - b) / max(abs(a), 1e-12)
 
 
 def check_training(pair: ModelPair) -> list[Row]:
@@ -430,8 +439,8 @@ def check_training(pair: ModelPair) -> list[Row]:
     params = [n for n, _ in torch_model.named_parameters()]
     delta = _max_abs([trained[n] - ported[n] for n in params])
     update = _max_abs([trained[n] - start[n] for n in params])
-    rel = delta / update if update > 0 else math.inf
-    loss_rel = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(t_losses, k_losses))
+    rel = delta / update if 0 < update < math.inf else math.inf
+    loss_rel = max(_relative(a, b) for a, b in zip(t_losses, k_losses))
     rows = [
         Row(
             f"4 training: weights after {SGD_STEPS} SGD steps (lr {SGD_LR}, batch {SGD_BATCH}, {pair.loss}, "

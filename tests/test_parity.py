@@ -249,6 +249,15 @@ def test_summed_instead_of_averaged_loss_is_caught_by_check_4(monkeypatch, frame
     assert rows["4 training: weights after 20 SGD steps"].number > 1.0  # ~ batch size - 1, far above the bound
 
 
+def test_a_diverged_twin_is_the_largest_difference_whatever_the_order_of_its_layers():
+    """NaN weights (a planted summed loss diverges on some backends) count as an infinite difference: Python's max()
+    would drop a NaN that comes after a finite value and let a diverged twin pass check 4."""
+    finite, diverged = torch.tensor([0.5, -2.0]), torch.tensor([float("nan"), 1.0])
+    assert checks._max_abs([finite, diverged]) == float("inf") == checks._max_abs([diverged, finite])
+    assert checks._max_abs([finite]) == 2.0 and checks._max_abs([]) == 0.0
+    assert checks._relative(1.0, float("nan")) == float("inf") and checks._relative(2.0, 1.0) == 0.5
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("factor", [2.0, 0.5])
 def test_different_learning_rate_convention_is_caught_by_check_4(monkeypatch, factor):
