@@ -175,26 +175,33 @@ def most_confidently_wrong(true: Sequence[int], pred: Sequence[int], confidence:
 # --- the experiments' figures (experiments.ablation, experiments.denoising, the report) ---------------------------
 
 
-def ladder(rows: Sequence[Mapping], path: str | Path, title: str) -> Path:
-    """An ablation ladder: accuracy per step (mean ± std over seeds) above, time per epoch below; dropped steps
-    in grey. ``rows``: the ladder's rows (step, decision, {val,test}_acc_{mean,std}, s_per_epoch)."""
+def ladder(rows: Sequence[Mapping], kept: Sequence[bool], path: str | Path, title: str) -> Path:
+    """An ablation ladder: accuracy per step (mean ± std over seeds) above, time per epoch below. The kept steps
+    are the chain (joined by a line); a step left out is a hollow marker on a grey band, joined to nothing, since
+    no later step builds on it. ``rows``: the ladder's rows (step, {val,test}_acc_{mean,std}, s_per_epoch);
+    ``kept``: whether each row's step is in the chain."""
     plt = _pyplot()
     x = list(range(len(rows)))
     fig, (acc, speed) = plt.subplots(2, 1, figsize=(1.4 * len(rows) + 2, 6), sharex=True,
                                      gridspec_kw={"height_ratios": [2, 1]})
-    for key, label, shift in (("val", "validation", -0.08), ("test", "test", 0.08)):
+    for key, label, shift, colour in (("val", "validation", -0.08, "tab:blue"), ("test", "test", 0.08, "tab:orange")):
         means = [100 * r[f"{key}_acc_mean"] for r in rows]
         stds = [0 if r[f"{key}_acc_std"] != r[f"{key}_acc_std"] else 100 * r[f"{key}_acc_std"] for r in rows]
-        acc.errorbar([i + shift for i in x], means, yerr=stds, fmt="o-", capsize=3, label=label)
-    for i, r in enumerate(rows):
-        if r["decision"] == "dropped":
+        chain = [i for i in x if kept[i] and means[i] == means[i]]
+        acc.errorbar([i + shift for i in chain], [means[i] for i in chain], yerr=[stds[i] for i in chain],
+                     fmt="o-", capsize=3, color=colour, label=f"{label} (kept chain)")
+        off = [i for i in x if not kept[i] and means[i] == means[i]]
+        if off:
+            acc.errorbar([i + shift for i in off], [means[i] for i in off], yerr=[stds[i] for i in off], fmt="o",
+                         mfc="white", capsize=3, color=colour, label=f"{label} (step left out)")
+    for i in x:
+        if not kept[i]:
             acc.axvspan(i - 0.4, i + 0.4, color="0.9", zorder=0)
     acc.set_ylabel("accuracy (%)")
-    acc.set_title(f"{title}; grey: dropped")
+    acc.set_title(f"{title}; grey band: step left out (within noise or worse)")
     acc.grid(alpha=0.3)
-    acc.legend()
-    speed.bar(x, [r["s_per_epoch"] for r in rows],
-              color=["0.7" if r["decision"] == "dropped" else "tab:blue" for r in rows])
+    acc.legend(fontsize=8)
+    speed.bar(x, [r["s_per_epoch"] for r in rows], color=["0.7" if not k else "tab:blue" for k in kept])
     speed.set_ylabel("s / epoch")
     speed.grid(alpha=0.3, axis="y")
     speed.set_xticks(x, [r["step"] for r in rows], rotation=20, ha="right")

@@ -10,11 +10,16 @@
 A ladder is the folder configs/ablation/<dataset>/: ``00_base.yaml`` is a complete LightningCLI config and
 every later file changes one thing (its first comment line says what). Step k trains the base with the
 overlays of the steps kept so far plus its own, for every seed, through lightning_impl.train.main (or the
-Keras twin, keras_ref.train.train). A step is kept when its mean *validation* accuracy beats the
-last kept step's (``--keep-all`` keeps every step); test accuracy is read once per run, for the report only.
-A step whose file says ``ablation: {keep_if: not_worse}`` (a speed change, such as bf16) is kept unless its
-mean validation accuracy falls below the last kept step's by more than the noise: the larger of the two seed
-spreads and the validation accuracy's sampling error (the only noise figure left with one seed).
+Keras twin, keras_ref.train.train).
+
+The keep rule (``decide``): each run of a step is paired with the run of the same seed of the last kept step;
+both were selected and scored on the same validation images, so McNemar's exact test on the images only one of
+them gets right (pooled over the seeds, core.paired) says whether the step changed anything beyond noise. A
+step is kept when it gets more of those images right and p < ALPHA; a positive or negative difference with
+p >= ALPHA is "within noise" and the tie goes to the last kept step (the simpler, cheaper recipe: the step is
+dropped). ``--keep-all`` keeps every step. Test accuracy is read once per run, for the report only. Speed-only
+changes (precision, memory layout) are no steps: they change no accuracy, so a ladder could only credit them with
+noise; every step leaves them to the machine and docs/performance.md measures them.
 
 Writes, in <runs-dir>/ablation/<dataset>_<budget>_<framework>/: ladder.md, ladder.csv, ladder.png,
 results.json (every run), ladder.json (the options it was started with) and configs/ (the merged config of
@@ -44,7 +49,8 @@ import yaml
 from core import budgets, configs, flags, plots, tables
 from core.datasets import SPECS
 from core.runs import UsageError, data_errors, fail, read_record, write_json, write_text
-from experiments.numbers import mean_std, pp_mean_std, sampling_error
+from core.paired import Paired, mcnemar
+from experiments.numbers import mean_std, pp_mean_std
 
 
 def ladders() -> Path:
@@ -55,10 +61,6 @@ class Step:
     name: str  # file stem, e.g. 04_depth_width
     change: str  # the file's first comment line
     overlay: dict
-    keep_if: str = "better"  # or "not_worse": kept unless validation drops beyond the noise (see keeps)
-
-
-KEEP_RULES = ("better", "not_worse")
 
 
 def load_ladder(dataset: str) -> list[Step]:
@@ -72,11 +74,11 @@ def load_ladder(dataset: str) -> list[Step]:
         first = text.lstrip().splitlines()[0] if text.strip() else ""
         change = first.lstrip("# ").strip() if first.startswith("#") else f.stem
         overlay = yaml.safe_load(text) or {}
-        rules = overlay.pop("ablation", None) or {}  # the ladder's own key, never passed to the trainer
-        keep_if = rules.pop("keep_if", "better")
-        if rules or keep_if not in KEEP_RULES:
-            raise UsageError(f"{f}: 'ablation' takes only keep_if, one of {KEEP_RULES}")
-        steps.append(Step(f.stem, change, overlay, keep_if))
+        if "ablation" in overlay:
+            raise UsageError(f"{f}: a step has no 'ablation' section: every step is judged by the one "
+                             "paired rule (experiments.ablation), and a speed-only change (precision, memory layout) is no step at all "
+                             "(docs/performance.md measures those)")
+        steps.append(Step(f.stem, change, overlay))
     return steps
 
 
@@ -150,19 +152,49 @@ def finished_runs(out: Path, resume: bool) -> dict[str, dict]:
     return {r["key"]: r for r in json.loads(path.read_text()) if "key" in r}
 
 
-def keeps(step: Step, val: tuple[float, float], best: tuple[float, float], val_images: int) -> bool:
-    """Does this step's (mean, std) validation accuracy beat the last kept step's, by the step's rule?
-
-    A speed step may fall short by the noise of the measurement: the larger of the two steps' seed spreads and
-    the sampling error of an accuracy read on ``val_images`` images, sqrt(p(1 - p) / n). The latter is the one
-    noise figure a single seed still has (its seed spread is nan)."""
-    if step.keep_if == "better":
-        return val[0] > best[0]
-    sampling = sampling_error(best[0], val_images)
-    spread = max([s for s in (val[1], best[1]) if s == s] + [sampling])
-    return val[0] >= best[0] - spread
+ALPHA = 0.05  # the keep rule's significance level: a step must beat the last kept step with p below it
+RULE = ("each step's runs are paired with the last kept step's runs of the same seeds on the validation images, and "
+        "McNemar's exact test on the images only one of them gets right (pooled over seeds) decides: a step is kept "
+        f"when it gets more of them right with p < {ALPHA:g}; otherwise it is within noise (or worse) and the last kept "
+        "step stays, the tie going to the simpler recipe.")
 
 
+def paired_cells(row: dict) -> list[str]:
+    """A ladder row's paired test as table cells: images right only in this step / only in the kept one, and p."""
+    new, old, p = (row.get(k, "") for k in ("val_right_only_new", "val_right_only_kept", "p_value"))
+    try:
+        new, old, p = float(new), float(old), float(p)
+    except (TypeError, ValueError):
+        return ["", ""]
+    if p != p:
+        return ["", ""]
+    return [f"{new:.0f} / {old:.0f}", "< 1e-300" if p == 0 else f"{p:.2g}"]  # 0: below a float's range
+
+
+def is_kept(decision: str) -> bool:
+    """Is a ladder row's step in the chain (the first, a kept one, one that changes nothing here)?"""
+    return decision == "first" or decision.startswith("kept") or decision.startswith("same")
+
+
+def decide(step: Step, results: list[dict], parent: list[dict], val_images: int) -> tuple[str, Paired]:
+    """The keep rule: this step's runs against the last kept step's runs of the same seeds, paired on the
+    validation images (McNemar, pooled over the seeds). Returns the decision (kept, within noise, worse) and the
+    test: a step is kept only when it is better beyond noise; within noise the last kept step stays (the tie goes
+    to the simpler recipe)."""
+    by_seed = {r["seed"]: r for r in parent}
+    pairs = [(by_seed[r["seed"]], r) for r in results if r["seed"] in by_seed]
+    missing = [r["step"] for pair in pairs for r in pair if "val_errors" not in r]
+    if not pairs or missing:
+        raise UsageError(f"step {step.name}: the paired keep rule needs runs of the same seeds that record their "
+                         f"validation errors ({'no seed in common' if not pairs else 'not recorded by ' + ', '.join(sorted(set(missing)))}); "
+                         "runs of an older version of the project: start a new ladder with another --runs-dir")
+    test = mcnemar([a["val_errors"] for a, _ in pairs], [b["val_errors"] for _, b in pairs], val_images)
+    significant = test.p < ALPHA
+    if significant and test.gain < 0:
+        return "worse", test
+    if significant and test.gain > 0:
+        return "kept", test
+    return "within noise", test
 
 
 def validation_images(dataset: str, config: dict, results: list[dict]) -> int:
@@ -177,7 +209,8 @@ def validation_images(dataset: str, config: dict, results: list[dict]) -> int:
     return math.ceil(SPECS[dataset].train_size * fraction)  # sklearn's stratified split rounds the held-out part up
 
 
-ROW_NUMBERS = ("test_acc_mean", "test_acc_std", "val_acc_mean", "val_acc_std", "delta_val", "s_per_epoch")
+ROW_NUMBERS = ("test_acc_mean", "test_acc_std", "val_acc_mean", "val_acc_std", "delta_val", "val_right_only_new",
+               "val_right_only_kept", "p_value", "s_per_epoch")
 
 
 def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framework: str, keep_all: bool,
@@ -189,6 +222,7 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
     (out / "configs").mkdir(parents=True, exist_ok=True)
     kept: list[Step] = []
     best: tuple[float, float] | None = None  # (mean, std) validation accuracy of the last kept step that was run
+    best_runs: list[dict] = []  # and its runs, one per seed: each step is paired with them (decide)
     rows, runs = [], []
     started = time.perf_counter()
     for i, step in enumerate(steps):
@@ -233,16 +267,26 @@ def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framew
         val_mean, val_std = mean_std([r["best_val_acc"] for r in results])
         test_mean, test_std = mean_std([r["test_acc"] for r in results])
         first = best is None
-        keep = first or keep_all or keeps(step, (val_mean, val_std), best, validation_images(dataset, config, results))
+        decision, paired = "first", None
+        if not first:
+            decision, paired = decide(step, results, best_runs, validation_images(dataset, config, results))
+            if keep_all and decision != "kept":
+                decision = f"kept (--keep-all; {decision})"
         delta = float("nan") if first else val_mean - best[0]
-        if keep:
-            kept, best = chain, (val_mean, val_std)
+        if decision.startswith("kept") or first:
+            kept, best, best_runs = chain, (val_mean, val_std), results
         epoch_times = [t for r in results for t in r["epoch_time_s"]]
         rows.append({
             "step": step.name, "change": step.change, "parameters": results[0]["parameters"],
             "seeds": len(results), "epochs": results[0]["epochs"],
             "test_acc_mean": test_mean, "test_acc_std": test_std, "val_acc_mean": val_mean, "val_acc_std": val_std,
-            "delta_val": delta, "decision": "first" if first else ("kept" if keep else "dropped"),
+            "delta_val": delta,
+            # the paired test against the last kept step: images right only in this step's runs, only in its
+            # runs, and McNemar's p (decide)
+            "val_right_only_new": paired.new_only if paired else float("nan"),
+            "val_right_only_kept": paired.old_only if paired else float("nan"),
+            "p_value": paired.p if paired else float("nan"),
+            "decision": decision,
             # the median: one epoch slowed by another job on a shared machine should not move it
             "s_per_epoch": statistics.median(epoch_times) if epoch_times else float("nan"),
             "wall_s": sum(r["wall_s"] for r in results),
@@ -269,20 +313,19 @@ def write_reports(rows: list[dict], dataset: str, budget: str, framework: str,
         "",
         f"Epochs per run: {epochs if epochs is not None else 'as in each config'}; share of the training split "
         f"per epoch: {train_fraction:g}. Test accuracy of the checkpoint with the best validation accuracy; "
-        "decisions use validation only: a step is kept when its mean beats the last kept step's, a speed step "
-        "(keep_if: not_worse) unless it falls below by more than the noise (the larger of the seed stds and the "
-        "validation accuracy's sampling error). Mean ± sample std over seeds; "
-        "s/epoch is the median over every epoch of every seed.",
+        f"decisions use validation only: {RULE} Mean ± sample std over seeds; s/epoch is the median over every "
+        "epoch of every seed.",
         "",
     ]
     lines += tables.markdown(
-        ["step", "change", "params", "test acc %", "val acc %", "Δ val (pp)", "decision", "epochs", "s/epoch", "wall s"],
+        ["step", "change", "params", "test acc %", "val acc %", "Δ val (pp)", "right only here / in kept (val)",
+         "McNemar p", "decision", "epochs", "s/epoch", "wall s"],
         [[r["step"], r["change"], f"{r['parameters']:,}", pp_mean_std(r["test_acc_mean"], r["test_acc_std"]),
           pp_mean_std(r["val_acc_mean"], r["val_acc_std"]), "" if r["delta_val"] != r["delta_val"] else f"{100 * r['delta_val']:+.2f}",
-          r["decision"], r["epochs"], "—" if r["s_per_epoch"] != r["s_per_epoch"] else f"{r['s_per_epoch']:.1f}",
-          f"{r['wall_s']:.0f}"] for r in rows], align="llrrrrlrrr")
+          *paired_cells(r), r["decision"], r["epochs"], "—" if r["s_per_epoch"] != r["s_per_epoch"] else f"{r['s_per_epoch']:.1f}",
+          f"{r['wall_s']:.0f}"] for r in rows], align="llrrrrrrlrrr")
     write_text(out / "ladder.md", "\n".join(lines) + "\n")
-    plots.ladder(rows, out / "ladder.png", f"{dataset} ({framework}, {budget})")
+    plots.ladder(rows, [is_kept(r["decision"]) for r in rows], out / "ladder.png", f"{dataset} ({framework}, {budget})")
 
 
 OPTIONS = ("dataset", "budget", "seeds", "seed", "epochs", "framework", "keep_all", "steps")  # kept in ladder.json
@@ -298,11 +341,13 @@ def kept_steps(ladder_dir: Path) -> tuple[list[str], dict[str, str]]:
         raise UsageError(f"{ladder_dir}: no ladder.csv (not a ladder folder, or no step finished yet)")
     kept, left_out = [], {}
     for row in csv.DictReader(open(path)):
-        if row["decision"] in ("first", "kept") or row["decision"].startswith("same"):
+        if is_kept(row["decision"]):
             kept.append(row["step"])
         else:
             delta = float(row["delta_val"])
-            left_out[row["step"]] = f"{row['decision']}, {100 * delta:+.2f} pp validation, {row['seeds']} seed(s)"
+            p = paired_cells(row)[1]
+            left_out[row["step"]] = (f"{row['decision']}, {100 * delta:+.2f} pp validation"
+                                     + (f", McNemar p {p}" if p else "") + f", {row['seeds']} seed(s)")
     return kept, left_out
 
 

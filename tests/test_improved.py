@@ -37,6 +37,16 @@ from parity.registry import all_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ("mnist", "cifar10")
+VAL_IMAGES = 6000  # MNIST's validation split: 10 % of 60,000
+
+
+def fake_result(acc: float, epochs: int = 1, n: int = VAL_IMAGES) -> dict:
+    """What a ladder reads of a finished run, for a model that gets ``acc`` of ``n`` validation images right. The
+    wrong images are the first ones, so a better model's errors are a subset of a worse one's: every image on
+    which two such runs disagree favours the better one (McNemar's test sees the whole difference)."""
+    wrong = round((1 - acc) * n)
+    return {"best_val_acc": acc, "test_acc": 0.5, "parameters": 1, "epochs": epochs, "epoch_time_s": [1.0],
+            "val_images": n, "val_errors": list(range(wrong))}
 
 
 @pytest.fixture(autouse=True)
@@ -320,7 +330,7 @@ def test_write_config_writes_the_kept_chain_of_a_ladder(monkeypatch, tmp_path):
            "04_label_smoothing": 0.996, "05_dropout": 0.995, "06_schedule": 0.997}
 
     def fake_run(config_path, seed, epochs, train_fraction, out, name):
-        return {"best_val_acc": val[name], "test_acc": 0.5, "parameters": 1, "epochs": epochs, "epoch_time_s": [1.0]}
+        return fake_result(val[name], epochs)
 
     monkeypatch.setattr(ablation, "run_lightning", fake_run)
     ladder = tmp_path / "ladder"
@@ -330,7 +340,8 @@ def test_write_config_writes_the_kept_chain_of_a_ladder(monkeypatch, tmp_path):
     ablation.main(["--dataset", "mnist", "--resume", str(ladder), "--write-config", str(out)])
     text = out.read_text()
     assert ablation.steps_of(text) == [k for k in val if k != "05_dropout"]
-    assert "# left out: 05_dropout (dropped, -0.10 pp validation, 1 seed(s))" in text
+    # 6 images worse, all of them against the step: McNemar's p = 2 / 2^6
+    assert "# left out: 05_dropout (worse, -0.10 pp validation, McNemar p 0.031, 1 seed(s))" in text
     config = yaml.safe_load(text)
     assert "dropout" not in config["model"]["net"]["init_args"] and config["trainer"]["max_epochs"] == 10
     with pytest.raises(SystemExit):  # which decisions? the ladder's, or explicitly every step
@@ -405,27 +416,75 @@ def test_step_trains_in_keras(dataset, name, config, datamodules):
 
 def test_ladder_selects_on_validation_and_writes_reports(monkeypatch, tmp_path):
     # Fake runs: validation rises except at the dropout step; test accuracy is reported but never decides.
-    val = {"00_base": 0.90, "01_batch_norm": 0.95, "02_dropout": 0.94, "03_bf16": 0.9495, "04_depth_width": 0.97,
-           "05_augmentation": 0.98, "06_schedule": 0.99}
+    val = {"00_base": 0.90, "01_batch_norm": 0.95, "02_dropout": 0.94, "03_depth_width": 0.97,
+           "04_augmentation": 0.9702, "05_schedule": 0.99}
     seen_configs = {}
 
     def fake_run(config_path, seed, epochs, train_fraction, out, name):
         seen_configs[name] = yaml.safe_load(Path(config_path).read_text())
-        return {"best_val_acc": val[name] + 0.001 * seed, "test_acc": 0.5, "parameters": 1, "epochs": epochs,
-                "epoch_time_s": [1.0]}
+        return fake_result(val[name] + 0.001 * seed, epochs, n=5000)
 
     monkeypatch.setattr(ablation, "run_lightning", fake_run)
     rows = ablation.run_ladder("cifar10", "smoke", seeds=2, epochs=1, framework="lightning", keep_all=False, out=tmp_path)
-    # bf16 is a speed step: 0.05 pp below the last kept step, within the seeds' spread (0.07 pp), so kept
-    assert [r["decision"] for r in rows] == ["first", "kept", "dropped", "kept", "kept", "kept", "kept"]
-    config = seen_configs["04_depth_width"]
+    # augmentation: +0.02 pp, 1 image per seed: within noise, so the tie goes to the simpler recipe
+    assert [r["decision"] for r in rows] == ["first", "kept", "worse", "kept", "within noise", "kept"]
+    assert rows[4]["val_right_only_new"] == 2 and rows[4]["val_right_only_kept"] == 0 and rows[4]["p_value"] == 0.5
+    assert rows[5]["val_right_only_new"] == 2 * 100 and rows[5]["p_value"] < 1e-50  # paired with 03, the last kept
+    config = seen_configs["03_depth_width"]
     net = config["model"]["net"]["init_args"]
     assert net["batch_norm"] and "dropout" not in net  # built on the kept steps only
+    assert "augment" not in seen_configs["05_schedule"]["data"]["init_args"]
     assert config["trainer"]["precision"] is None and "ablation" not in config  # unset: bf16 where native
     assert rows[1]["val_acc_std"] == pytest.approx(0.001 * 2**0.5 / 2)
     for f in ("ladder.md", "ladder.csv", "ladder.png", "results.json"):
         assert (tmp_path / f).stat().st_size > 0
     assert len(list(csv.DictReader(open(tmp_path / "ladder.csv")))) == len(val)
+    assert "| 2 / 0 | 0.5 | within noise |" in (tmp_path / "ladder.md").read_text()
+
+
+def test_the_keep_rule_is_mcnemar_on_the_same_seeds_validation_images():
+    step = ablation.Step("01_batch_norm", "+ BatchNorm", {})
+
+    def runs(wrong_per_seed):
+        return [{"seed": s, "step": "x", "val_errors": w} for s, w in enumerate(wrong_per_seed)]
+
+    kept = runs([range(0, 40), range(0, 40)])
+    # 10 images per seed fixed, none broken: 20 discordant pairs all one way, p = 2 / 2^20
+    assert ablation.decide(step, runs([range(10, 40), range(10, 40)]), kept, 6000)[0] == "kept"
+    # 10 images per seed fixed but 5 broken: a gain of 10 on 30 discordant images, p ~ 0.1: no evidence
+    decision, test = ablation.decide(step, runs([range(10, 45), range(10, 45)]), kept, 6000)
+    assert (decision, test.new_only, test.old_only) == ("within noise", 20, 10) and 0.05 < test.p < 0.1
+    swapped = runs([list(range(5, 40)) + [100, 101, 102], list(range(5, 40)) + [100, 101, 102]])  # +5 -3 per seed
+    decision, test = ablation.decide(step, swapped, kept, 6000)
+    assert (decision, test.new_only, test.old_only) == ("within noise", 10, 6) and test.p > ablation.ALPHA
+    assert ablation.decide(step, runs([range(0, 60), range(0, 60)]), kept, 6000)[0] == "worse"
+    # seeds pair with seeds: runs of other seeds, or runs that did not record their errors, cannot be judged
+    with pytest.raises(UsageError, match="no seed in common"):
+        ablation.decide(step, [{"seed": 7, "step": "x", "val_errors": []}], kept, 6000)
+    with pytest.raises(UsageError, match="not recorded by old"):
+        ablation.decide(step, runs([[], []]), [{"seed": 0, "step": "old"}], 6000)
+
+
+def test_no_ladder_step_is_a_speed_only_change(tmp_path, monkeypatch):
+    """Precision and memory layout change no accuracy, so no step may be one: each step changes what trains here,
+    with bf16 native or not, and in the Keras twin; and a step file that still asks for a keep rule of its own is
+    refused by name."""
+    from core import precision
+
+    for native in (True, False):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+        for dataset in DATASETS:
+            steps = ablation.load_ladder(dataset)
+            for k in range(1, len(steps)):
+                before, after = ablation.merged_config(steps[:k]), ablation.merged_config(steps[: k + 1])
+                assert not ablation.same_on_this_machine(after, before), steps[k].name
+                assert not ablation.same_in_keras(after, before), steps[k].name
+                assert "precision" not in steps[k].overlay.get("trainer", {}), steps[k].name
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "00_base.yaml").write_text("# base\nablation:\n  keep_if: not_worse\n")
+    monkeypatch.setattr(ablation, "ladders", lambda: tmp_path)
+    with pytest.raises(UsageError, match="speed-only"):
+        ablation.load_ladder("toy")
 
 
 def test_the_noise_floor_reads_the_validation_size_the_runs_recorded():
@@ -441,55 +500,6 @@ def test_the_noise_floor_reads_the_validation_size_the_runs_recorded():
 
 
 @pytest.mark.slow
-def test_keras_ladder_trains_the_bf16_step_only_where_lightning_would(monkeypatch, tmp_path):
-    """The Keras twin follows Lightning's resolved precision (mixed_bfloat16 where bf16 is native): the bf16 step
-    is a step in Keras too there, and elsewhere the previous step's recipe, not trained again."""
-    from core import precision
-
-    trained = []
-
-    def fake_run(config, seed, epochs, train_fraction, out, name):
-        trained.append(name)
-        return {"best_val_acc": 0.9 + 0.01 * int(name[:2]), "test_acc": 0.5, "parameters": 1, "epochs": epochs,
-                "epoch_time_s": [1.0]}
-
-    monkeypatch.setattr(ablation, "run_keras", fake_run)
-    ablation.run_ladder("cifar10", "smoke", seeds=1, epochs=1, framework="keras", keep_all=False, out=tmp_path / "native")
-    assert "03_bf16" in trained and len(trained) == 7  # native bf16 (this module's fixture): a Keras step too
-    trained.clear()
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
-    rows = ablation.run_ladder("cifar10", "smoke", seeds=1, epochs=1, framework="keras", keep_all=False, out=tmp_path)
-    assert "03_bf16" not in trained and len(trained) == 6
-    assert [r["decision"] for r in rows][3] == "same in Keras"
-    assert "| 03_bf16 |" in (tmp_path / "ladder.md").read_text() and rows[4]["delta_val"] == pytest.approx(0.02)
-
-
-def test_speed_steps_are_kept_unless_validation_drops_beyond_the_noise(tmp_path, monkeypatch):
-    speed = ablation.Step("03_bf16", "+ bf16", {}, keep_if="not_worse")
-    accuracy = ablation.Step("02_dropout", "+ Dropout", {})
-    best, many = (0.9920, 0.0010), 10**7  # so many validation images that the seed spread is the noise
-    assert ablation.keeps(speed, (0.9915, 0.0004), best, many)  # 0.05 pp lower, spread 0.1 pp
-    assert not ablation.keeps(speed, (0.9905, 0.0004), best, many)  # 0.15 pp lower
-    assert not ablation.keeps(accuracy, (0.9915, 0.0004), best, many)  # an accuracy step must beat it
-    assert ablation.keeps(speed, (0.9920, float("nan")), (0.9920, float("nan")), many)  # one seed, not worse
-    assert not ablation.keeps(speed, (0.9919, float("nan")), (0.9920, float("nan")), many)
-    # One seed on 5,000 validation images at 70 %: the sampling error sqrt(0.7 * 0.3 / 5000) = 0.65 pp is the noise.
-    n = ablation.validation_images("cifar10", {}, [{"val_images": 5000}])
-    assert n == 5000
-    assert ablation.keeps(speed, (0.695, float("nan")), (0.70, float("nan")), n)
-    assert not ablation.keeps(speed, (0.690, float("nan")), (0.70, float("nan")), n)
-    assert not ablation.keeps(accuracy, (0.699, float("nan")), (0.70, float("nan")), n)
-    assert [s.keep_if for s in ablation.load_ladder("cifar10")].count("not_worse") == 1
-    assert [s.keep_if for s in ablation.load_ladder("mnist")].count("not_worse") == 0  # precision is no MNIST step
-
-    (tmp_path / "toy").mkdir()
-    (tmp_path / "toy" / "00_base.yaml").write_text("# base\nablation:\n  keep_if: sometimes\n")
-    monkeypatch.setattr(ablation, "ladders", lambda: tmp_path)
-    with pytest.raises(UsageError, match="keep_if"):
-        ablation.load_ladder("toy")
-
-
-@pytest.mark.slow
 def test_interrupted_ladder_resumes_without_rerunning_finished_runs(monkeypatch, tmp_path):
     calls = []
 
@@ -497,7 +507,7 @@ def test_interrupted_ladder_resumes_without_rerunning_finished_runs(monkeypatch,
         if (name, seed) == ("04_label_smoothing", 1) and not calls[-1:] == ["resumed"]:
             raise RuntimeError("power cut")
         calls.append((name, seed))
-        return {"best_val_acc": 0.9 + 0.01 * int(name[:2]), "test_acc": 0.5, "parameters": 1, "epochs": epochs, "epoch_time_s": [1.0]}
+        return fake_result(0.9 + 0.01 * int(name[:2]), epochs)
 
     monkeypatch.setattr(ablation, "run_lightning", fake_run)
     with pytest.raises(RuntimeError, match="power cut"):
