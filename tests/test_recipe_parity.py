@@ -130,6 +130,30 @@ def test_check_6b_and_6d_fail_on_keras_epsilon_placement(fresh, monkeypatch):
 
 
 @pytest.mark.slow
+def test_only_the_second_6d_window_sees_a_bias_correction_that_restarts(fresh, monkeypatch):
+    """Adam's bias correction counted from the optimiser's own first update instead of the run's step (what a
+    resumed run that restores the schedule but not the step count would do) agrees with torch from step 0 and
+    parts from it after the warm-up: the window from the end of the warm-up is the one that sees it."""
+    from keras_ref import torch_like
+
+    real, updates = torch_like._foreach_adam, {}
+
+    def restarting(opt, torch, grads, params, variables, lr):
+        updates[id(opt)] = updates.get(id(opt), 0) + 1
+        run_step = int(opt.iterations)
+        opt.iterations.assign(updates[id(opt)] - 1)
+        try:
+            real(opt, torch, grads, params, variables, lr)
+        finally:
+            opt.iterations.assign(run_step)  # the schedule and Keras' own count go on from the run's step
+
+    monkeypatch.setattr(torch_like, "_foreach_adam", restarting)
+    first, after_warmup = [r for r in recipe_checks.check_recipe(_pair("specified_cnn")) if r.check.startswith("6d")]
+    assert "from step 0" in first.check and first.passed, first.value
+    assert "end of warm-up" in after_warmup.check and not after_warmup.passed, after_warmup.value
+
+
+@pytest.mark.slow
 def test_check_6c_fails_on_a_schedule_shifted_by_one_step(fresh, monkeypatch):
     from keras_ref import train
 
