@@ -242,7 +242,7 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         entry = _safe_load(path)
         data, labels = entry["data"], entry["labels"]
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
-            raise ValueError(f"'data' is not a uint8 N x 3072 array")
+            raise ValueError("'data' is not a uint8 N x 3072 array")
         labels = np.asarray(labels)
         if labels.dtype.kind not in "iu" or labels.shape != (len(data),) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
             raise ValueError("'labels' are not one class 0-9 per image")

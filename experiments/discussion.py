@@ -5,14 +5,12 @@ Each paragraph is a `Claim`; tests/test_report.py checks every number in every c
 
 from __future__ import annotations
 
-import json
-import math
 import statistics
-from pathlib import Path
 
+from experiments.ablation import ALPHA, is_kept
 from experiments.document import Heading, Para
 from experiments.denoising import LABELS, best_classical
-from experiments.numbers import sampling_error
+from core.paired import mcnemar
 
 
 class Claim(Para):
@@ -34,32 +32,43 @@ def claim(ctx, text: str) -> None:
 
 
 def ladder(ctx, dataset: str, framework: str, rows: list[dict]) -> None:
-    """Which kept change helped most, by how much, and whether that is above the validation noise."""
+    """What the ladder decided, step by step, with the paired test behind each decision (experiments.ablation's
+    rule): the kept changes, those within noise and those worse beyond noise; and how far test accuracy moved."""
     n, tag = ctx.numbers, f"ladder_{dataset}_{framework}"
     record = next(r for r in ctx.records if r["kind"] == "ladder" and r["meta"] == {"dataset": dataset, "framework": framework})
-    runs = json.loads((Path(record["output"]) / "results.json").read_text())
-    val_images = min((r["val_images"] for r in runs if r.get("val_images")), default=0)
-    steps = [r for r in rows if r["decision"] == "kept" and float(r["delta_val"]) == float(r["delta_val"])]
-    dropped = [r for r in rows if r["decision"] == "dropped"]
-    if not steps or not val_images:
+    tried = [r for r in rows[1:] if f"{tag}_{r['step']}_p" in n.entries]
+    if not tried:
         return
-    best = max(steps, key=lambda r: float(r["delta_val"]))
-    before = float(best["val_acc_mean"]) - float(best["delta_val"])
-    noise = sampling_error(before, val_images)
-    n.add(f"{tag}_val_images", val_images, f"{val_images:,}", record)
-    n.add(f"{tag}_val_noise", noise, f"{100 * noise:.2f}", record)
-    delta = n.text(f"{tag}_{best['step']}_delta_val")
-    first, last = rows[0], [r for r in rows if r["decision"] in ("first", "kept")][-1]
-    text = (f"The kept change that helped most on validation was {quote(best['change'])} ({best['step']}): {delta} pp, "
-            f"{verdict(float(best['delta_val']), noise)} the sampling error of a validation accuracy on "
-            f"{n.text(tag + '_val_images')} images ({n.text(tag + '_val_noise')} pp). From the first step to the last "
-            f"kept one, test accuracy went from {n.text(tag + '_' + first['step'] + '_test_acc')} % to "
-            f"{n.text(tag + '_' + last['step'] + '_test_acc')} %.")
-    if dropped:
-        text += " Dropped (no gain on validation at this budget): " + "; ".join(quote(r["change"]) for r in dropped) + "."
-    seeds = int(rows[0]["seeds"])
-    if seeds == 1:
-        text += " With one seed per step there is no seed spread: differences near the sampling error are not evidence."
+
+    def step(r: dict) -> str:
+        key = f"{tag}_{r['step']}"
+        return (f"{quote(r['change'].split(':')[0])} ({r['step']}: {n.text(key + '_delta_val')} pp validation, "
+                f"{n.text(key + '_right_only_new')} / {n.text(key + '_right_only_kept')} images, p {n.text(key + '_p')})")
+
+    kept = [r for r in tried if is_kept(r["decision"])]
+    noise = [r for r in tried if r["decision"] == "within noise"]
+    worse = [r for r in tried if r["decision"] == "worse"]
+    n.add(f"{tag}_tried", len(tried), str(len(tried)), record)
+    n.add(f"{tag}_kept", len(kept), str(len(kept)), record)
+    n.add("ladder_alpha", ALPHA, f"{ALPHA:g}", record)
+    title = {"mnist": "MNIST", "cifar10": "CIFAR-10"}.get(dataset, dataset)
+    text = (f"The {title} ladder ({framework.capitalize()}) kept {n.text(tag + '_kept')} of the "
+            f"{n.text(tag + '_tried')} changes it tried. "
+            "Each figure below is the change in mean validation accuracy, then the validation images only this "
+            "step's runs / only the last kept step's runs classify correctly, and McNemar's p on them. ")
+    if kept:
+        text += f"Better beyond noise (p < {n.text('ladder_alpha')}), so kept: " + "; ".join(map(step, kept)) + ". "
+    if noise:
+        text += ("Within noise, so left out (a tie goes to the simpler recipe; a larger budget, with more seeds and "
+                 "epochs, may still show a gain): " + "; ".join(map(step, noise)) + ". ")
+    if worse:
+        text += "Worse beyond noise, so left out: " + "; ".join(map(step, worse)) + ". "
+    first, last = rows[0], [r for r in rows if is_kept(r["decision"]) and f"{tag}_{r['step']}_test_acc" in n.entries][-1]
+    text += (f"From the first step to the last kept one, test accuracy went from "
+             f"{n.text(tag + '_' + first['step'] + '_test_acc')} % to {n.text(tag + '_' + last['step'] + '_test_acc')} %.")
+    if int(rows[0]["seeds"]) == 1:
+        text += (" With one seed per step the paired test sees which images each run gets right, not how much a run "
+                 "moves from seed to seed: a decision near the threshold needs the full budget's seeds.")
     claim(ctx, text)
 
 
@@ -86,6 +95,104 @@ def denoise(ctx, rows: list[dict], sigmas: list[float], record: dict) -> None:
                       "does not yet beat a tuned filter (docs/denoise.md has the full budget)."))
 
 
+def p_text(p: float) -> str:
+    """A p-value as the report writes it: two significant digits, and a floor below which digits mean nothing."""
+    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+
+
+def welch(a: list[float], b: list[float]) -> float:
+    """Welch's t-test over seeds (unequal variances), two-sided p; nan with fewer than two values a side, or none
+    of spread on either side (identical runs)."""
+    from scipy import stats
+
+    if min(len(a), len(b)) < 2 or statistics.pvariance(a) + statistics.pvariance(b) == 0:
+        return float("nan")
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def denoise_reference(ctx, rows: list[dict], sigmas: list[float], record: dict) -> None:
+    """The exercise's autoencoder against doing nothing (the noisy input itself), per noise level, and why it can
+    lose at low noise: a reconstruction floor, read from how little its PSNR moves with σ."""
+    n = ctx.numbers
+    ae, noisy = LABELS["reference"], "noisy input"
+    found = [(s, r, x) for s in sigmas
+             if (r := next((q for q in rows if q["sigma"] == s and q["method"] == ae), None))
+             and (x := next((q for q in rows if q["sigma"] == s and q["method"] == noisy), None))]
+    if not found:
+        return
+    parts, behind = [], []
+    for s, r, x in found:
+        gain = r["psnr"] - x["psnr"]
+        n.add(f"denoise_ae_over_noisy_{s:g}", gain, f"{gain:+.2f}", record, "dB")
+        parts.append(f"σ {n.text(f'denoise_sigma_{s:g}')}: {n.text(f'denoise_ae_over_noisy_{s:g}')} dB")
+        if gain <= 0:
+            behind.append(s)
+    n.add("denoise_ae_behind", len(behind), str(len(behind)), record)
+    text = ("The exercise's autoencoder against the noisy input it is given (PSNR of its output minus that of its "
+            "input) — " + "; ".join(parts) + ". ")
+    if not behind:
+        text += "It improves on its input at every noise level."
+    else:
+        ae_psnr = [r["psnr"] for _, r, _ in found]
+        noisy_psnr = [x["psnr"] for _, _, x in found]
+        ae_range, noisy_range = max(ae_psnr) - min(ae_psnr), max(noisy_psnr) - min(noisy_psnr)
+        n.add("denoise_ae_psnr_range", ae_range, f"{ae_range:.2f}", record, "dB")
+        n.add("denoise_noisy_psnr_range", noisy_range, f"{noisy_range:.2f}", record, "dB")
+        lowest = behind == [s for s, _, _ in found][: len(behind)] and len(behind) < len(found)
+        text += (f"It does worse than doing nothing at {n.text('denoise_ae_behind')} noise level(s)"
+                 + (", the lowest ones, where the input is already close to clean. " if lowest else ". ")
+                 + f"Across the noise levels its output's PSNR spans "
+                 f"{n.text('denoise_ae_psnr_range')} dB while the input's spans {n.text('denoise_noisy_psnr_range')} dB")
+        if ae_range < noisy_range / 2:
+            text += (": the output barely depends on how noisy the input was, the mark of a reconstruction floor. "
+                     "Everything the autoencoder returns has passed through its downsampled bottleneck, which blurs "
+                     "fine detail (edges, texture) whatever the noise; at low σ that blur costs more than the noise "
+                     "it removes. The U-Net's skip connections pass the input's detail around the bottleneck, which is "
+                     "the change the improved network makes.")
+        else:
+            text += "; a longer training budget is the first thing to try before blaming the architecture."
+    claim(ctx, text)
+
+
+def conclusion(ctx) -> None:
+    """What the practical found, in one paragraph per exercise, from numbers the sections registered."""
+    n = ctx.numbers
+    has = lambda *keys: all(k in n.entries for k in keys)  # noqa: E731
+    ctx.doc.add(Heading("Conclusion"))
+    if ctx.budget == "smoke":
+        ctx.doc.add(Para("At the smoke budget every network sees a small share of one epoch: the conclusions below "
+                         "are what the pipeline concludes from such runs, not findings about the methods."))
+    parts = []
+    if has("specified_lightning_test_acc_mean", "baseline_test_acc"):
+        parts.append(f"the specified CNN reaches {n.text('specified_lightning_test_acc_mean')} on the MNIST test set "
+                     f"against HOG + SVM's {n.text('baseline_test_acc')}")
+    for dataset, title in (("mnist", "MNIST"), ("cifar10", "CIFAR-10")):
+        tag = f"ladder_{dataset}_lightning"
+        if has(f"{tag}_first_test_acc", f"{tag}_final_test_acc", f"{tag}_kept", f"{tag}_tried"):
+            parts.append(f"on {title} the ladder kept {n.text(tag + '_kept')} of {n.text(tag + '_tried')} changes, "
+                         f"taking test accuracy from {n.text(tag + '_first_test_acc')} % to "
+                         f"{n.text(tag + '_final_test_acc')} %")
+    if parts:
+        claim(ctx, "Exercise 1: " + "; ".join(parts) + ". Each kept change is one whose gain the paired test tells "
+                   "from noise; the final architectures above are those chains.")
+    if has("denoise_unet_ahead", "denoise_sigmas"):
+        text = (f"Exercise 2: the improved U-Net beats the best tuned classical filter at "
+                f"{n.text('denoise_unet_ahead')} of {n.text('denoise_sigmas')} noise levels")
+        if has("denoise_ae_behind") and n.value("denoise_ae_behind"):
+            text += (f", and the exercise's autoencoder falls behind its own noisy input at "
+                     f"{n.text('denoise_ae_behind')} of them (the discussion of the study says why)")
+        elif has("denoise_ae_behind"):
+            text += ", and the exercise's autoencoder improves on its noisy input at every one"
+        claim(ctx, text + ".")
+    if has("parity_passed", "parity_checks"):
+        everything = n.value("parity_passed") == n.value("parity_checks")
+        claim(ctx, f"Both frameworks: {n.text('parity_passed')} of {n.text('parity_checks')} parity checks pass"
+                   + (", so the Lightning and Keras numbers above are two implementations of the same models and "
+                      "recipes." if everything else
+                      "; until the failed ones (appendix) pass, the two frameworks' numbers are not evidence about "
+                      "the same models."))
+
+
 def summary(ctx, specified: dict) -> None:
     n = ctx.numbers
     ctx.doc.add(Heading("Discussion"))
@@ -97,43 +204,55 @@ def summary(ctx, specified: dict) -> None:
         ml, mk = statistics.fmean(lightning["values"]), statistics.fmean(keras["values"])
         diff = ml - mk
         n.add("specified_framework_difference", diff, f"{100 * abs(diff):.2f}", lightning["record"])
-        noise = sampling_error((ml + mk) / 2, test_images)
-        n.add("specified_test_noise", noise, f"{100 * noise:.2f}", lightning["record"])
         text = (f"The specified CNN reaches {n.text('specified_lightning_test_acc_mean')} in Lightning and "
                 f"{n.text('specified_keras_test_acc_mean')} in Keras over {n.text('specified_lightning_seeds')} seed(s): "
                 f"the means differ by {n.text('specified_framework_difference')} pp. ")
-        if len(lightning["values"]) > 1 and len(keras["values"]) > 1:
-            # Both are read on the same test images, so what separates two training pipelines is the seed spread:
-            # the standard error of the difference of the two means.
-            se = math.sqrt(sum(statistics.variance(x["values"]) / len(x["values"]) for x in (lightning, keras)))
-            n.add("specified_difference_se", se, f"{100 * se:.2f}", lightning["record"])
-            real = abs(diff) > 2 * se
-            text += (f"From the seed-to-seed spreads, the standard error of that difference is "
-                     f"{n.text('specified_difference_se')} pp, so the difference is "
-                     + ("more than twice its standard error: the two pipelines do differ, though the parity checks "
-                        "(above) show the same model — what differs is training (initial weights, data order, each "
-                        "framework's kernels and optimiser arithmetic). " if real else
-                        "within twice its standard error: no evidence that one framework trains this model better. "))
+        evidence = []
+        p = welch(lightning["values"], keras["values"])
+        if p == p:
+            n.add("specified_framework_welch_p", p, p_text(p), lightning["record"])
+            text += (f"Welch's t-test over the seeds (unequal spreads) gives p {n.text('specified_framework_welch_p')}. ")
+            evidence.append(p)
+        # The runs of one seed share the epoch order in both frameworks (lightning_impl.data.order), so each seed's
+        # two runs are a pair on the same test images: McNemar's test on the images only one of them gets right.
+        pairs = [(a, b) for a, b in zip(lightning["runs"], keras["runs"]) if "test_errors" in a and "test_errors" in b]
+        if pairs:
+            test = mcnemar([a["test_errors"] for a, _ in pairs], [b["test_errors"] for _, b in pairs], test_images)
+            n.add("specified_framework_only_lightning", test.old_only, f"{test.old_only:,}", lightning["record"])
+            n.add("specified_framework_only_keras", test.new_only, f"{test.new_only:,}", lightning["record"])
+            n.add("specified_framework_mcnemar_p", test.p, p_text(test.p), lightning["record"])
+            n.add("specified_framework_pairs", len(pairs), str(len(pairs)), lightning["record"])
+            text += (f"Paired on the same test images (each seed's two runs, which share the epoch order; "
+                     f"{n.text('specified_framework_pairs')} pair(s)), {n.text('specified_framework_only_lightning')} "
+                     f"image-runs are right only in Lightning and {n.text('specified_framework_only_keras')} only in "
+                     f"Keras: McNemar's p {n.text('specified_framework_mcnemar_p')}. ")
+            evidence.append(test.p)
+        if not evidence:
+            text += "With one seed per framework and no paired record there is no test to judge the difference by."
+        elif min(evidence) < ALPHA:
+            text += ("So the two pipelines differ beyond noise, although the parity checks show the same model "
+                     "and the same recipe: what is left is each framework's kernels and arithmetic, and the draws "
+                     "of initial weights, augmentation and dropout.")
         else:
-            text += "With one seed per framework there is no seed spread to judge the difference by. "
-        text += (f"Each mean, as an estimate of the accuracy on unseen digits, carries a sampling error of "
-                 f"{n.text('specified_test_noise')} pp from the {n.text('mnist_test_images')}-image test set.")
+            text += ("So the difference is within noise: no evidence that one framework trains this model better, "
+                     "which is what the parity suite predicts.")
         claim(ctx, text)
     if lightning and "baseline_test_acc" in n.entries:
         base, cnn = n.value("baseline_test_acc"), statistics.fmean(lightning["values"])
         diff = cnn - base
         n.add("baseline_vs_cnn", diff, f"{100 * abs(diff):.2f}", lightning["record"])
-        noise = sampling_error((base + cnn) / 2, test_images) * math.sqrt(2)
-        n.add("baseline_vs_cnn_noise", noise, f"{100 * noise:.2f}", lightning["record"])
         better = "the CNN" if diff > 0 else "HOG + SVM"
         text = (f"HOG + SVM reaches {n.text('baseline_test_acc')} against the CNN's "
-                f"{n.text('specified_lightning_test_acc_mean')}: {better} is ahead by {n.text('baseline_vs_cnn')} pp, "
-                f"{verdict(diff, noise)} the sampling error of a difference of two accuracies read on "
-                f"{n.text('mnist_test_images')} images ({n.text('baseline_vs_cnn_noise')} pp): "
-                + ("at this budget the two are level on this test set. " if abs(diff) <= noise else
-                   f"{better} is better on this test set. ") +
-                f"The SVM trains in {n.text('baseline_fit_s')} on {n.text('baseline_n_fit')} images and predicts the "
-                f"test set in {n.text('baseline_predict_s')}; the CNN trains in {n.text('specified_lightning_train_s')}")
+                f"{n.text('specified_lightning_test_acc_mean')}: {better} is ahead by {n.text('baseline_vs_cnn')} pp. ")
+        if "baseline_only_svm" in n.entries:
+            text += (f"On the same test images (the CNN's first seed), {n.text('baseline_only_cnn')} digits are right "
+                     f"only for the CNN and {n.text('baseline_only_svm')} only for the SVM: McNemar's p "
+                     f"{n.text('baseline_mcnemar_p')}, "
+                     + ("a difference beyond noise. " if n.value("baseline_mcnemar_p") < ALPHA else
+                        "within noise: at this budget the two are level on this test set. ")
+                     + "The figure of disagreements above shows what each gets that the other does not. ")
+        text += (f"The SVM trains in {n.text('baseline_fit_s')} on {n.text('baseline_n_fit')} images and predicts the "
+                 f"test set in {n.text('baseline_predict_s')}; the CNN trains in {n.text('specified_lightning_train_s')}")
         if "specified_lightning_test_s" in n.entries:
             text += f" and predicts it in {n.text('specified_lightning_test_s')}"
         text += (f", with {n.text('specified_lightning_parameters')} parameters against the SVM's "

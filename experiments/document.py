@@ -22,7 +22,7 @@ class Heading:
 
 @dataclass
 class Para:
-    text: str  # **bold** and `code` are the only markup, rendered in both formats
+    text: str  # **bold**, `code` and [links](#a-heading) are the only markup, rendered in both formats
 
 
 @dataclass
@@ -102,7 +102,13 @@ def markdown(doc: Document, root: Path) -> str:
 def _inline(text: str) -> str:
     text = html.escape(text)
     text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    text = re.sub(r"\[([^\]]+)\]\(#([a-z0-9-]+)\)", r'<a href="#\2">\1</a>', text)  # a link within the page
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def link(text: str, heading: str) -> str:
+    """A link to a heading of the same document, in the markup both renderings read."""
+    return f"[{text}](#{_slug(heading)})"
 
 
 def _slug(text: str) -> str:
@@ -112,10 +118,10 @@ def _slug(text: str) -> str:
 STYLE = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.8em;margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.92em} th,td{border:1px solid #ccc;padding:.25em .6em}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.92em;display:block;overflow-x:auto;max-width:100%} th,td{border:1px solid #ccc;padding:.25em .6em}
 th{background:#f3f3f3} td.r{text-align:right;font-variant-numeric:tabular-nums} caption{caption-side:top;text-align:left;font-style:italic;padding:.3em 0}
 figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-style:italic;color:#555}
-code,pre{background:#f6f6f6;border-radius:3px} code{padding:0 .25em} pre{padding:.6em;overflow-x:auto;white-space:pre-wrap}
+code,pre{background:#f6f6f6;border-radius:3px} code{padding:0 .25em;overflow-wrap:anywhere} pre{padding:.6em;overflow-x:auto;white-space:pre-wrap}
 pre.cell{background:#f4f7fb;border-left:3px solid #6a8fc7}
 nav{background:#fafafa;border:1px solid #eee;padding:.5em 1em;margin:1em 0} nav a{margin-right:1em}
 """

@@ -25,8 +25,10 @@ from core import budgets, flags
 from core.runs import UsageError, write_json, write_text
 from experiments import discussion, notebook, sections
 from experiments.docs_sync import headline_rows, update_docs
-from experiments.document import Heading, Table, markdown, to_html
+from experiments.document import Heading, Para, Table, link, markdown, to_html
 from experiments.records import environment
+
+COMMANDS = "Appendix: the commands behind the headline figures"
 
 
 def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: str = "runs",
@@ -45,6 +47,7 @@ def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: s
     sections.section_overview(ctx, env)
 
     sections.section_running(ctx, runs_dir, seeds or budgets.budget("practical", budget)["seeds"], data_dir)
+    sections.section_methods(ctx)
     specified = sections.section_specified(ctx)
     sections.section_baseline(ctx, specified)
     sections.section_ladders(ctx)
@@ -52,9 +55,19 @@ def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: s
     sections.section_denoise(ctx)
     sections.section_parity(ctx)
     discussion.summary(ctx, specified)
-    headline = [Heading("Headline results"), Table(["what", "figure", "command"], [list(r) for r in headline_rows(ctx.numbers.entries)], align="lll")]
+    discussion.conclusion(ctx)
+    rows = headline_rows(ctx.numbers.entries)
+    sections.section_environment(ctx, env)
+    ctx.doc.add(Heading(COMMANDS), Para("The command behind each headline figure (each part's own command and wall "
+                                        "time are in the appendix above)."),
+                Table(["what", "command"], [[what, command] for what, _, command in rows], align="ll"))
+    sections.section_parity_checks(ctx)
+    # The results first: what a reader looks for, each row linked to the command behind it.
+    headline = [Heading("Headline results"),
+                Table(["what", "figure", "source"], [[what, figure, link("command", COMMANDS)] for what, figure, _ in rows],
+                      align="lll")]
     first = next(i for i, b in enumerate(ctx.doc.blocks) if isinstance(b, Heading))
-    ctx.doc.blocks[first:first] = headline  # before the environment: what a reader looks for first
+    ctx.doc.blocks[first:first] = headline
     write_json(out / "results.json", {"budget": budget, "command": command, "environment": env,
                                       "parts": records, "numbers": ctx.numbers.entries, "discussion": ctx.claims,
                                       "tables": ctx.tables})

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from core import configs, plots
 from core.datasets import SPECS
-from experiments import discussion, notebook
-from experiments.document import Cell, Document, Figure, Heading, Para, Table
+from core.paired import mcnemar
+from experiments import ablation, discussion, methods, notebook
+from experiments.document import Cell, Document, Figure, Heading, Para, Table, link
 from experiments.nets import architecture_table, build_pair, recipe_net
 from experiments.numbers import Numbers, duration, mean_std, pct, pct_mean_std
 from experiments.records import read_csv, read_json
@@ -55,7 +56,11 @@ def section_overview(ctx: Context, env: dict) -> None:
         ctx.doc.add(Para("**The smoke budget checks that every part runs and the report builds.** Its networks see a "
                          "small share of one epoch, so their accuracies say nothing about the methods; "
                          "`--budget standard` trains the recipes themselves."))
-    ctx.doc.add(Heading("Environment"))
+
+
+def section_environment(ctx: Context, env: dict) -> None:
+    """The machine, the packages, and every part with its command and time (an appendix: for reproducing it)."""
+    ctx.doc.add(Heading("Appendix: environment, parts and their commands"))
     rows = [["CPU", f"{env['cpu']} ({env['cpu_cores']} cores, torch threads {env['torch_threads']})"],
             ["GPU", ", ".join(env["gpu"]) or "none"], ["Python", env["python"]], ["platform", env["platform"]],
             ["Keras backend", env["keras_backend"]]]
@@ -112,7 +117,7 @@ def section_specified(ctx: Context) -> dict:
         m0 = items[0][1]  # images seen per epoch: throughput × time, as the run measured them
         per_epoch = round(statistics.fmean(r * t for r, t in zip(m0["train_images_per_s"], m0["epoch_time_s"])))
         n.add(f"specified_{fw}_images_per_epoch", per_epoch, f"{per_epoch:,}", items[0][0])
-        summary[fw] = {"values": values, "record": items[0][0], "metrics": items[0][1]}
+        summary[fw] = {"values": values, "record": items[0][0], "metrics": items[0][1], "runs": [m for _, m in items]}
         rows.append([label, str(len(values)), ", ".join(pct(v) for v in values), n.text(f"specified_{fw}_test_acc_mean"),
                      n.text(f"specified_{fw}_epochs"), n.text(f"specified_{fw}_train_s"),
                      n.text(f"specified_{fw}_test_s") if test_s else "—"])
@@ -166,6 +171,19 @@ def section_baseline(ctx: Context, specified: dict) -> None:
                                                     "size", "training images"], rows),
                           record["command"] + (f"; {n.entries['specified_lightning_train_s']['command']}" if cnn else "")))
     ctx.doc.add(Figure(hog_figure(ctx.figures / "hog_features.png"), "What the SVM sees: HOG features of four test digits."))
+    first = (cnn or {}).get("runs", [{}])[0]
+    if "test_errors" in m and "test_errors" in first:
+        # Both read the test set in its own order, so their errors are positions of the same images: a paired test.
+        test = mcnemar([m["test_errors"]], [first["test_errors"]], m["n_test"])
+        n.add("baseline_only_cnn", test.new_only, f"{test.new_only:,}", cnn["record"])
+        n.add("baseline_only_svm", test.old_only, f"{test.old_only:,}", record)
+        n.add("baseline_mcnemar_p", test.p, discussion.p_text(test.p), record)
+        figure = disagreements(m["test_errors"], first["test_errors"], ctx.figures / "baseline_disagreements.png")
+        if figure:
+            ctx.doc.add(Figure(figure, "Where the two disagree: test digits only HOG + SVM gets right (top) and only the "
+                                       "CNN gets right (bottom), first of each. Look at which strokes each one "
+                                       "wins on: the SVM sees histograms of gradients on a fixed grid of cells, the "
+                                       "CNN filters it learnt itself."))
     copied = copy_figure(Path(record["output"]) / "confusion_matrix.png", ctx.figures, "baseline_confusion_matrix.png")
     if copied:
         ctx.doc.add(Figure(copied, "HOG + SVM confusion matrix on the test set."))
@@ -182,7 +200,23 @@ def hog_figure(path: Path) -> Path:
     return plots.hog_features(images[picks, 0].numpy(), [int(labels[k]) for k in picks], CHOSEN["mnist"]["hog"], deskew, path)
 
 
-LADDER_HEADER = ["step", "change", "params", "test acc %", "val acc %", "Δ val (pp)", "decision", "s/epoch"]
+def disagreements(svm_errors: list[int], cnn_errors: list[int], path: Path, limit: int = 10) -> Path | None:
+    """Test digits only one of the two classifiers gets right, a row each (the first ``limit`` of each)."""
+    from core.datasets import ensure_available, load_split
+
+    only_svm = sorted(set(cnn_errors) - set(svm_errors))
+    only_cnn = sorted(set(svm_errors) - set(cnn_errors))
+    k = min(limit, len(only_svm), len(only_cnn))
+    if not k:
+        return None
+    images, _ = load_split("mnist", ensure_available("mnist"), train=False)
+    pick = lambda positions: images[positions[:k], 0].numpy().astype("float32") / 255.0  # noqa: E731
+    return plots.image_rows([("only HOG + SVM\nright", pick(only_svm)), ("only the CNN\nright", pick(only_cnn))], path,
+                            "test digits on which the two classifiers disagree")
+
+
+LADDER_HEADER = ["step", "change", "params", "test acc %", "val acc %", "Δ val (pp)", "right only here / in kept (val)",
+                 "McNemar p", "decision", "s/epoch"]
 
 
 def section_ladders(ctx: Context) -> None:
@@ -190,10 +224,11 @@ def section_ladders(ctx: Context) -> None:
     if not ladders:
         return
     ctx.doc.add(Heading("Improved CNN: the ablation ladders"))
-    ctx.doc.add(Para("From the specified CNN to the improved recipe one change at a time (configs/ablation/<dataset>/). "
-                     "A step is kept when its mean validation accuracy beats the last kept step's; a speed step "
-                     "(CIFAR-10's bf16; the MNIST ladder leaves the precision to the machine in every step) unless it "
-                     "loses more than the noise. Test accuracy is read for the report only."))
+    ctx.doc.add(Para("From the specified CNN to the improved recipe one change at a time (configs/ablation/<dataset>/): "
+                     "each step trains the steps kept so far plus its own change, and the decision is taken on "
+                     f"validation only. The keep rule: {ablation.RULE} Speed-only changes (precision, memory layout) "
+                     "are no steps: every step leaves them to the machine. Test accuracy is read for the report only. "
+                     "The final architecture below is the kept chain, read from the ladder's own configs."))
     n = ctx.numbers
     for record in ladders:
         out = Path(record["output"])
@@ -206,7 +241,7 @@ def section_ladders(ctx: Context) -> None:
             tag = f"ladder_{dataset}_{fw}_{r['step']}"
             test, val = float(r["test_acc_mean"]), float(r["val_acc_mean"])
             if test != test:
-                table.append([r["step"], r["change"], f"{int(r['parameters']):,}", "—", "—", "", r["decision"], "—"])
+                table.append([r["step"], r["change"], f"{int(r['parameters']):,}", "—", "—", "", "", "", r["decision"], "—"])
                 continue
             ts, vs = float(r["test_acc_std"]), float(r["val_acc_std"])
             n.add(f"{tag}_test_acc", test, f"{100 * test:.2f}" + (f" ± {100 * ts:.2f}" if ts == ts else ""), record)
@@ -214,30 +249,62 @@ def section_ladders(ctx: Context) -> None:
             delta = float(r["delta_val"])
             if delta == delta:
                 n.add(f"{tag}_delta_val", delta, f"{100 * delta:+.2f}", record)
+            paired = ablation.paired_cells(r)
+            if paired[1]:
+                n.add(f"{tag}_right_only_new", float(r["val_right_only_new"]), f"{float(r['val_right_only_new']):.0f}", record)
+                n.add(f"{tag}_right_only_kept", float(r["val_right_only_kept"]), f"{float(r['val_right_only_kept']):.0f}", record)
+                n.add(f"{tag}_p", float(r["p_value"]), paired[1], record)
+                paired = [f"{n.text(tag + '_right_only_new')} / {n.text(tag + '_right_only_kept')}", n.text(f"{tag}_p")]
             n.add(f"{tag}_s_per_epoch", float(r["s_per_epoch"]), f"{float(r['s_per_epoch']):.1f}", record)
             table.append([r["step"], r["change"], f"{int(r['parameters']):,}", n.text(f"{tag}_test_acc"),
                           n.text(f"{tag}_val_acc"), n.text(f"{tag}_delta_val") if delta == delta else "",
-                          r["decision"], n.text(f"{tag}_s_per_epoch")])
-        ran = [r for r in rows if r["decision"] in ("first", "kept")]
+                          *paired, r["decision"], n.text(f"{tag}_s_per_epoch")])
+        ran = [r for r in rows if ablation.is_kept(r["decision"]) and float(r["test_acc_mean"]) == float(r["test_acc_mean"])]
         for name, r in (("first", ran[0]), ("final", ran[-1])):  # the first step, and the last one kept
             key = f"ladder_{dataset}_{fw}_{r['step']}_test_acc"
             n.add(f"ladder_{dataset}_{fw}_{name}_test_acc", n.value(key), n.text(key), record)
         seeds, epochs = int(rows[0]["seeds"]), rows[0]["epochs"]
         n.add(f"ladder_{dataset}_{fw}_seeds", seeds, str(seeds), record)
+        spread = "mean ± std over seeds" if seeds > 1 else "one seed: no spread"
         ctx.doc.add(ctx.table(f"ladder_{dataset}_{fw}", Table(
-            LADDER_HEADER, table, align="llrrrrlr",
-            caption=f"{dataset}, {fw}, budget {spec['budget']}: {seeds} seed(s), {epochs} epoch(s) per run; mean ± std over seeds"),
+            LADDER_HEADER, table, align="llrrrrrrlr",
+            caption=f"{dataset}, {fw}, budget {spec['budget']}: {seeds} seed(s), {epochs} epoch(s) per run; {spread}; "
+                    "right only here / in kept: validation images (summed over seeds) that only this step's runs, or "
+                    "only the last kept step's runs, classify correctly"),
             record["command"]))
         png = copy_figure(out / "ladder.png", ctx.figures, f"ladder_{dataset}_{fw}.png")
         if png:
-            ctx.doc.add(Figure(png, f"{dataset} ladder ({fw}): accuracy per step (mean ± std over seeds), time per epoch."))
+            ctx.doc.add(Figure(png, f"{dataset} ladder ({fw}): validation and test accuracy per step ({spread}) above, "
+                                    "seconds per epoch below. The kept chain is joined by a line; a step left out is a "
+                                    "hollow marker on a grey band. Look at whether each kept step lifts validation "
+                                    "and at what it costs in time."))
         discussion.ladder(ctx, dataset, fw, rows)
-    for dataset in dict.fromkeys(r["meta"]["dataset"] for r in ladders):
+    for record in ladders:
+        dataset, fw = record["meta"]["dataset"], record["meta"]["framework"]
+        if fw != "lightning":
+            continue
+        out = Path(record["output"])
+        rows = read_csv(out / "ladder.csv")
+        kept = [r["step"] for r in rows if ablation.is_kept(r["decision"])]
+        net = final_net(out, kept)
         shape = SPECS[dataset].shape
-        net = configs.load(f"{dataset}_improved.yaml")["model"]["net"]
         torch_net, keras_net = build_pair(net, shape)
-        ctx.doc.add(Heading(f"Final architecture, {SPECS[dataset].title} (configs/{dataset}_improved.yaml)", 3),
+        committed = ablation.steps_of((configs.folder() / f"{dataset}_improved.yaml").read_text())
+        ctx.doc.add(Heading(f"Final architecture, {SPECS[dataset].title}", 3),
+                    Para(f"The chain this ladder kept: {', '.join(kept)}; its merged config is {out.name}/configs/"
+                         f"{kept[-1]}.yaml in the runs folder. "
+                         + ("The shipped recipe configs/" + dataset + "_improved.yaml holds the same steps."
+                            if committed == kept else
+                            f"The shipped recipe configs/{dataset}_improved.yaml holds {', '.join(committed)} (its "
+                            "header says how they were chosen); this budget's ladder decides on its own runs, so the "
+                            "two can differ.")),
                     architecture_table(torch_net, keras_net, shape))
+
+
+def final_net(ladder_dir: Path, kept: list[str]) -> dict:
+    """The network of a ladder's kept chain: the merged config the ladder wrote for its last kept step (each step's
+    config there is the kept chain so far plus that step)."""
+    return configs.load(ladder_dir / "configs" / f"{kept[-1]}.yaml")["model"]["net"]
 
 
 def section_denoiser(ctx: Context) -> None:
@@ -318,6 +385,7 @@ def section_denoise(ctx: Context) -> None:
         if grid:
             ctx.doc.add(Figure(grid, f"σ = {s:g}: clean, noisy, the best classical filter, the reference autoencoder, the U-Net."))
     discussion.denoise(ctx, rows, sigmas, record)
+    discussion.denoise_reference(ctx, rows, sigmas, record)
 
 
 def section_parity(ctx: Context) -> None:
@@ -342,16 +410,73 @@ def section_parity(ctx: Context) -> None:
                     [[p, *[tally(payload["backends"][b]["pairs"].get(p, [])) for b in backends]] for p in pairs],
                     align="l" * (1 + len(backends))), record["command"]))
     checks = passed = 0
-    for backend, result in payload["backends"].items():
-        for pair, rows in result["pairs"].items():
-            ctx.doc.add(Heading(f"{pair} (Keras on {backend})", 3))
-            ctx.doc.add(Table(["check", "value", "bound", "result"],
-                              [[r["check"], r["value"], r["bound"], r["result"]] for r in rows], align="llll"))
+    for result in payload["backends"].values():
+        for rows in result["pairs"].values():
             checks += sum(r["result"] != "skip" for r in rows)
             passed += sum(r["result"] == "pass" for r in rows)
     ctx.numbers.add("parity_checks", checks, str(checks), record)
     ctx.numbers.add("parity_passed", passed, str(passed), record)
     ctx.numbers.add("parity_backends", len(payload["backends"]), str(len(payload["backends"])), record)
+    ctx.doc.add(Para(f"Every check, its value and its bound: {link('the appendix', PARITY_APPENDIX)}."))
+
+
+PARITY_APPENDIX = "Appendix: every parity check"
+
+
+def section_parity_checks(ctx: Context) -> None:
+    """The parity tables check by check, per pair and backend (an appendix: the body shows the tally)."""
+    (record,) = ctx.of_kind("parity")
+    payload = read_json(Path(record["output"]))
+    ctx.doc.add(Heading(PARITY_APPENDIX))
+    for backend, result in payload["backends"].items():
+        for pair, rows in result["pairs"].items():
+            ctx.doc.add(Heading(f"{pair} (Keras on {backend})", 3))
+            ctx.doc.add(Table(["check", "value", "bound", "result"],
+                              [[r["check"], r["value"], r["bound"], r["result"]] for r in rows], align="llll"))
+
+
+def section_methods(ctx: Context) -> None:
+    """Data, split, normalisation, seeds and the recipes: what every experiment below shares, and why."""
+    mnist, cifar, fashion = SPECS["mnist"], SPECS["cifar10"], SPECS["fashion_mnist"]
+
+    def sizes(spec) -> str:
+        return f"{spec.train_size:,} training / {spec.test_size:,} test images"
+
+    ctx.doc.add(
+        Heading("Methods"),
+        Para(f"**Data.** {mnist.title} ({sizes(mnist)}, 28×28 grey digits) for the specified and improved CNN and the "
+             f"HOG + SVM baseline; {cifar.title} ({sizes(cifar)}, 32×32 colour photographs) for the improved CNN where "
+             f"MNIST leaves no room to improve; {fashion.title} ({sizes(fashion)}, 28×28 grey clothing) for the "
+             "denoisers, corrupted by additive Gaussian noise of standard deviation σ on pixels in [0, 1] and clipped "
+             "back into [0, 1]. Every file is read by core.datasets from the published archives."),
+        Para("**Split.** One tenth of each training set is held out for validation, stratified by class (scikit-learn's "
+             "train_test_split with stratify: every class keeps its share) and seeded by split_seed 0 in every recipe, "
+             "apart from the training seed, so that every run of every model is validated and tested on the same "
+             "images. Validation chooses everything that is chosen: the checkpoint of each run (the epoch with the "
+             "best validation accuracy or PSNR), the ladders' decisions, the SVM's parameters, the classical filters' "
+             "parameters. The test set is read once per run, for the chosen checkpoint, and decides nothing."),
+        Para("**Normalisation.** Images are standardised per channel with the mean and standard deviation of the "
+             "training split alone, computed after the split (core.split): no validation or test pixel leaks into "
+             "preprocessing, and validation and test are standardised with the training statistics. The denoisers "
+             "work on [0, 1] pixels, where noise and PSNR are defined."),
+        Para("**Seeds, and why runs differ.** Each run is seeded (`--seed_everything S` in Lightning, `--seed S` in "
+             "Keras) and builds a fresh network from its seed: nothing is carried from one run to the next. The seed "
+             "fixes the initial weights, the order of the training images in every epoch (a permutation drawn from "
+             "the seed and the epoch, core.order, the same in both frameworks), and the draws of augmentation, "
+             "dropout and training noise. Runs of different seeds differ in all of these, and their spread is what "
+             "'mean ± std over seeds' measures. Because the split and the test set are fixed, two models can also be "
+             "compared image by image (McNemar's test on the images only one of them gets right), which sees "
+             "differences the seed spread hides."),
+        Para("**Statistics.** Two models scored on the same images are compared by a paired test (McNemar for "
+             "classifiers); means over seeds by Welch's t-test. A difference is called real at p < "
+             f"{ablation.ALPHA:g} and 'within noise' otherwise; each claim names its p-value."),
+        Para("**Recipes.** Every trained model and how it is trained, read from the recipe files the trainers read "
+             "(both frameworks read the same file; the Keras twin translates it, and parity check 6 proves the "
+             "translation):"),
+        Table(methods.HEADER, methods.recipe_rows(), align="lllllrrll"),
+    )
+    ctx.doc.add(Para("**Why each recipe is trained this way.**"),
+                *[Para(f"`{recipe}`: {why}") for recipe, why in methods.reasons()])
 
 
 def section_running(ctx: Context, runs_dir: str, seeds: int, data_dir: str | None) -> None:

@@ -36,6 +36,7 @@ from sklearn.svm import SVC
 
 from lightning_impl.data.datamodules import DATAMODULES
 from core import flags, plots
+from core.paired import wrong_positions
 from core.runs import data_errors, new_run_dir, write_json
 from parity.hog import HOGTransformer
 
@@ -284,6 +285,9 @@ def run(dataset: str, params: dict, splits: dict, fit_on: str, train_size: int |
         "classes": list(classes),
         "per_class_acc": [float(v) for v in cm.diagonal() / np.maximum(cm.sum(axis=1), 1)],
         "confusion_matrix": cm.tolist(),  # rows: true class, columns: predicted class
+        # the test images it gets wrong, by position in the test set's order: what the CNN runs record too, so
+        # the report compares the two on the same images (McNemar, core.paired)
+        "test_errors": wrong_positions(pred.tolist(), y_test.tolist()),
     }
     if fit_on == "train":
         x_val, y_val = splits["val"]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 from pathlib import Path
 
@@ -38,7 +37,7 @@ import torch
 from keras_ref import backend
 from keras_ref.fit import save_atomically
 from core import flags
-from lightning_impl.card import CARD_KEY, class_path, find_checkpoint, load_model, make_card
+from lightning_impl.card import CARD_KEY, class_path, load_model, make_card
 from lightning_impl import checkpoints
 from lightning_impl.checkpoints import CheckpointError
 from lightning_impl.data.noise import NoisyDataModule

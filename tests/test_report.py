@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import docs_sync, report
+from experiments import docs_sync
 from experiments.document import Document, Figure, Heading, Para, Table, markdown, to_html
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +168,36 @@ def test_quick_practical_builds_the_whole_report(quick_report):
         assert len(rows) == steps, section[:800]
     arch = md.split("## Specified CNN on MNIST", 1)[1].split("| layer |", 1)[1].split("\n\n", 1)[0]
     assert len([l for l in arch.splitlines() if l.startswith("| ")]) == len(torch_leaves(SpecifiedCNN())) + 1  # + total
+
+
+@pytest.mark.slow
+def test_the_prose_and_the_final_architecture_follow_the_ladder_tables(quick_report):
+    """What the discussion says was kept, left within noise or worse is each step's decision in its ladder table; no
+    step is credited that the table does not keep; and the final architecture is the kept chain."""
+    _, _, index = quick_report
+    out = index.parent
+    results = json.loads((out / "results.json").read_text())
+    md = (out / "report.md").read_text()
+    ladders = {name: t for name, t in results["tables"].items() if name.startswith("ladder_")}
+    assert ladders
+    verdicts = {"so kept: ": "kept", "so left out (a tie": "within noise", "Worse beyond noise, so left out: ": "worse"}
+    for name, table in ladders.items():
+        decision = {row[0]: row[table["header"].index("decision")] for row in table["rows"]}
+        dataset, framework = name.split("_")[1:]
+        title = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[dataset]
+        claim = next(c for c in results["discussion"] if c.startswith(f"The {title} ladder ({framework.capitalize()}) kept"))
+        stated = {}
+        for marker, verdict in verdicts.items():
+            if marker in claim:
+                segment = claim.split(marker, 1)[1].split(". ", 1)[0]
+                stated.update({step: verdict for step in re.findall(r"\((\d\d_\w+):", segment)})
+        assert stated == {s: d for s, d in decision.items() if d in verdicts.values()}, (name, claim)
+        kept = [s for s, d in decision.items() if d in ("first", "kept")]
+        assert f"kept {len(kept) - 1} of the {len(stated)} changes" in claim
+        if name.endswith("_lightning"):
+            section = md.split(f"### Final architecture, {title}", 1)[1]
+            assert section.split("\n\n", 2)[1].startswith(f"The chain this ladder kept: {', '.join(kept)};"), section[:300]
+    assert "bf16" not in " ".join(results["discussion"])  # no speed-only change is a step, so none is credited
 
 
 @pytest.mark.slow

@@ -1,0 +1,79 @@
+"""The report's methods: how every model is trained, read from the recipes themselves (configs/*.yaml), and why.
+
+The recipe table is built from the YAML files the trainers read, so it cannot drift from what runs; the precision
+column is what an unset precision resolves to on the machine that builds the report (core.precision). The reasons
+are the one thing written here by hand: they explain choices, they state no result."""
+
+from __future__ import annotations
+
+from core import configs
+from core.precision import resolve
+
+# (recipe, what it trains, why it is trained that way): the order of the report.
+RECIPES = [
+    ("mnist_specified_cnn.yaml", "the specified CNN (exercise 1)",
+     "The default recipe. Adam adapts each weight's step, so one learning rate serves every layer of a network "
+     "nobody has tuned; a short linear warm-up keeps the first updates of freshly initialised weights small while "
+     "Adam's moment estimates are still noisy, and cosine decay ends on small steps that settle the weights instead "
+     "of leaving them bouncing at the peak rate. The same recipe starts both ladders, so their first step is this "
+     "network as the exercise specifies it."),
+    ("mnist_improved.yaml", "the improved CNN, MNIST",
+     "The steps of the MNIST ladder named in its header, merged: BatchNorm (larger stable learning rates), two "
+     "convolutions per stage (capacity where the features are), rotation/shift augmentation and label smoothing "
+     "(against memorising the training digits), then more epochs at a larger batch. Each step's evidence is its "
+     "ladder row."),
+    ("cifar10_improved.yaml", "the improved CNN, CIFAR-10",
+     "The CIFAR-10 ladder's steps, merged: colour photographs need far more capacity than digits (48-192-192 "
+     "filters, global average pooling instead of a wide dense head), mirror-and-shift augmentation (a cat facing "
+     "left is still a cat; digits are never mirrored), and a lower peak rate at batch 128 for the wider network."),
+    ("denoise_reference.yaml", "the denoising autoencoder (exercise 2)",
+     "The exercise's autoencoder with the mean squared error it is scored by (PSNR is a function of it), Adam with "
+     "warm-up and cosine decay as above, trained at one noise level σ and evaluated on noisy copies fixed once."),
+    ("denoise_unet.yaml", "the U-Net denoiser (exercise 2, improved)",
+     "Skip connections carry the fine detail the bottleneck of an autoencoder must otherwise squeeze through, "
+     "which is what a denoiser loses first; small batches (chosen on validation, docs/denoise.md) give more "
+     "updates per epoch."),
+]
+
+HEADER = ["recipe", "trains", "optimiser (peak lr)", "schedule", "batch", "epochs", "precision here", "augmentation",
+          "label smoothing"]
+
+
+def _schedule(model: dict) -> str:
+    schedule = model.get("schedule", "constant")
+    if schedule == "warmup_cosine":
+        return f"{100 * model.get('warmup_fraction', 0.1):g} % linear warm-up, then cosine to 0"
+    return schedule
+
+
+def _augmentation(data: dict) -> str:
+    augment = (data.get("init_args", data)).get("augment")
+    if not augment:
+        return "none"
+    return {"digit_augment": "rotation ±10°, shift ±10 %", "crop_flip_augment": "shift ±4 px, horizontal flip"}.get(
+        augment.rsplit(".", 1)[-1], augment.rsplit(".", 1)[-1])
+
+
+def recipe_row(name: str, trains: str) -> list[str]:
+    """A recipe as the table shows it, every cell read from its YAML file."""
+    config = configs.load(name)
+    trainer, model, data = config.get("trainer", {}), config["model"], config.get("data", {})
+    optimizer = model.get("optimizer", {})
+    args = optimizer.get("init_args", {})
+    extras = [f"{k} {v:g}" for k, v in args.items() if k != "lr" and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    opt = f"{optimizer.get('class_path', 'Adam').rsplit('.', 1)[-1]} ({args.get('lr', 0.001):g}" + "".join(f", {e}" for e in extras) + ")"
+    init = data.get("init_args", data)
+    smoothing = model.get("label_smoothing")
+    return [f"configs/{name}", trains, opt, _schedule(model), str(init.get("batch_size", "")),
+            str(trainer.get("max_epochs", "")), resolve(trainer.get("precision"), trainer.get("accelerator")),
+            _augmentation(data) if "dataset" not in data else "none (noise drawn afresh each batch)",
+            "—" if smoothing is None else f"{smoothing:g}"]
+
+
+def recipe_rows() -> list[list[str]]:
+    return [recipe_row(name, trains) for name, trains, _ in RECIPES]
+
+
+def reasons() -> list[tuple[str, str]]:
+    """(recipe, why) for every recipe of the table."""
+    return [(f"configs/{name}", why) for name, _, why in RECIPES]
