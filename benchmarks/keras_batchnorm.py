@@ -24,6 +24,8 @@ Keras BatchNormalization variants (``--variants``):
   torch_momentum   momentum 0.9 and epsilon 1e-5, torch's convention (Keras' momentum weighs the old value)
   unsynchronized   synchronized=False spelt out (Keras 3's default: to show that it is not the cause)
   channels_first   the whole Keras model in NCHW (data_format="channels_first", BN axis=1), torch's layout
+  fused            the project's keras_ref.batch_norm.FusedBatchNormalization (Keras' layer on torch's fused
+                   kernel), torch's momentum and epsilon: what the Keras twins train with
 
 Prints ms/step per (path, variant, BN on/off) and the BN overhead (BN on / BN off) per path and variant.
 ``--profile`` runs torch.profiler over ``--profile-steps`` steps of torch with BN and of Keras with and without
@@ -58,7 +60,9 @@ KERAS_VARIANTS = {  # keras.layers.BatchNormalization keyword arguments, and the
     "torch_momentum": ({"momentum": 1.0 - TORCH_BN["momentum"], "epsilon": TORCH_BN["eps"]}, "channels_last"),
     "unsynchronized": ({"synchronized": False}, "channels_last"),
     "channels_first": ({}, "channels_first"),
+    "fused": ({"momentum": 1.0 - TORCH_BN["momentum"], "epsilon": TORCH_BN["eps"]}, "channels_last"),  # the project's
 }
+FUSED = ("fused",)  # variants built with keras_ref.batch_norm.FusedBatchNormalization (torch's kernel), not Keras' own
 
 
 def data(n_batches: int, channels_first: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +91,12 @@ def keras_net(bn: bool, variant: str = "default"):
     for width in WIDTHS:
         stack.append(layers.Conv2D(width, 3, padding="same", use_bias=not bn, data_format=data_format))
         if bn:
-            stack.append(layers.BatchNormalization(axis=1 if channels_first else -1, **kwargs))
+            if variant in FUSED:
+                from keras_ref.batch_norm import FusedBatchNormalization
+
+                stack.append(FusedBatchNormalization(**kwargs))
+            else:
+                stack.append(layers.BatchNormalization(axis=1 if channels_first else -1, **kwargs))
         stack.append(layers.ReLU())
     stack += [layers.GlobalAveragePooling2D(data_format=data_format), layers.Dense(10)]
     return keras.Sequential(stack)

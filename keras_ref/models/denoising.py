@@ -11,6 +11,8 @@ import keras_ref  # noqa: F401  (sets the Keras backend before keras is imported
 import keras
 from keras import layers
 
+from keras_ref.batch_norm import FusedBatchNormalization
+
 # torch BatchNorm2d defaults, in Keras terms (Keras momentum = 1 - torch momentum).
 BN_ARGS = {"momentum": 0.9, "epsilon": 1e-5}
 
@@ -47,7 +49,7 @@ def unet_dae(
 
     def block(name: str, x, channels: int):
         x = layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-        x = layers.BatchNormalization(**BN_ARGS, name=f"{name}_bn")(x)
+        x = FusedBatchNormalization(**BN_ARGS, name=f"{name}_bn")(x)
         return layers.ReLU(name=f"{name}_relu")(x)
 
     inputs = keras.Input(input_shape)

@@ -12,6 +12,8 @@ import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 from keras import layers
 
+from keras_ref.batch_norm import FusedBatchNormalization
+
 from core.architectures import IMPROVED_BN_EPS as BN_EPS, IMPROVED_BN_MOMENTUM as BN_MOMENTUM, conv_output_size, pooling_conv
 
 KERAS_BN = {"momentum": 1.0 - BN_MOMENTUM, "epsilon": BN_EPS}
@@ -41,7 +43,7 @@ def improved_cnn(
         for j in range(1, convs_per_stage + 1):
             stack.append(layers.Conv2D(width, k, padding=padding, use_bias=not batch_norm, name=f"conv{s}_{j}"))
             if batch_norm:
-                stack.append(layers.BatchNormalization(name=f"bn{s}_{j}", **KERAS_BN))
+                stack.append(FusedBatchNormalization(name=f"bn{s}_{j}", **KERAS_BN))
             stack.append(layers.ReLU(name=f"relu{s}_{j}"))
             size = conv_output_size(size, k, padding)
             if j == pool_at:

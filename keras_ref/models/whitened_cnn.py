@@ -13,6 +13,8 @@ import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
 from keras import layers
 
+from keras_ref.batch_norm import FusedBatchNormalization
+
 from core.architectures import WHITENED_BN_EPS as BN_EPS, WHITENED_BN_MOMENTUM as BN_MOMENTUM
 
 
@@ -52,7 +54,7 @@ def whitened_cnn(
                                        name=f"conv{s}_{j}"))
             if j == 1:
                 stack.append(layers.MaxPooling2D(2, name=f"pool{s}"))
-            norms.append(layers.BatchNormalization(momentum=1.0 - bn_momentum, epsilon=BN_EPS, name=f"bn{s}_{j}"))
+            norms.append(FusedBatchNormalization(momentum=1.0 - bn_momentum, epsilon=BN_EPS, name=f"bn{s}_{j}"))
             stack += [norms[-1], layers.Activation("gelu", name=f"act{s}_{j}")]
     stack += [layers.GlobalMaxPooling2D(name="pool"), layers.Dense(num_classes, use_bias=False, name="logits"),
               layers.Rescaling(logit_scale, name="scale")]
