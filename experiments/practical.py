@@ -109,8 +109,10 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
 
     from parity.checks import CHECKS
 
-    found.append(Part("parity", "parity", "parity checks 1-4 and 6, every model pair",
-                      ["parity", "--pairs", *sorted(all_pairs()), "--checks", *CHECKS, *backends,
+    pairs = spec.get("parity_pairs") or sorted(all_pairs())
+    found.append(Part("parity", "parity", "parity checks 1-4 and 6, " + (
+                          "every model pair" if not spec.get("parity_pairs") else ", ".join(pairs)),
+                      ["parity", "--pairs", *pairs, "--checks", *CHECKS, *backends,
                        "--json", str(runs / "parity.json")],
                       output_file=str(runs / "parity.json")))
     for part in found:

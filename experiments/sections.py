@@ -400,7 +400,8 @@ def section_parity(ctx: Context) -> None:
         skipped = len(rows) - len(run)
         return f"{sum(r['result'] == 'pass' for r in run)} / {len(run)} pass" + (f", {skipped} not run" if skipped else "")
 
-    ctx.doc.add(Para("Checks 1–4 and 6 of parity/ for every registered model pair, on each Keras backend: "
+    ctx.doc.add(Para("Checks 1–4 and 6 of parity/ for the model pairs below (at the standard and full budgets every "
+                     "registered pair; the smoke budget runs three), on each Keras backend: "
                      "parameters, per-layer output shapes, outputs with shared weights, training steps, and the "
                      "recipe around the model (initialisation, optimiser, learning rate at every step, steps of "
                      "each framework's own optimiser; not run where Keras does not translate the recipe) "

@@ -19,7 +19,8 @@ from experiments.document import Document, Figure, Heading, Para, Table, markdow
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "results").glob("practical_*.json"))
 # A number in running text: not part of a name (01_batch_norm, conv2, σ-labels such as "sigma0.1" in file names).
-NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?![\w])")
+# A dataset's name (CIFAR-10) is a name too: a number right after a letter and a hyphen is not a result.
+NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z]-)[-+]?\d[\d,]*(?:\.\d+)?(?![\w])")
 
 
 def numbers_in(text: str) -> set[str]:
@@ -44,6 +45,7 @@ def png(path: Path) -> bytes:
 def test_numbers_in_reads_running_text_only():
     assert numbers_in("step 01_batch_norm gained +0.35 pp on 6,000 images") == {"0.35", "6000"}
     assert numbers_in("dropped: “dropout 0.3” at σ 0.1") == {"0.1"}
+    assert numbers_in("the CIFAR-10 ladder at 91.5 %, -0.3 pp") == {"91.5", "0.3"}
 
 
 def test_unregistered_catches_a_number_without_a_source():
