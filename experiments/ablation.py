@@ -50,7 +50,7 @@ from core import budgets, configs, flags, plots, tables
 from core.datasets import SPECS
 from core.runs import UsageError, data_errors, fail, read_record, write_json, write_text
 from core.paired import Paired, mcnemar
-from experiments.numbers import mean_std, pp_mean_std
+from experiments.numbers import mean_std, p_text, pp_mean_std
 
 
 def ladders() -> Path:
@@ -168,7 +168,7 @@ def paired_cells(row: dict) -> list[str]:
         return ["", ""]
     if p != p:
         return ["", ""]
-    return [f"{new:.0f} / {old:.0f}", "< 1e-300" if p == 0 else f"{p:.2g}"]  # 0: below a float's range
+    return [f"{new:.0f} / {old:.0f}", p_text(p)]
 
 
 def is_kept(decision: str) -> bool:

@@ -1,24 +1,22 @@
 """The report's discussion, written from the numbers: every figure a sentence states is one the report registered
-(`Numbers.add`), and every comparison says whether the difference is larger than its noise — the seed-to-seed
-spread where there are several seeds, and the sampling error of an accuracy read on n images, sqrt(p(1-p)/n).
+(`Numbers.add`), and every comparison names its test and p-value — McNemar's for two models on the same images,
+Welch's over seeds — and calls a difference real at p < ALPHA (the ladders' keep rule, experiments.ablation).
 Each paragraph is a `Claim`; tests/test_report.py checks every number in every claim against results.json."""
 
 from __future__ import annotations
 
 import statistics
 
+from core.datasets import SPECS
+from core.paired import mcnemar
 from experiments.ablation import ALPHA, is_kept
 from experiments.document import Heading, Para
 from experiments.denoising import LABELS, best_classical
-from core.paired import mcnemar
+from experiments.numbers import p_text
 
 
 class Claim(Para):
     """A paragraph generated from the results (checked number by number against results.json)."""
-
-
-def verdict(difference: float, noise: float) -> str:
-    return "larger than" if abs(difference) > noise else "within"
 
 
 def quote(name: str) -> str:
@@ -51,8 +49,7 @@ def ladder(ctx, dataset: str, framework: str, rows: list[dict]) -> None:
     n.add(f"{tag}_tried", len(tried), str(len(tried)), record)
     n.add(f"{tag}_kept", len(kept), str(len(kept)), record)
     n.add("ladder_alpha", ALPHA, f"{ALPHA:g}", record)
-    title = {"mnist": "MNIST", "cifar10": "CIFAR-10"}.get(dataset, dataset)
-    text = (f"The {title} ladder ({framework.capitalize()}) kept {n.text(tag + '_kept')} of the "
+    text = (f"The {SPECS[dataset].title} ladder ({framework.capitalize()}) kept {n.text(tag + '_kept')} of the "
             f"{n.text(tag + '_tried')} changes it tried. "
             "Each figure below is the change in mean validation accuracy, then the validation images only this "
             "step's runs / only the last kept step's runs classify correctly, and McNemar's p on them. ")
@@ -63,9 +60,8 @@ def ladder(ctx, dataset: str, framework: str, rows: list[dict]) -> None:
                  "epochs, may still show a gain): " + "; ".join(map(step, noise)) + ". ")
     if worse:
         text += "Worse beyond noise, so left out: " + "; ".join(map(step, worse)) + ". "
-    first, last = rows[0], [r for r in rows if is_kept(r["decision"]) and f"{tag}_{r['step']}_test_acc" in n.entries][-1]
-    text += (f"From the first step to the last kept one, test accuracy went from "
-             f"{n.text(tag + '_' + first['step'] + '_test_acc')} % to {n.text(tag + '_' + last['step'] + '_test_acc')} %.")
+    text += (f"From the first step to the last kept one, test accuracy went from {n.text(tag + '_first_test_acc')} % "
+             f"to {n.text(tag + '_final_test_acc')} %.")
     if int(rows[0]["seeds"]) == 1:
         text += (" With one seed per step the paired test sees which images each run gets right, not how much a run "
                  "moves from seed to seed: a decision near the threshold needs the full budget's seeds.")
@@ -93,11 +89,6 @@ def denoise(ctx, rows: list[dict], sigmas: list[float], record: dict) -> None:
                    f"{n.text('denoise_sigmas')} noise levels at this budget"
                    + ("." if ahead == len(parts) else "; a network trained on few images or for a short time "
                       "does not yet beat a tuned filter (docs/denoise.md has the full budget)."))
-
-
-def p_text(p: float) -> str:
-    """A p-value as the report writes it: two significant digits, and a floor below which digits mean nothing."""
-    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
 
 
 def welch(a: list[float], b: list[float]) -> float:
@@ -166,8 +157,8 @@ def conclusion(ctx) -> None:
     if has("specified_lightning_test_acc_mean", "baseline_test_acc"):
         parts.append(f"the specified CNN reaches {n.text('specified_lightning_test_acc_mean')} on the MNIST test set "
                      f"against HOG + SVM's {n.text('baseline_test_acc')}")
-    for dataset, title in (("mnist", "MNIST"), ("cifar10", "CIFAR-10")):
-        tag = f"ladder_{dataset}_lightning"
+    for dataset in ("mnist", "cifar10"):
+        tag, title = f"ladder_{dataset}_lightning", SPECS[dataset].title
         if has(f"{tag}_first_test_acc", f"{tag}_final_test_acc", f"{tag}_kept", f"{tag}_tried"):
             parts.append(f"on {title} the ladder kept {n.text(tag + '_kept')} of {n.text(tag + '_tried')} changes, "
                          f"taking test accuracy from {n.text(tag + '_first_test_acc')} % to "

@@ -66,7 +66,7 @@ def recipe_row(name: str, trains: str) -> list[str]:
     smoothing = model.get("label_smoothing")
     return [f"configs/{name}", trains, opt, _schedule(model), str(init.get("batch_size", "")),
             str(trainer.get("max_epochs", "")), resolve(trainer.get("precision"), trainer.get("accelerator")),
-            _augmentation(data) if "dataset" not in data else "none (noise drawn afresh each batch)",
+            "none (noise drawn afresh each batch)" if configs.recipe_task(config) == "denoiser" else _augmentation(data),
             "—" if smoothing is None else f"{smoothing:g}"]
 
 

@@ -55,6 +55,11 @@ def pp_mean_std(mean: float, std: float) -> str:
     return f"{100 * mean:.2f}" + ("" if std != std else f" ± {100 * std:.2f}")
 
 
+def p_text(p: float) -> str:
+    """A p-value as the report and the ladders write it: two significant digits ('< 1e-300' below a float's range)."""
+    return "< 1e-300" if p == 0 else f"{p:.2g}"
+
+
 def duration(seconds: float) -> str:
     """Wall time for a reader: '42.0 s', '3 min 07 s', '2 h 05 min'."""
     if seconds < 100:

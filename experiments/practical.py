@@ -109,9 +109,9 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
 
     from parity.checks import CHECKS
 
-    pairs = spec.get("parity_pairs") or sorted(all_pairs())
-    found.append(Part("parity", "parity", "parity checks 1-4 and 6, " + (
-                          "every model pair" if not spec.get("parity_pairs") else ", ".join(pairs)),
+    chosen = spec.get("parity_pairs")  # null: every registered pair
+    pairs = chosen or sorted(all_pairs())
+    found.append(Part("parity", "parity", "parity checks 1-4 and 6, " + (", ".join(pairs) if chosen else "every model pair"),
                       ["parity", "--pairs", *pairs, "--checks", *CHECKS, *backends,
                        "--json", str(runs / "parity.json")],
                       output_file=str(runs / "parity.json")))

@@ -14,7 +14,7 @@ from core.paired import mcnemar
 from experiments import ablation, discussion, methods, notebook
 from experiments.document import Cell, Document, Figure, Heading, Para, Table, link
 from experiments.nets import architecture_table, build_pair, recipe_net
-from experiments.numbers import Numbers, duration, mean_std, pct, pct_mean_std
+from experiments.numbers import Numbers, duration, mean_std, p_text, pct, pct_mean_std
 from experiments.records import read_csv, read_json
 
 
@@ -177,7 +177,7 @@ def section_baseline(ctx: Context, specified: dict) -> None:
         test = mcnemar([m["test_errors"]], [first["test_errors"]], m["n_test"])
         n.add("baseline_only_cnn", test.new_only, f"{test.new_only:,}", cnn["record"])
         n.add("baseline_only_svm", test.old_only, f"{test.old_only:,}", record)
-        n.add("baseline_mcnemar_p", test.p, discussion.p_text(test.p), record)
+        n.add("baseline_mcnemar_p", test.p, p_text(test.p), record)
         figure = disagreements(m["test_errors"], first["test_errors"], ctx.figures / "baseline_disagreements.png")
         if figure:
             ctx.doc.add(Figure(figure, "Where the two disagree: test digits only HOG + SVM gets right (top) and only the "
@@ -230,11 +230,14 @@ def section_ladders(ctx: Context) -> None:
                      "are no steps: every step leaves them to the machine. Test accuracy is read for the report only. "
                      "The final architecture below is the kept chain, read from the ladder's own configs."))
     n = ctx.numbers
+    chains: dict[str, tuple[Path, list[str]]] = {}  # the Lightning ladders' kept steps: the final architectures
     for record in ladders:
         out = Path(record["output"])
         dataset, fw = record["meta"]["dataset"], record["meta"]["framework"]
         spec = read_json(out / "ladder.json")
         rows = read_csv(out / "ladder.csv")
+        if fw == "lightning":
+            chains[dataset] = (out, [r["step"] for r in rows if ablation.is_kept(r["decision"])])
         ctx.doc.add(Heading(f"{SPECS[dataset].title}, {fw.capitalize()}", 3))
         table = []
         for r in rows:
@@ -279,13 +282,7 @@ def section_ladders(ctx: Context) -> None:
                                     "hollow marker on a grey band. Look at whether each kept step lifts validation "
                                     "and at what it costs in time."))
         discussion.ladder(ctx, dataset, fw, rows)
-    for record in ladders:
-        dataset, fw = record["meta"]["dataset"], record["meta"]["framework"]
-        if fw != "lightning":
-            continue
-        out = Path(record["output"])
-        rows = read_csv(out / "ladder.csv")
-        kept = [r["step"] for r in rows if ablation.is_kept(r["decision"])]
+    for dataset, (out, kept) in chains.items():
         net = final_net(out, kept)
         shape = SPECS[dataset].shape
         torch_net, keras_net = build_pair(net, shape)

@@ -406,6 +406,11 @@ def _max_abs(tensors: list[torch.Tensor]) -> float:
     return max((float(t.abs().nan_to_num(nan=math.inf).max()) for t in tensors if t.numel()), default=0.0)
 
 
+def _relative_to_update(delta: float, update: float) -> float:
+    """The largest weight difference in units of the largest update; infinite when no finite update was made."""
+    return delta / update if 0 < update < math.inf else math.inf
+
+
 def _relative(a: float, b: float) -> float:
     """|a - b| / |a|, infinite where either is not finite (a diverged loss is no match)."""
     if not (math.isfinite(a) and math.isfinite(b)):
@@ -439,7 +444,7 @@ def check_training(pair: ModelPair) -> list[Row]:
     params = [n for n, _ in torch_model.named_parameters()]
     delta = _max_abs([trained[n] - ported[n] for n in params])
     update = _max_abs([trained[n] - start[n] for n in params])
-    rel = delta / update if 0 < update < math.inf else math.inf
+    rel = _relative_to_update(delta, update)
     loss_rel = max(_relative(a, b) for a, b in zip(t_losses, k_losses))
     rows = [
         Row(

@@ -342,7 +342,7 @@ def _steps_from(pair: ModelPair, s: Sides, first: int) -> list[Row]:
         ported = dict(torch_model.named_parameters())
     delta = checks._max_abs([trained[n] - ported[n].detach() for n in trained])
     update = checks._max_abs([trained[n] - start[n].detach() for n in trained])
-    rel = delta / update if 0 < update < math.inf else math.inf
+    rel = checks._relative_to_update(delta, update)
     opt = type(optimizer).__name__
     return [Row(f"6d recipe steps: weights after {STEPS} steps of each framework's own {opt} and schedule "
                 f"(from step {first}{' (end of warm-up)' if first else ''}, batch {BATCH}, float64)", f"max abs diff {delta:.2e} = {rel:.1e} x max update {update:.2e}",
