@@ -1,10 +1,9 @@
-"""The numbers of the report and of the experiments: mean and spread over seeds, the sampling error of an
-accuracy, and how each is written (percentages, durations); ``Numbers``, the registry of every figure the report
+"""The numbers of the report and of the experiments: mean and spread over seeds, and how each is written
+(percentages, p-values, durations); ``Numbers``, the registry of every figure the report
 states with the command behind it. One place, so that one name has one meaning."""
 
 from __future__ import annotations
 
-import math
 import statistics
 
 
@@ -30,11 +29,6 @@ class Numbers:
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (nan for one value: a single seed has no spread)."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
-
-
-def sampling_error(p: float, n: int) -> float:
-    """Standard error of an accuracy p measured on n independent images, sqrt(p(1 - p) / n)."""
-    return math.sqrt(p * (1 - p) / n)
 
 
 def pct(x: float, digits: int = 2) -> str:
