@@ -93,12 +93,23 @@ def precision_of(recipe: str, framework: str) -> str:
     return resolve(trainer.get("precision"), trainer.get("accelerator"))
 
 
+def where(m: dict) -> str:
+    """A machine as the tables name it: CPU model, whether it computes bf16 natively, threads, GPU."""
+    return f"{m['cpu']}, {'AMX' if m['native_bf16'] else 'no AMX'}, {m['threads']} threads" + (f", {m['gpu']}" if m.get("gpu") else "")
+
+
+def key(r: dict) -> tuple:
+    """What one row of the table stands for: a recipe in one framework (and backend) on one kind of machine. The
+    same recipe timed on an AMX CPU and on one without is two rows, never one mean of both."""
+    return r["recipe"], r["framework"], r.get("backend") or "", where(r["machine"])
+
+
 def summarise(runs: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        groups.setdefault((r["recipe"], r["framework"], r.get("backend") or ""), []).append(r)
+        groups.setdefault(key(r), []).append(r)
     rows = []
-    for (recipe, framework, backend), rs in groups.items():
+    for (recipe, framework, backend, _), rs in groups.items():
         acc = [r["test_acc"] for r in rs]
         rows.append({
             "recipe": recipe, "framework": framework + (f" ({backend})" if backend else ""), "parameters": rs[0]["parameters"],
@@ -111,20 +122,37 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def gaps(runs: list[dict]) -> list[list[str]]:
-    """Per recipe trained in both frameworks: Lightning's and Keras' test accuracy over seeds, their difference
-    and a Welch test (scipy.stats.ttest_ind, unequal variances) -- is the gap more than seed noise?"""
+    """Per recipe trained in both frameworks on one machine: Lightning's and Keras' test accuracy over seeds, their
+    difference, a Welch test over seeds (scipy.stats.ttest_ind, unequal variances; two runs a side at least) and
+    McNemar's exact test on the same test images, pooled over the seeds both frameworks ran (a seed's two runs
+    share the epoch order, so they are a pair): is the gap more than noise?"""
     from scipy import stats
 
+    from core.datasets import SPECS
+    from core.paired import mcnemar
+
     out = []
-    for recipe in dict.fromkeys(r["recipe"] for r in runs):
-        acc = {fw: [r["test_acc"] for r in runs if r["recipe"] == recipe and r["framework"] == fw]
-               for fw in ("lightning", "keras")}
-        if min(len(a) for a in acc.values()) < 2:
+    for recipe, machine in dict.fromkeys((r["recipe"], where(r["machine"])) for r in runs):
+        same = [r for r in runs if r["recipe"] == recipe and where(r["machine"]) == machine and not r.get("backend")]
+        by = {fw: {r["seed"]: r for r in same if r["framework"] == fw} for fw in ("lightning", "keras")}
+        if not all(by.values()):
             continue
-        p = stats.ttest_ind(acc["lightning"], acc["keras"], equal_var=False).pvalue
-        ms = {fw: (statistics.fmean(a), statistics.stdev(a), len(a)) for fw, a in acc.items()}
-        out.append([recipe, *(f"{100 * m:.2f} ± {100 * sd:.2f} (n={n})" for m, sd, n in ms.values()),
-                    f"{100 * (ms['keras'][0] - ms['lightning'][0]):+.2f}", f"{p:.2f}"])
+        acc = {fw: [r["test_acc"] for r in rs.values()] for fw, rs in by.items()}
+        welch = (f"{stats.ttest_ind(acc['lightning'], acc['keras'], equal_var=False).pvalue:.2f}"
+                 if min(len(a) for a in acc.values()) > 1 else "—")
+        seeds = [s for s in by["lightning"] if s in by["keras"]
+                 and by["lightning"][s].get("test_errors") is not None and by["keras"][s].get("test_errors") is not None]
+        paired = ["—", "—"]
+        if seeds:
+            test = mcnemar([by["lightning"][s]["test_errors"] for s in seeds], [by["keras"][s]["test_errors"] for s in seeds],
+                           SPECS[by["lightning"][seeds[0]]["dataset"]].test_size)
+            paired = [f"{test.old_only} / {test.new_only} (seeds {', '.join(map(str, seeds))})", f"{test.p:.2f}"]
+
+        def pm(a):
+            return f"{100 * statistics.fmean(a):.2f}" + (f" ± {100 * statistics.stdev(a):.2f}" if len(a) > 1 else "") + f" (n={len(a)})"
+
+        out.append([recipe, machine, pm(acc["lightning"]), pm(acc["keras"]),
+                    f"{100 * (statistics.fmean(acc['keras']) - statistics.fmean(acc['lightning'])):+.2f}", welch, *paired])
     return out
 
 
@@ -132,9 +160,6 @@ def table(rows: list[dict]) -> list[str]:
     def pm(r):
         std = "" if r["test_std"] is None else f" ± {100 * r['test_std']:.2f}"
         return f"{100 * r['test_mean']:.2f}{std} (n={len(r['seeds'])})"
-
-    def where(m):
-        return f"{m['cpu']}, {'AMX' if m['native_bf16'] else 'no AMX'}, {m['threads']} threads" + (f", {m['gpu']}" if m.get("gpu") else "")
 
     return tables.markdown(
         ["recipe", "framework", "params", "epochs", "test acc % (mean ± std)", "wall per run", "images/s", "precision", "machine"],
@@ -153,8 +178,11 @@ def docs_block(results: dict) -> str:
     rows = results["summary"]
     commands = sorted({r["command"] for r in results["runs"]})
     gap = gaps(results["runs"])
-    gap_lines = ["", "Lightning against its Keras twin, same recipe and seeds (Δ = Keras − Lightning, pp):", "",
-                 *tables.markdown(["recipe", "Lightning", "Keras", "Δ", "p (Welch)"], gap, align="lrrrr")] if gap else []
+    gap_lines = ["", "Lightning against its Keras twin, same recipe, seeds and machine (Δ = Keras − Lightning, pp; "
+                 "test images right only in Lightning / only in Keras, pooled over the seeds both ran, and McNemar's "
+                 "exact test on them):", "",
+                 *tables.markdown(["recipe", "machine", "Lightning", "Keras", "Δ", "p (Welch)",
+                                   "right only L / only K", "p (McNemar)"], gap, align="llrrrrrr")] if gap else []
     return "\n".join([BEGIN, "", *table(rows), *gap_lines, "",
                       "Each run is one process of its command with `--seed_everything S` (Lightning) or `--seed S` "
                       "(Keras), measured by `python benchmarks/recipes.py --recipes ... --frameworks ... --seeds 3 "
@@ -213,6 +241,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     m, wall = run_once(cmd, Path(tmp) / f"{recipe}_{framework}_{seed}.log")
                     ips = m.get("train_images_per_s") or [float("nan")]
                     runs.append({"recipe": recipe, "framework": framework, "backend": backend, "seed": seed,
+                                 "dataset": m.get("dataset"), "test_errors": m.get("test_errors"),
                                  "test_acc": m["test_acc"], "parameters": m["parameters"], "epochs": m["epochs"],
                                  "wall_s": wall, "train_s": m.get("train_s"), "images_per_s": statistics.median(ips),
                                  "precision": precision, "machine": info,
@@ -231,9 +260,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def save(path: Path, runs: list[dict], earlier: list[dict]) -> None:
-    """The file's earlier runs, but those of a recipe and framework measured now, plus this benchmark's runs."""
-    measured = {(r["recipe"], r["framework"], r["backend"]) for r in runs}
-    kept = [r for r in earlier if (r["recipe"], r["framework"], r.get("backend")) not in measured]
+    """The file's earlier runs, but those of a recipe and framework measured now on this kind of machine, plus this
+    benchmark's runs (another machine's runs of the same recipe stay: a row each)."""
+    measured = {key(r) for r in runs}
+    kept = [r for r in earlier if key(r) not in measured]
     write_json(path, {"runs": kept + runs, "summary": summarise(kept + runs)})
 
 

@@ -15,8 +15,6 @@ framework-neutral preprocessing.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import keras_ref  # noqa: F401  (Keras backend before keras)

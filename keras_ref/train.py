@@ -32,7 +32,7 @@ from keras_ref.epochs import EpochBatches
 from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe, save_atomically
 from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
-from keras_ref.recipes import CLASSIFIER_DEFAULT, RecipeError, classifier_recipe, dtype_policy, make_optimizer
+from keras_ref.recipes import CLASSIFIER_DEFAULT, classifier_recipe, dtype_policy, make_optimizer
 from core import flags, plots
 from core.paired import wrong_positions
 from core.split import DatasetSplit

@@ -12,7 +12,6 @@ plain types (str, float, int, bool, list, dict) go in, so ``torch.load(..., weig
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 

@@ -16,8 +16,6 @@ stops the run with one line naming it (exit status 2).
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch

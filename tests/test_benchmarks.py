@@ -78,3 +78,42 @@ def test_the_recipe_table_in_the_docs_is_the_committed_benchmark():
         "render it: python benchmarks/recipes.py --json results/benchmarks/recipes.json --update-docs")
     results = json.loads(committed.read_text())
     assert results["summary"] == recipes.summarise(results["runs"])  # the summary is the runs', not edited
+
+
+def _recipes_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import recipes
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return recipes
+
+
+def _run(framework, seed, acc, errors, cpu="CPU A", bf16=False):
+    machine = {"cpu": cpu, "native_bf16": bf16, "cores": 2, "threads": 2, "torch": "x", "python": "x", "gpu": None}
+    return {"recipe": "mnist_improved", "framework": framework, "backend": None, "seed": seed, "dataset": "mnist",
+            "test_errors": errors, "test_acc": acc, "parameters": 1, "epochs": 1, "wall_s": 1.0, "train_s": 1.0,
+            "images_per_s": 1.0, "precision": "32-true", "machine": machine}
+
+
+def test_recipe_benchmark_keeps_machines_apart_and_pairs_the_frameworks_seed_by_seed(tmp_path):
+    """One row per recipe, framework and machine (an AMX CPU's bf16 runs are never averaged with float32 ones);
+    re-measuring on one machine replaces that machine's runs only; the gap table pairs a seed's two runs on the same
+    test images (McNemar) and leaves Welch out where a side has one run."""
+    recipes = _recipes_module()
+    xeon = [_run("lightning", s, 0.996, None, cpu="CPU B", bf16=True) for s in (0, 1, 2)]
+    here = [_run("lightning", 0, 0.9960, list(range(40))), _run("keras", 0, 0.9930, list(range(10, 80)))]
+    assert len(recipes.summarise(xeon + here)) == 3  # Lightning on B, Lightning on A, Keras on A
+    path = tmp_path / "recipes.json"
+    recipes.save(path, here, xeon)
+    again = [_run("lightning", 0, 0.9961, list(range(39)))]
+    recipes.save(path, again, json.loads(path.read_text())["runs"])
+    runs = json.loads(path.read_text())["runs"]
+    assert [(r["machine"]["cpu"], r["framework"], r["test_acc"]) for r in runs] == (
+        [("CPU B", "lightning", 0.996)] * 3 + [("CPU A", "keras", 0.9930), ("CPU A", "lightning", 0.9961)])
+    (row,) = recipes.gaps(here)  # CPU B has no Keras runs: no row
+    assert row[1].startswith("CPU A, no AMX") and row[4] == "-0.30" and row[5] == "—"
+    # right only in Lightning: 40..79 (40 images); only in Keras: 0..9 (10); p of 10 in 50 under a fair coin
+    assert row[6].startswith("40 / 10") and float(row[7]) < 0.001
+    same = [_run("lightning", 0, 0.996, [1, 2]), _run("keras", 0, 0.996, [2, 1])]
+    assert recipes.gaps(same)[0][6:] == ["0 / 0 (seeds 0)", "1.00"]
