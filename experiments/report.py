@@ -55,6 +55,7 @@ def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: s
     sections.section_denoise(ctx)
     sections.section_parity(ctx)
     discussion.summary(ctx, specified)
+    discussion.ladders_across_frameworks(ctx)
     discussion.conclusion(ctx)
     rows = headline_rows(ctx.numbers.entries)
     sections.section_environment(ctx, env)

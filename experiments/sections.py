@@ -33,6 +33,7 @@ class Context:
         self.numbers = Numbers()
         self.claims: list[str] = []  # the discussion's paragraphs, as written into results.json
         self.tables: dict[str, dict] = {}  # named tables, kept in results.json for the docs (DOC_TABLES)
+        self.ladders: dict[tuple[str, str], list[dict]] = {}  # (dataset, framework): its ladder.csv rows
         self.doc = Document(f"The deep-learning practical: report ({budget} budget)")
 
     def table(self, name: str, table: Table, command: str) -> Table:
@@ -236,6 +237,7 @@ def section_ladders(ctx: Context) -> None:
         dataset, fw = record["meta"]["dataset"], record["meta"]["framework"]
         spec = read_json(out / "ladder.json")
         rows = read_csv(out / "ladder.csv")
+        ctx.ladders[dataset, fw] = rows
         if fw == "lightning":
             chains[dataset] = (out, [r["step"] for r in rows if ablation.is_kept(r["decision"])])
         ctx.doc.add(Heading(f"{SPECS[dataset].title}, {fw.capitalize()}", 3))

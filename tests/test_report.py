@@ -352,3 +352,34 @@ def test_update_docs_reports_what_it_changed(tmp_path):
     page.write_text(page.read_text().replace("pass |", "PASS |", 1))  # a hand edit inside the block
     assert docs_sync.update_docs(results_file, tmp_path) == [page]
     assert page.read_text() == (ROOT / "docs" / "parity.md").read_text()
+
+
+def test_the_discussion_compares_the_two_frameworks_ladders_step_by_step(tmp_path):
+    """Where a dataset's ladder ran in both frameworks, the discussion counts the steps whose keep-or-leave
+    decisions agree and names each one that differs, with both decisions, from the ladder tables."""
+    from experiments import discussion, sections
+
+    def rows(*decisions):
+        steps = ["00_base", "01_batch_norm", "02_depth_width", "03_augmentation"]
+        changes = ["specified CNN", "+ BatchNorm: after every conv", "+ depth/width: more", "+ augmentation: shifts"]
+        return [{"step": s, "change": c, "decision": d} for s, c, d in zip(steps, changes, ("first", *decisions))]
+
+    records = [{"kind": "ladder", "meta": {"dataset": "mnist", "framework": fw}, "command": f"ladder {fw}", "configs": []}
+               for fw in ("lightning", "keras")]
+    ctx = sections.Context(records, "standard", tmp_path, "practical")
+    ctx.ladders = {("mnist", "lightning"): rows("within noise", "kept", "worse"),
+                   ("mnist", "keras"): rows("kept", "kept", "within noise")}
+    discussion.ladders_across_frameworks(ctx)
+    (text,) = ctx.claims
+    assert "agree on 2 of 3 steps" in text
+    assert "“+ BatchNorm” (01_batch_norm: within noise in Lightning, kept in Keras)" in text
+    assert "02_depth_width" not in text and "03_augmentation" not in text  # agreeing steps are counted, not listed
+    assert not unregistered({"numbers": ctx.numbers.entries, "discussion": ctx.claims})
+    ctx.claims.clear()
+    ctx.ladders[("mnist", "keras")] = rows("within noise", "kept", "worse")
+    discussion.ladders_across_frameworks(ctx)
+    assert "agree on 3 of 3 steps" in ctx.claims[0] and "They differ" not in ctx.claims[0]
+    ctx.claims.clear()
+    del ctx.ladders[("mnist", "keras")]  # one framework's ladder alone: nothing to compare
+    discussion.ladders_across_frameworks(ctx)
+    assert not ctx.claims
