@@ -96,12 +96,14 @@ def ladders_across_frameworks(ctx) -> None:
         text += ("They differ on " + "; ".join(
             f"{quote(a['change'].split(':')[0])} ({a['step']}: {a['decision']} in Lightning, {b['decision']} in Keras)"
             for a, b in differ) + ". ")
+        one = int(both[0][0].get("seeds") or 1) == 1
+        runs = "one run" if one else f"{n.text(f'ladder_{dataset}_lightning_seeds')} seeds' runs"
         text += ("The parity suite holds the two frameworks' models and recipes equal, so a disagreement is the noise "
-                 "of one run per step (other initial weights, other augmentation draws), not a difference between the "
+                 f"of {runs} per step (other initial weights, other augmentation draws), not a difference between the "
                  "frameworks; and after the first one the two ladders test later steps against different kept "
                  "chains, so later disagreements partly follow from it. The decisions near the threshold are the ones "
-                 "to re-run with the full budget's three seeds per step, whose pooled paired test resolves smaller "
-                 "gains.")
+                 + ("to re-run with the full budget's three seeds per step, whose pooled paired test resolves smaller "
+                    "gains." if one else "to re-run with more seeds per step."))
         claim(ctx, text)
 
 

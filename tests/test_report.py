@@ -380,6 +380,13 @@ def test_the_discussion_compares_the_two_frameworks_ladders_step_by_step(tmp_pat
     discussion.ladders_across_frameworks(ctx)
     assert "agree on 3 of 3 steps" in ctx.claims[0] and "They differ" not in ctx.claims[0]
     ctx.claims.clear()
+    for fw in ("lightning", "keras"):  # three seeds a step: the noise is named as theirs, not one run's
+        ctx.ladders[("mnist", fw)][0]["seeds"] = "3"
+    ctx.ladders[("mnist", "keras")][1]["decision"] = "kept"
+    ctx.numbers.add("ladder_mnist_lightning_seeds", 3, "3", records[0])
+    discussion.ladders_across_frameworks(ctx)
+    assert "the noise of 3 seeds' runs per step" in ctx.claims[0] and "one run" not in ctx.claims[0]
+    ctx.claims.clear()
     del ctx.ladders[("mnist", "keras")]  # one framework's ladder alone: nothing to compare
     discussion.ladders_across_frameworks(ctx)
     assert not ctx.claims
