@@ -37,6 +37,7 @@ from core import configs, flags, tables
 from core.precision import cpu_has_native_bf16, resolve
 from core.runs import UsageError, write_json, write_text
 from experiments.docs_sync import replaced_block
+from experiments.numbers import mean_std, pp_mean_std
 from experiments.records import environment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,22 +149,21 @@ def gaps(runs: list[dict]) -> list[list[str]]:
                            SPECS[by["lightning"][seeds[0]]["dataset"]].test_size)
             paired = [f"{test.old_only} / {test.new_only} (seeds {', '.join(map(str, seeds))})", f"{test.p:.2f}"]
 
-        def pm(a):
-            return f"{100 * statistics.fmean(a):.2f}" + (f" ± {100 * statistics.stdev(a):.2f}" if len(a) > 1 else "") + f" (n={len(a)})"
-
-        out.append([recipe, machine, pm(acc["lightning"]), pm(acc["keras"]),
-                    f"{100 * (statistics.fmean(acc['keras']) - statistics.fmean(acc['lightning'])):+.2f}", welch, *paired])
+        (ml, sl), (mk, sk) = mean_std(acc["lightning"]), mean_std(acc["keras"])
+        out.append([recipe, machine, acc_text(ml, sl, len(acc["lightning"])), acc_text(mk, sk, len(acc["keras"])),
+                    f"{100 * (mk - ml):+.2f}", welch, *paired])
     return out
 
 
-def table(rows: list[dict]) -> list[str]:
-    def pm(r):
-        std = "" if r["test_std"] is None else f" ± {100 * r['test_std']:.2f}"
-        return f"{100 * r['test_mean']:.2f}{std} (n={len(r['seeds'])})"
+def acc_text(mean: float, std: float | None, n: int) -> str:
+    """Test accuracy over n seeds as the tables write it: '99.60 ± 0.14 (n=2)' (no spread for one seed)."""
+    return f"{pp_mean_std(mean, float('nan') if std is None else std)} (n={n})"
 
+
+def table(rows: list[dict]) -> list[str]:
     return tables.markdown(
         ["recipe", "framework", "params", "epochs", "test acc % (mean ± std)", "wall per run", "images/s", "precision", "machine"],
-        [[r["recipe"], r["framework"], f"{r['parameters']:,}", r["epochs"], pm(r),
+        [[r["recipe"], r["framework"], f"{r['parameters']:,}", r["epochs"], acc_text(r["test_mean"], r["test_std"], len(r["seeds"])),
           f"{r['wall_s'] / 60:.1f} min (max {r['wall_max_s'] / 60:.1f})", f"{r['images_per_s']:,.0f}", r["precision"],
           where(r["machine"])] for r in rows], align="llrrrrrll")
 

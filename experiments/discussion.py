@@ -29,11 +29,16 @@ def claim(ctx, text: str) -> None:
     ctx.claims.append(text)
 
 
+def ladder_record(ctx, dataset: str, framework: str) -> dict:
+    """The practical's part that ran this dataset's ladder in this framework (its command is every figure's source)."""
+    return next(r for r in ctx.records if r["kind"] == "ladder" and r["meta"] == {"dataset": dataset, "framework": framework})
+
+
 def ladder(ctx, dataset: str, framework: str, rows: list[dict]) -> None:
     """What the ladder decided, step by step, with the paired test behind each decision (experiments.ablation's
     rule): the kept changes, those within noise and those worse beyond noise; and how far test accuracy moved."""
     n, tag = ctx.numbers, f"ladder_{dataset}_{framework}"
-    record = next(r for r in ctx.records if r["kind"] == "ladder" and r["meta"] == {"dataset": dataset, "framework": framework})
+    record = ladder_record(ctx, dataset, framework)
     tried = [r for r in rows[1:] if f"{tag}_{r['step']}_p" in n.entries]
     if not tried:
         return
@@ -77,7 +82,7 @@ def ladders_across_frameworks(ctx) -> None:
         both = [ctx.ladders.get((dataset, fw)) for fw in ("lightning", "keras")]
         if not all(both):
             continue
-        record = next(r for r in ctx.records if r["kind"] == "ladder" and r["meta"] == {"dataset": dataset, "framework": "keras"})
+        record = ladder_record(ctx, dataset, "keras")
         keras = {r["step"]: r for r in both[1]}
         steps = [(r, keras[r["step"]]) for r in both[0][1:] if r["step"] in keras and r["decision"] and keras[r["step"]]["decision"]]
         if not steps:
@@ -96,7 +101,7 @@ def ladders_across_frameworks(ctx) -> None:
         text += ("They differ on " + "; ".join(
             f"{quote(a['change'].split(':')[0])} ({a['step']}: {a['decision']} in Lightning, {b['decision']} in Keras)"
             for a, b in differ) + ". ")
-        one = int(both[0][0].get("seeds") or 1) == 1
+        one = int(both[0][0]["seeds"]) == 1
         runs = "one run" if one else f"{n.text(f'ladder_{dataset}_lightning_seeds')} seeds' runs"
         text += ("The parity suite holds the two frameworks' models and recipes equal, so a disagreement is the noise "
                  f"of {runs} per step (other initial weights, other augmentation draws), not a difference between the "

@@ -362,7 +362,7 @@ def test_the_discussion_compares_the_two_frameworks_ladders_step_by_step(tmp_pat
     def rows(*decisions):
         steps = ["00_base", "01_batch_norm", "02_depth_width", "03_augmentation"]
         changes = ["specified CNN", "+ BatchNorm: after every conv", "+ depth/width: more", "+ augmentation: shifts"]
-        return [{"step": s, "change": c, "decision": d} for s, c, d in zip(steps, changes, ("first", *decisions))]
+        return [{"step": s, "change": c, "decision": d, "seeds": "1"} for s, c, d in zip(steps, changes, ("first", *decisions))]
 
     records = [{"kind": "ladder", "meta": {"dataset": "mnist", "framework": fw}, "command": f"ladder {fw}", "configs": []}
                for fw in ("lightning", "keras")]
