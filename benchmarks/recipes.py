@@ -25,6 +25,7 @@ docs/performance.md (between its markers) from the JSON file, without training.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -246,12 +247,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                  "wall_s": wall, "train_s": m.get("train_s"), "images_per_s": statistics.median(ips),
                                  "precision": precision, "machine": info,
                                  "shortened": {"epochs": args.epochs, "limit_train": args.limit_train},
+                                 "config_sha": config_sha(recipe),
                                  "command": " ".join(["python", "-m", ENTRY[framework], "--config",
                                                       f"configs/{recipe}.yaml"])})
                     print(f"[recipes]   test {100 * m['test_acc']:.2f} %, {wall:.0f} s wall, "
                           f"{statistics.median(ips):,.0f} images/s ({precision})", flush=True)
                     if args.json:  # after every run: an interrupted benchmark keeps what it measured
-                        save(Path(args.json), runs, earlier)
+                        stale = save(Path(args.json), runs, earlier)
+                        if stale and len(runs) == 1:
+                            print(f"[recipes] {args.json}: {len(stale)} earlier run(s) of {', '.join(sorted({r['recipe'] for r in stale}))} "
+                                  "measured another text of the recipe: dropped", flush=True)
     rows = summarise(runs)
     print("\n".join(table(rows)))
     if args.json:
@@ -259,12 +264,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
-def save(path: Path, runs: list[dict], earlier: list[dict]) -> None:
-    """The file's earlier runs, but those of a recipe and framework measured now on this kind of machine, plus this
-    benchmark's runs (another machine's runs of the same recipe stay: a row each)."""
+def config_sha(recipe: str) -> str:
+    """The recipe's text as it is now, hashed: a run measured another text measured another recipe."""
+    return hashlib.sha256((configs.folder() / f"{recipe}.yaml").read_bytes()).hexdigest()[:16]
+
+
+def save(path: Path, runs: list[dict], earlier: list[dict]) -> list[dict]:
+    """The file's earlier runs, but those of a recipe and framework measured now on this kind of machine, and those
+    of an earlier text of a recipe measured now (on any machine: they measured another recipe under the same name),
+    plus this benchmark's runs (another machine's runs of the same recipe text stay: a row each). Returns the
+    earlier runs dropped because their recipe has changed since."""
     measured = {key(r) for r in runs}
-    kept = [r for r in earlier if key(r) not in measured]
+    current = {r["recipe"]: r["config_sha"] for r in runs}
+    stale = [r for r in earlier if r["recipe"] in current and r.get("config_sha") != current[r["recipe"]]]
+    kept = [r for r in earlier if key(r) not in measured and r not in stale]
     write_json(path, {"runs": kept + runs, "summary": summarise(kept + runs)})
+    return stale
 
 
 if __name__ == "__main__":

@@ -135,6 +135,55 @@ def denoise(ctx, rows: list[dict], sigmas: list[float], record: dict) -> None:
                       "does not yet beat a tuned filter (docs/denoise.md has the full budget)."))
 
 
+def improved(ctx, dataset: str, found: dict, specified: dict) -> None:
+    """The shipped improved recipe against the specified CNN (paired per seed on the same test images; Welch over
+    seeds), framework by framework, and the two frameworks against each other."""
+    n, title = ctx.numbers, SPECS[dataset].title
+    said = []
+    for fw in ("lightning", "keras"):
+        tag = f"improved_{dataset}_{fw}"
+        if (dataset, fw) not in found:
+            continue
+        text = (f"in {fw.capitalize()} the recipe reaches {n.text(tag + '_test_acc_mean')} over "
+                f"{n.text(tag + '_seeds')} seed(s)")
+        if f"{tag}_vs_specified_p" in n.entries:
+            p = n.value(f"{tag}_vs_specified_p")
+            ahead = n.value(f"{tag}_vs_specified_only_improved") > n.value(f"{tag}_vs_specified_only_specified")
+            text += (f" against the specified CNN's {n.text(f'specified_{fw}_test_acc_mean')}; on the same test images "
+                     f"({n.text(tag + '_vs_specified_pairs')} seed pair(s)) {n.text(tag + '_vs_specified_only_improved')} "
+                     f"image-runs are right only for the improved recipe and "
+                     f"{n.text(tag + '_vs_specified_only_specified')} only for the specified CNN, McNemar's p "
+                     f"{n.text(tag + '_vs_specified_p')}: "
+                     + (("an improvement beyond noise" if ahead else "worse beyond noise") if p < ALPHA else
+                        "within noise"))
+            if f"{tag}_vs_specified_welch_p" in n.entries:
+                text += f" (Welch over the seeds: p {n.text(tag + '_vs_specified_welch_p')})"
+        said.append(text)
+    if not said:
+        return
+    text = f"The shipped {title} recipe, trained as a user trains it: " + "; ".join(said) + ". "
+    both = [found.get((dataset, fw)) for fw in ("lightning", "keras")]
+    if all(both):
+        lightning, keras = both
+        tag = f"improved_{dataset}_framework"
+        evidence = []
+        p = welch(lightning["values"], keras["values"])
+        if p == p:
+            n.add(f"{tag}_welch_p", p, p_text(p), lightning["record"])
+            evidence.append(f"Welch's p {n.text(tag + '_welch_p')}")
+        pairs = [(a, b) for a, b in zip(lightning["runs"], keras["runs"]) if "test_errors" in a and "test_errors" in b]
+        if pairs:
+            test = mcnemar([a["test_errors"] for a, _ in pairs], [b["test_errors"] for _, b in pairs], 10_000)
+            n.add(f"{tag}_mcnemar_p", test.p, p_text(test.p), lightning["record"])
+            evidence.append(f"McNemar's p {n.text(tag + '_mcnemar_p')} on the same test images, seed by seed")
+        if evidence:
+            ps = [n.value(f"{tag}_{k}_p") for k in ("welch", "mcnemar") if f"{tag}_{k}_p" in n.entries]
+            text += ("Lightning against Keras: " + ", ".join(evidence) + (
+                ": the frameworks differ beyond noise on this recipe." if min(ps) < ALPHA else
+                ": within noise, as the recipe-parity checks predict."))
+    claim(ctx, text)
+
+
 def welch(a: list[float], b: list[float]) -> float:
     """Welch's t-test over seeds (unequal variances), two-sided p; nan with fewer than two values a side, or none
     of spread on either side (identical runs)."""
@@ -202,6 +251,20 @@ def conclusion(ctx) -> None:
         parts.append(f"the specified CNN reaches {n.text('specified_lightning_test_acc_mean')} on the MNIST test set "
                      f"against HOG + SVM's {n.text('baseline_test_acc')}")
     for dataset in ("mnist", "cifar10"):
+        shipped = [(fw, f"improved_{dataset}_{fw}") for fw in ("lightning", "keras")
+                   if has(f"improved_{dataset}_{fw}_test_acc_mean")]
+        if shipped:
+            text = (f"the shipped {SPECS[dataset].title} recipe (configs/{dataset}_improved.yaml) reaches "
+                    + " and ".join(f"{n.text(tag + '_test_acc_mean')} in {fw.capitalize()}" for fw, tag in shipped))
+            verdicts = [(fw, n.value(tag + "_vs_specified_p"),
+                         n.value(tag + "_vs_specified_only_improved") > n.value(tag + "_vs_specified_only_specified"))
+                        for fw, tag in shipped if has(tag + "_vs_specified_p")]
+            if verdicts:
+                text += ", " + "; ".join(
+                    f"{'beyond noise' if p < ALPHA else 'within noise'} of the specified CNN in {fw.capitalize()} "
+                    f"({'ahead' if ahead else 'behind'}, McNemar's p {n.text(f'improved_{dataset}_{fw}_vs_specified_p')})"
+                    for fw, p, ahead in verdicts)
+            parts.append(text)
         for framework in ("lightning", "keras"):
             tag, title = f"ladder_{dataset}_{framework}", SPECS[dataset].title
             if not has(f"{tag}_first_test_acc", f"{tag}_final_test_acc", f"{tag}_kept", f"{tag}_tried"):

@@ -31,6 +31,13 @@ def headline_rows(num: dict) -> list[tuple[str, str, str]]:
         row("reference denoiser, test PSNR (dB), Lightning / Keras", ["denoiser_lightning_test_psnr", "denoiser_keras_test_psnr"]),
     ]
     for dataset in ("mnist", "cifar10"):
+        keys = [f"improved_{dataset}_{fw}_test_acc_mean" for fw in ("lightning", "keras")]
+        keys = [k for k in keys if k in num]
+        if keys:
+            who = " / ".join(k.split("_")[2].capitalize() for k in keys)
+            n = num.get(f"improved_{dataset}_lightning_seeds", num.get(f"improved_{dataset}_keras_seeds", {})).get("text", "?")
+            candidates.append(row(f"improved CNN (configs/{dataset}_improved.yaml), test accuracy over {n} seed(s), {who}", keys))
+    for dataset in ("mnist", "cifar10"):
         for fw in ("lightning", "keras"):
             candidates.append(row(f"improved-CNN ladder, {dataset}, {fw}: test accuracy (%), first step / last kept step",
                                   [f"ladder_{dataset}_{fw}_first_test_acc", f"ladder_{dataset}_{fw}_final_test_acc"]))

@@ -5,7 +5,7 @@
     python -m experiments.practical --budget full        # 3-seed ladders, the full denoising study: many hours
 
 Each part is one command of the project (the same you would type), run in a process of its own: the specified
-CNN over seeds in Lightning and in Keras, HOG + SVM, the improved-CNN ladders (MNIST, CIFAR-10), the denoising
+CNN and the shipped improved recipe (configs/mnist_improved.yaml) over seeds in Lightning and in Keras, HOG + SVM, the improved-CNN ladders (MNIST, CIFAR-10), the denoising
 study, the parity checks. Its record (command, the configs it reads, where its output went) is kept in
 <runs-dir>/practical/<budget>/parts/, so a second call reuses every part whose command and configs are unchanged
 and runs only the rest: an interrupted practical goes on where it stopped. Then experiments.report writes the
@@ -38,7 +38,7 @@ class Part:
     is where: a run folder printed on the command's last line, or a file the command is told to write."""
 
     name: str
-    kind: str  # specified | baseline | ladder | denoise | parity
+    kind: str  # specified | improved | denoiser | baseline | ladder | denoise | parity
     title: str
     argv: list[str]
     configs: list[str] = field(default_factory=list)  # files under configs/ whose text the run depends on
@@ -62,7 +62,21 @@ class Part:
 def _placeholder(arg: str, runs: str) -> str:
     if runs and (arg == runs or arg.startswith(runs + os.sep)):
         return "<runs>" + arg[len(runs):]
+    if arg.endswith(".yaml"):  # a recipe, however it was spelt from the working folder (config_arg)
+        shipped = configs.folder().resolve()
+        if Path(arg).resolve().is_relative_to(shipped):
+            return "<configs>/" + Path(arg).resolve().relative_to(shipped).as_posix()
     return arg
+
+
+def config_arg(name: str) -> str:
+    """A recipe as a command names it: configs/<name> from the repository root (as README writes it), else its full
+    path, so the command runs from wherever the practical was started."""
+    path = (configs.folder() / name).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
@@ -81,6 +95,22 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
             f"specified_keras_seed{seed}", "specified", f"specified CNN, Keras, seed {seed}",
             ["keras_ref.train", "--seed", str(seed), *spec["specified"]["keras"], "--runs-dir", out, "--quiet"],
             default, meta={"framework": "keras", "seed": seed, "seed_flag": "--seed"}))
+    # The shipped improved recipes at their own size, over the same seeds as the specified CNN: what the ladder's
+    # chain delivers when trained as a user trains it, paired image by image with the specified CNN of each seed.
+    improved = spec.get("improved") or {"recipes": []}
+    for dataset, framework in improved["recipes"]:
+        recipe = f"{dataset}_improved.yaml"
+        for seed in range(seeds or spec["seeds"]):
+            argv = (["lightning_impl.train", "--config", config_arg(recipe), "--seed_everything", str(seed),
+                     *improved["lightning"], "--trainer.logger.init_args.save_dir", out,
+                     "--trainer.enable_progress_bar", "false"] if framework == "lightning" else
+                    ["keras_ref.train", "--config", config_arg(recipe), "--seed", str(seed), *improved["keras"],
+                     "--runs-dir", out, "--quiet"])
+            found.append(Part(
+                f"improved_{dataset}_{framework}_seed{seed}", "improved",
+                f"improved CNN ({recipe}), {framework.capitalize()}, seed {seed}", argv, [recipe],
+                meta={"dataset": dataset, "framework": framework, "seed": seed,
+                      "seed_flag": "--seed_everything" if framework == "lightning" else "--seed"}))
     for framework, module, seed_flag, where in (("lightning", "lightning_impl.train_denoiser", "--seed_everything",
                                                  "--trainer.logger.init_args.save_dir"),
                                                 ("keras", "keras_ref.train_denoiser", "--seed", "--runs-dir")):

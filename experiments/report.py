@@ -51,6 +51,7 @@ def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: s
     specified = sections.section_specified(ctx)
     sections.section_baseline(ctx, specified)
     sections.section_ladders(ctx)
+    sections.section_improved(ctx, specified)
     sections.section_denoiser(ctx)
     sections.section_denoise(ctx)
     sections.section_parity(ctx)

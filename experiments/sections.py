@@ -118,7 +118,8 @@ def section_specified(ctx: Context) -> dict:
         m0 = items[0][1]  # images seen per epoch: throughput × time, as the run measured them
         per_epoch = round(statistics.fmean(r * t for r, t in zip(m0["train_images_per_s"], m0["epoch_time_s"])))
         n.add(f"specified_{fw}_images_per_epoch", per_epoch, f"{per_epoch:,}", items[0][0])
-        summary[fw] = {"values": values, "record": items[0][0], "metrics": items[0][1], "runs": [m for _, m in items]}
+        summary[fw] = {"values": values, "record": items[0][0], "metrics": items[0][1], "runs": [m for _, m in items],
+                       "items": [r for r, _ in items]}
         rows.append([label, str(len(values)), ", ".join(pct(v) for v in values), n.text(f"specified_{fw}_test_acc_mean"),
                      n.text(f"specified_{fw}_epochs"), n.text(f"specified_{fw}_train_s"),
                      n.text(f"specified_{fw}_test_s") if test_s else "—"])
@@ -298,6 +299,91 @@ def section_ladders(ctx: Context) -> None:
                             "header says how they were chosen); this budget's ladder decides on its own runs, so the "
                             "two can differ.")),
                     architecture_table(torch_net, keras_net, shape))
+
+
+def section_improved(ctx: Context, specified: dict) -> dict:
+    """The shipped improved recipes (configs/<dataset>_improved.yaml) trained at their own size over the seeds, in
+    each framework; on MNIST each seed paired with the specified CNN of the same seed and framework on the same test
+    images. Returns {(dataset, framework): {"values", "record", "runs"}} for the discussion."""
+    runs = ctx.of_kind("improved")
+    if not runs:
+        return {}
+    by: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
+    for r in runs:
+        by.setdefault((r["meta"]["dataset"], r["meta"]["framework"]), []).append(
+            (r, read_json(Path(r["output"]) / "metrics.json")))
+    n, found = ctx.numbers, {}
+    ctx.doc.add(Heading("Improved CNN: the shipped recipe over seeds"))
+    for dataset in dict.fromkeys(d for d, _ in by):
+        recipe = f"{dataset}_improved.yaml"
+        steps = ablation.steps_of((configs.folder() / recipe).read_text())
+        header = (configs.folder() / recipe).read_text().splitlines()[1].lstrip("# ")
+        ctx.doc.add(Heading(f"{SPECS[dataset].title}: configs/{recipe}", 3),
+                    Para(f"The recipe a user trains (`python -m lightning_impl.train --config configs/{recipe}`, and "
+                         f"its Keras twin), at its own epochs and on the whole training split, over the same seeds as "
+                         f"the specified CNN. It holds the ladder steps {', '.join(steps)} ({header}). "
+                         "Each seed's run is paired with the specified CNN's run of the same seed and framework on "
+                         "the same test images: McNemar's exact test, pooled over the seeds, on the images only one "
+                         "of the two gets right; Welch's t-test compares the seeds' means."))
+        rows, groups = [], {}
+        for (d, fw), items in by.items():
+            if d != dataset:
+                continue
+            label, tag = fw.capitalize(), f"improved_{dataset}_{fw}"
+            values = [m["test_acc"] for _, m in items]
+            record = over_seeds([r for r, _ in items])
+            n.add(f"{tag}_test_acc_mean", statistics.fmean(values), pct_mean_std(values), record)
+            n.add(f"{tag}_seeds", len(values), str(len(values)), record)
+            train = statistics.fmean(m["train_s"] for _, m in items)
+            n.add(f"{tag}_train_s", train, duration(train), record)
+            n.add(f"{tag}_parameters", items[0][1]["parameters"], f"{items[0][1]['parameters']:,}", record)
+            n.add(f"{tag}_epochs", items[0][1]["epochs"], str(items[0][1]["epochs"]), record)
+            found[dataset, fw] = {"values": values, "record": record, "runs": [m for _, m in items]}
+            groups[f"{label}\nimproved"] = values
+            paired, welch_p = ["—", "—"], "—"
+            base = specified.get(fw) if dataset == "mnist" else None
+            if base:
+                groups[f"{label}\nspecified"] = base["values"]
+                by_seed = {r["meta"]["seed"]: m for r, m in zip(base["items"], base["runs"])}
+                pairs = [(by_seed[r["meta"]["seed"]], m) for r, m in items
+                         if r["meta"]["seed"] in by_seed and "test_errors" in m and "test_errors" in by_seed[r["meta"]["seed"]]]
+                if pairs:
+                    test = mcnemar([a["test_errors"] for a, _ in pairs], [b["test_errors"] for _, b in pairs], 10_000)
+                    n.add(f"{tag}_vs_specified_only_improved", test.new_only, f"{test.new_only:,}", record)
+                    n.add(f"{tag}_vs_specified_only_specified", test.old_only, f"{test.old_only:,}", record)
+                    n.add(f"{tag}_vs_specified_p", test.p, p_text(test.p), record)
+                    n.add(f"{tag}_vs_specified_pairs", len(pairs), str(len(pairs)), record)
+                    paired = [f"{n.text(tag + '_vs_specified_only_improved')} / "
+                              f"{n.text(tag + '_vs_specified_only_specified')}", n.text(f"{tag}_vs_specified_p")]
+                p = discussion.welch(values, base["values"])
+                if p == p:
+                    welch_p = n.add(f"{tag}_vs_specified_welch_p", p, p_text(p), record)
+            rows.append([label, str(len(values)), ", ".join(pct(v) for v in values), n.text(f"{tag}_test_acc_mean"),
+                         n.text(f"{tag}_parameters"), n.text(f"{tag}_epochs"), n.text(f"{tag}_train_s"),
+                         *paired, welch_p])
+        commands = "; ".join(found[key]["record"]["command"] for key in found if key[0] == dataset)
+        ctx.doc.add(ctx.table(f"improved_{dataset}", Table(
+            ["framework", "seeds", "test accuracy per seed", "mean ± std", "params", "epochs", "training time (mean)",
+             "right only improved / only specified (test, summed over seeds)", "McNemar p", "Welch p (over seeds)"],
+            rows, align="lrlrrrrrrr",
+            caption="The checkpoint with the best validation accuracy of each run, tested once; the comparison is "
+                    "with the specified CNN of the same seeds and framework (the section above)."), commands))
+        ctx.doc.add(Figure(plots.seeds_per_group(groups, ctx.figures / f"improved_{dataset}_seeds.png",
+                                                 f"{SPECS[dataset].title}: improved recipe against the specified CNN"),
+                           "Test accuracy per seed (crosses) and mean ± std over seeds, the improved recipe beside the "
+                           "specified CNN of each framework: look at whether the two groups' crosses overlap."))
+        first = next((items for (d, fw), items in by.items() if d == dataset and fw == "lightning"), None)
+        if first:
+            folder = Path(first[0][0]["output"]) / "figures"
+            for name, caption in (("confusion_matrix.png", "Confusion matrix of the improved recipe on the test set "
+                                   "(Lightning, first seed): compare it with the specified CNN's above."),
+                                  ("misclassified.png", "The test digits the improved recipe got wrong with the highest "
+                                   "confidence (Lightning, first seed): many are ambiguous even to a reader.")):
+                copied = copy_figure(folder / name, ctx.figures, f"improved_{dataset}_{name}")
+                if copied:
+                    ctx.doc.add(Figure(copied, caption))
+        discussion.improved(ctx, dataset, found, specified)
+    return found
 
 
 def final_net(ladder_dir: Path, kept: list[str]) -> dict:

@@ -89,11 +89,11 @@ def _recipes_module():
     return recipes
 
 
-def _run(framework, seed, acc, errors, cpu="CPU A", bf16=False):
+def _run(framework, seed, acc, errors, cpu="CPU A", bf16=False, sha="text 1"):
     machine = {"cpu": cpu, "native_bf16": bf16, "cores": 2, "threads": 2, "torch": "x", "python": "x", "gpu": None}
     return {"recipe": "mnist_improved", "framework": framework, "backend": None, "seed": seed, "dataset": "mnist",
             "test_errors": errors, "test_acc": acc, "parameters": 1, "epochs": 1, "wall_s": 1.0, "train_s": 1.0,
-            "images_per_s": 1.0, "precision": "32-true", "machine": machine}
+            "images_per_s": 1.0, "precision": "32-true", "machine": machine, "config_sha": sha}
 
 
 def test_recipe_benchmark_keeps_machines_apart_and_pairs_the_frameworks_seed_by_seed(tmp_path):
@@ -117,3 +117,7 @@ def test_recipe_benchmark_keeps_machines_apart_and_pairs_the_frameworks_seed_by_
     assert row[6].startswith("40 / 10") and float(row[7]) < 0.001
     same = [_run("lightning", 0, 0.996, [1, 2]), _run("keras", 0, 0.996, [2, 1])]
     assert recipes.gaps(same)[0][6:] == ["0 / 0 (seeds 0)", "1.00"]
+    # The recipe's text changed: every earlier run of it, on any machine, measured another recipe and goes.
+    edited = [_run("keras", 1, 0.995, [3], sha="text 2")]
+    stale = recipes.save(path, edited, json.loads(path.read_text())["runs"])
+    assert len(stale) == 5 and json.loads(path.read_text())["runs"] == edited

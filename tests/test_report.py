@@ -251,7 +251,7 @@ def test_the_notebook_is_executed_with_every_output_and_the_reports_numbers(quic
         fenced = fenced != line.startswith("```")
         if not (fenced or line.startswith(("```", "![")) or not line.strip()):
             assert line in markdown_text, line
-    assert "10 parts, 10 finished earlier and reused, 0 to run" in _run_cell_output(nb)
+    assert "12 parts, 12 finished earlier and reused, 0 to run" in _run_cell_output(nb)
     assert any("SpecifiedCNN(" in o.get("text", "") for c in code for o in c.outputs)  # the given CNN, summarised
 
 
@@ -314,7 +314,7 @@ def test_every_budget_builds_commands_its_entry_points_accept(budget, tmp_path):
     found = practical.parts(budget, tmp_path / "runs")
     assert len({p.name for p in found}) == len(found)
     kinds = {p.kind for p in found}
-    assert kinds == {"specified", "denoiser", "baseline", "ladder", "denoise", "parity"}
+    assert kinds == {"specified", "improved", "denoiser", "baseline", "ladder", "denoise", "parity"}
     for part in found:
         assert practical.estimate(budget, part) > 0
         if "--budget" in part.argv:  # one vocabulary: each part runs at the practical's own budget name
@@ -390,3 +390,54 @@ def test_the_discussion_compares_the_two_frameworks_ladders_step_by_step(tmp_pat
     del ctx.ladders[("mnist", "keras")]  # one framework's ladder alone: nothing to compare
     discussion.ladders_across_frameworks(ctx)
     assert not ctx.claims
+
+
+def test_the_improved_recipe_is_paired_seed_by_seed_with_the_specified_cnn(tmp_path):
+    """The shipped improved recipe's section: each seed's run against the specified CNN of the same seed and framework
+    on the same test images (McNemar pooled over seeds), the frameworks against each other, and prose, headline row
+    and conclusion that state only registered numbers."""
+    from experiments import discussion, sections
+
+    def run(kind: str, fw: str, seed: int, acc: float, errors: list[int]) -> tuple[dict, dict]:
+        out = tmp_path / f"{kind}_{fw}_{seed}"
+        out.mkdir()
+        metrics = {"test_acc": acc, "train_s": 100.0 + seed, "parameters": 135_276, "epochs": 8, "test_errors": errors}
+        (out / "metrics.json").write_text(json.dumps(metrics))
+        flag = "--seed_everything" if fw == "lightning" else "--seed"
+        record = {"kind": kind, "output": str(out), "configs": ["mnist_improved.yaml"], "wall_s": 1.0,
+                  "command": f"python -m {fw} --config configs/mnist_improved.yaml {flag} {seed}",
+                  "meta": {"dataset": "mnist", "framework": fw, "seed": seed, "seed_flag": flag}}
+        return record, metrics
+
+    specified, records = {}, []
+    for fw in ("lightning", "keras"):
+        base = [run("specified", fw, s, 0.9920, list(range(80))) for s in range(3)]
+        specified[fw] = {"values": [m["test_acc"] for _, m in base], "record": base[0][0],
+                         "runs": [m for _, m in base], "items": [r for r, _ in base]}
+        # Lightning's improved runs get 40 more images right than the specified CNN, every seed: beyond noise;
+        # Keras' get 2 more right and 1 more wrong: within noise.
+        errors = list(range(40)) if fw == "lightning" else [*range(78), 500]
+        records += [run("improved", fw, s, 1 - len(errors) / 10_000 + s * 1e-4, errors)[0] for s in range(3)]
+    ctx = sections.Context(records, "standard", tmp_path / "report", "practical")
+    ctx.figures.mkdir(parents=True)
+    for fw in ("lightning", "keras"):
+        ctx.numbers.add(f"specified_{fw}_test_acc_mean", 0.992, "99.20 %", specified[fw]["record"])
+    found = sections.section_improved(ctx, specified)
+    assert set(found) == {("mnist", "lightning"), ("mnist", "keras")}
+    table = ctx.tables["improved_mnist"]
+    rows = {r[0]: dict(zip(table["header"], r)) for r in table["rows"]}
+    paired = "right only improved / only specified (test, summed over seeds)"
+    assert rows["Lightning"][paired] == "120 / 0" and rows["Keras"][paired] == "6 / 3"
+    assert float(rows["Lightning"]["McNemar p"]) < 1e-30 and float(rows["Keras"]["McNemar p"]) > 0.05
+    assert rows["Lightning"]["test accuracy per seed"] == "99.60 %, 99.61 %, 99.62 %"
+    (text,) = ctx.claims
+    lightning_part, keras_part = text.split("; in Keras", 1)
+    assert "an improvement beyond noise" in lightning_part and "within noise" in keras_part
+    assert "Lightning against Keras" in text
+    assert (ctx.figures / "improved_mnist_seeds.png").is_file()
+    discussion.conclusion(ctx)
+    assert "configs/mnist_improved.yaml" in ctx.claims[-1] and "beyond noise of the specified CNN in Lightning" in ctx.claims[-1]
+    assert not unregistered({"numbers": ctx.numbers.entries, "discussion": ctx.claims})
+    (row,) = [r for r in docs_sync.headline_rows(ctx.numbers.entries) if r[0].startswith("improved CNN (")]
+    assert row[1] == f"{ctx.numbers.text('improved_mnist_lightning_test_acc_mean')} / " \
+                     f"{ctx.numbers.text('improved_mnist_keras_test_acc_mean')}" and "3 seed(s)" in row[0]
