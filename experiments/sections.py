@@ -317,11 +317,13 @@ def section_improved(ctx: Context, specified: dict) -> dict:
     for dataset in dict.fromkeys(d for d, _ in by):
         recipe = f"{dataset}_improved.yaml"
         steps = ablation.steps_of((configs.folder() / recipe).read_text())
-        header = (configs.folder() / recipe).read_text().splitlines()[1].lstrip("# ")
+        left_out = [line.split(":", 1)[1].strip() for line in (configs.folder() / recipe).read_text().splitlines()
+                    if line.startswith("# left out:")]
         ctx.doc.add(Heading(f"{SPECS[dataset].title}: configs/{recipe}", 3),
                     Para(f"The recipe a user trains (`python -m lightning_impl.train --config configs/{recipe}`, and "
                          f"its Keras twin), at its own epochs and on the whole training split, over the same seeds as "
-                         f"the specified CNN. It holds the ladder steps {', '.join(steps)} ({header}). "
+                         f"the specified CNN. It holds the ladder steps {', '.join(steps)}"
+                         + (f" (left out: {'; '.join(left_out)})" if left_out else "") + ". "
                          "Each seed's run is paired with the specified CNN's run of the same seed and framework on "
                          "the same test images: McNemar's exact test, pooled over the seeds, on the images only one "
                          "of the two gets right; Welch's t-test compares the seeds' means."))
@@ -339,7 +341,6 @@ def section_improved(ctx: Context, specified: dict) -> dict:
             n.add(f"{tag}_parameters", items[0][1]["parameters"], f"{items[0][1]['parameters']:,}", record)
             n.add(f"{tag}_epochs", items[0][1]["epochs"], str(items[0][1]["epochs"]), record)
             found[dataset, fw] = {"values": values, "record": record, "runs": [m for _, m in items]}
-            groups[f"{label}\nimproved"] = values
             paired, welch_p = ["—", "—"], "—"
             base = specified.get(fw) if dataset == "mnist" else None
             if base:
@@ -348,7 +349,8 @@ def section_improved(ctx: Context, specified: dict) -> dict:
                 pairs = [(by_seed[r["meta"]["seed"]], m) for r, m in items
                          if r["meta"]["seed"] in by_seed and "test_errors" in m and "test_errors" in by_seed[r["meta"]["seed"]]]
                 if pairs:
-                    test = mcnemar([a["test_errors"] for a, _ in pairs], [b["test_errors"] for _, b in pairs], 10_000)
+                    test = mcnemar([a["test_errors"] for a, _ in pairs], [b["test_errors"] for _, b in pairs],
+                                   SPECS[dataset].test_size)
                     n.add(f"{tag}_vs_specified_only_improved", test.new_only, f"{test.new_only:,}", record)
                     n.add(f"{tag}_vs_specified_only_specified", test.old_only, f"{test.old_only:,}", record)
                     n.add(f"{tag}_vs_specified_p", test.p, p_text(test.p), record)
@@ -358,6 +360,7 @@ def section_improved(ctx: Context, specified: dict) -> dict:
                 p = discussion.welch(values, base["values"])
                 if p == p:
                     welch_p = n.add(f"{tag}_vs_specified_welch_p", p, p_text(p), record)
+            groups[f"{label}\nimproved"] = values
             rows.append([label, str(len(values)), ", ".join(pct(v) for v in values), n.text(f"{tag}_test_acc_mean"),
                          n.text(f"{tag}_parameters"), n.text(f"{tag}_epochs"), n.text(f"{tag}_train_s"),
                          *paired, welch_p])
@@ -378,7 +381,7 @@ def section_improved(ctx: Context, specified: dict) -> dict:
             for name, caption in (("confusion_matrix.png", "Confusion matrix of the improved recipe on the test set "
                                    "(Lightning, first seed): compare it with the specified CNN's above."),
                                   ("misclassified.png", "The test digits the improved recipe got wrong with the highest "
-                                   "confidence (Lightning, first seed): many are ambiguous even to a reader.")):
+                                   "confidence (Lightning, first seed): look at how many a reader would hesitate over too.")):
                 copied = copy_figure(folder / name, ctx.figures, f"improved_{dataset}_{name}")
                 if copied:
                     ctx.doc.add(Figure(copied, caption))

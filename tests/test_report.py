@@ -436,7 +436,10 @@ def test_the_improved_recipe_is_paired_seed_by_seed_with_the_specified_cnn(tmp_p
     assert "Lightning against Keras" in text
     assert (ctx.figures / "improved_mnist_seeds.png").is_file()
     discussion.conclusion(ctx)
-    assert "configs/mnist_improved.yaml" in ctx.claims[-1] and "beyond noise of the specified CNN in Lightning" in ctx.claims[-1]
+    conclusion = ctx.claims[-1]
+    assert "configs/mnist_improved.yaml" in conclusion
+    assert re.search(r"ahead of the specified CNN beyond noise \(McNemar's p [^)]* in Lightning\) and within noise of "
+                     r"the specified CNN \(McNemar's p [^)]* in Keras\)", conclusion), conclusion
     assert not unregistered({"numbers": ctx.numbers.entries, "discussion": ctx.claims})
     (row,) = [r for r in docs_sync.headline_rows(ctx.numbers.entries) if r[0].startswith("improved CNN (")]
     assert row[1] == f"{ctx.numbers.text('improved_mnist_lightning_test_acc_mean')} / " \
