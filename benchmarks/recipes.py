@@ -255,8 +255,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     if args.json:  # after every run: an interrupted benchmark keeps what it measured
                         stale = save(Path(args.json), runs, earlier)
                         if stale and len(runs) == 1:
-                            print(f"[recipes] {args.json}: {len(stale)} earlier run(s) of {', '.join(sorted({r['recipe'] for r in stale}))} "
-                                  "measured another text of the recipe: dropped", flush=True)
+                            names = ", ".join(sorted({r["recipe"] for r in stale}))
+                            print(f"[recipes] {args.json}: {len(stale)} earlier run(s) of {names} measured another "
+                                  "text of the recipe: dropped", flush=True)
     rows = summarise(runs)
     print("\n".join(table(rows)))
     if args.json:

@@ -5,12 +5,12 @@
     python -m experiments.practical --budget full        # 3-seed ladders, the full denoising study: many hours
 
 Each part is one command of the project (the same you would type), run in a process of its own: the specified
-CNN and the shipped improved recipe (configs/mnist_improved.yaml) over seeds in Lightning and in Keras, HOG + SVM, the improved-CNN ladders (MNIST, CIFAR-10), the denoising
-study, the parity checks. Its record (command, the configs it reads, where its output went) is kept in
-<runs-dir>/practical/<budget>/parts/, so a second call reuses every part whose command and configs are unchanged
-and runs only the rest: an interrupted practical goes on where it stopped. Then experiments.report writes the
-report folder (index.html, report.md, figures/, results.json; <runs-dir>/practical/<budget>/report unless
---report DIR). What each budget runs is in configs/experiments/budgets.yaml, one place for every command's budgets.
+CNN and the shipped improved recipe (configs/mnist_improved.yaml) over seeds in Lightning and in Keras, HOG + SVM,
+the improved-CNN ladders (MNIST, CIFAR-10), the denoising study, the parity checks. Its record (command, the
+configs it reads, where its output went) is kept in <runs-dir>/practical/<budget>/parts/, so a second call reuses
+every part whose command and configs are unchanged and runs only the rest: an interrupted practical goes on where
+it stopped. Then experiments.report writes the report folder (index.html, report.md, figures/, results.json;
+<runs-dir>/practical/<budget>/report unless --report DIR). What each budget runs is in configs/experiments/budgets.yaml, one place for every command's budgets.
 """
 
 from __future__ import annotations
