@@ -370,7 +370,7 @@ def section_improved(ctx: Context, specified: dict) -> dict:
              "right only improved / only specified (test, summed over seeds)", "McNemar p", "Welch p (over seeds)"],
             rows, align="lrlrrrrrrr",
             caption="The checkpoint with the best validation accuracy of each run, tested once; the comparison is "
-                    "with the specified CNN of the same seeds and framework (the section above)."), commands))
+                    "with the specified CNN of the same seeds and framework (configs/mnist_specified_cnn.yaml)."), commands))
         ctx.doc.add(Figure(plots.seeds_per_group(groups, ctx.figures / f"improved_{dataset}_seeds.png",
                                                  f"{SPECS[dataset].title}: improved recipe against the specified CNN"),
                            "Test accuracy per seed (crosses) and mean ± std over seeds, the improved recipe beside the "
