@@ -164,25 +164,37 @@ def improved(ctx, dataset: str, found: dict, specified: dict) -> None:
     text = f"The shipped {title} recipe, trained as a user trains it: " + "; ".join(said) + ". "
     both = [found.get((dataset, fw)) for fw in ("lightning", "keras")]
     if all(both):
-        lightning, keras = both
         tag = f"improved_{dataset}_framework"
-        evidence = []
-        p = welch(lightning["values"], keras["values"])
-        if p == p:
-            n.add(f"{tag}_welch_p", p, p_text(p), lightning["record"])
-            evidence.append(f"Welch's p {n.text(tag + '_welch_p')}")
-        pairs = [(a, b) for a, b in zip(lightning["runs"], keras["runs"]) if "test_errors" in a and "test_errors" in b]
-        if pairs:
-            test = mcnemar([a["test_errors"] for a, _ in pairs], [b["test_errors"] for _, b in pairs],
-                           SPECS[dataset].test_size)
-            n.add(f"{tag}_mcnemar_p", test.p, p_text(test.p), lightning["record"])
+        ps = frameworks_tested(ctx, tag, *both, SPECS[dataset].test_size)
+        evidence = [f"Welch's p {n.text(tag + '_welch_p')}"] if f"{tag}_welch_p" in n.entries else []
+        if f"{tag}_mcnemar_p" in n.entries:
             evidence.append(f"McNemar's p {n.text(tag + '_mcnemar_p')} on the same test images, seed by seed")
         if evidence:
-            ps = [n.value(f"{tag}_{k}_p") for k in ("welch", "mcnemar") if f"{tag}_{k}_p" in n.entries]
             text += ("Lightning against Keras: " + ", ".join(evidence) + (
                 ": the frameworks differ beyond noise on this recipe." if min(ps) < ALPHA else
                 ": within noise, as the recipe-parity checks predict."))
     claim(ctx, text)
+
+
+def frameworks_tested(ctx, tag: str, lightning: dict, keras: dict, test_images: int) -> list[float]:
+    """Lightning against Keras on one recipe over the same seeds, each result registered under ``tag``: Welch's
+    t-test over the seeds (``{tag}_welch_p``), and McNemar's on the same test images (``{tag}_only_lightning``,
+    ``_only_keras``, ``_mcnemar_p``, ``_pairs``). The runs of one seed share the epoch order in both frameworks
+    (lightning_impl.data.order), so each seed's two runs are a pair. Returns the p-values found."""
+    n, found = ctx.numbers, []
+    p = welch(lightning["values"], keras["values"])
+    if p == p:
+        n.add(f"{tag}_welch_p", p, p_text(p), lightning["record"])
+        found.append(p)
+    pairs = [(a, b) for a, b in zip(lightning["runs"], keras["runs"]) if "test_errors" in a and "test_errors" in b]
+    if pairs:
+        test = mcnemar([a["test_errors"] for a, _ in pairs], [b["test_errors"] for _, b in pairs], test_images)
+        n.add(f"{tag}_only_lightning", test.old_only, f"{test.old_only:,}", lightning["record"])
+        n.add(f"{tag}_only_keras", test.new_only, f"{test.new_only:,}", lightning["record"])
+        n.add(f"{tag}_mcnemar_p", test.p, p_text(test.p), lightning["record"])
+        n.add(f"{tag}_pairs", len(pairs), str(len(pairs)), lightning["record"])
+        found.append(test.p)
+    return found
 
 
 def welch(a: list[float], b: list[float]) -> float:
@@ -251,9 +263,11 @@ def conclusion(ctx) -> None:
     if has("specified_lightning_test_acc_mean", "baseline_test_acc"):
         parts.append(f"the specified CNN reaches {n.text('specified_lightning_test_acc_mean')} on the MNIST test set "
                      f"against HOG + SVM's {n.text('baseline_test_acc')}")
+    shipped_any = False
     for dataset in ("mnist", "cifar10"):
         shipped = [(fw, f"improved_{dataset}_{fw}") for fw in ("lightning", "keras")
                    if has(f"improved_{dataset}_{fw}_test_acc_mean")]
+        shipped_any = shipped_any or bool(shipped)
         if shipped:
             text = (f"the shipped {SPECS[dataset].title} recipe (configs/{dataset}_improved.yaml) reaches "
                     + " and ".join(f"{n.text(tag + '_test_acc_mean')} in {fw.capitalize()}" for fw, tag in shipped))
@@ -279,13 +293,12 @@ def conclusion(ctx) -> None:
                                  f"so its improved network is the specified CNN itself ("
                                  f"{n.text(tag + '_first_test_acc')} % test after this budget's shortened training)"))
     if parts:
-        shipped_too = any(k.startswith("improved_") and k.endswith("_test_acc_mean") for k in n.entries)
         claim(ctx, "Exercise 1: " + "; ".join(parts) + ". Each kept change is one whose gain the paired test tells "
                    "from noise; the final architectures above are those chains."
               + (" The shipped recipe is a chosen chain (its header says which steps), trained whole at its own "
                  "epochs on all the training data, while a ladder judges each change alone after this budget's "
                  "training: where the two disagree, the ladder's short runs are no verdict on the recipe at its "
-                 "own size." if shipped_too and ctx.budget != "full" else ""))
+                 "own size." if shipped_any and ctx.budget != "full" else ""))
     if has("denoise_unet_ahead", "denoise_sigmas"):
         text = (f"Exercise 2: the improved U-Net beats the best tuned classical filter at "
                 f"{n.text('denoise_unet_ahead')} of {n.text('denoise_sigmas')} noise levels")
@@ -318,26 +331,14 @@ def summary(ctx, specified: dict) -> None:
         text = (f"The specified CNN reaches {n.text('specified_lightning_test_acc_mean')} in Lightning and "
                 f"{n.text('specified_keras_test_acc_mean')} in Keras over {n.text('specified_lightning_seeds')} seed(s): "
                 f"the means differ by {n.text('specified_framework_difference')} pp. ")
-        evidence = []
-        p = welch(lightning["values"], keras["values"])
-        if p == p:
-            n.add("specified_framework_welch_p", p, p_text(p), lightning["record"])
+        evidence = frameworks_tested(ctx, "specified_framework", lightning, keras, test_images)
+        if "specified_framework_welch_p" in n.entries:
             text += (f"Welch's t-test over the seeds (unequal spreads) gives p {n.text('specified_framework_welch_p')}. ")
-            evidence.append(p)
-        # The runs of one seed share the epoch order in both frameworks (lightning_impl.data.order), so each seed's
-        # two runs are a pair on the same test images: McNemar's test on the images only one of them gets right.
-        pairs = [(a, b) for a, b in zip(lightning["runs"], keras["runs"]) if "test_errors" in a and "test_errors" in b]
-        if pairs:
-            test = mcnemar([a["test_errors"] for a, _ in pairs], [b["test_errors"] for _, b in pairs], test_images)
-            n.add("specified_framework_only_lightning", test.old_only, f"{test.old_only:,}", lightning["record"])
-            n.add("specified_framework_only_keras", test.new_only, f"{test.new_only:,}", lightning["record"])
-            n.add("specified_framework_mcnemar_p", test.p, p_text(test.p), lightning["record"])
-            n.add("specified_framework_pairs", len(pairs), str(len(pairs)), lightning["record"])
+        if "specified_framework_mcnemar_p" in n.entries:
             text += (f"Paired on the same test images (each seed's two runs, which share the epoch order; "
                      f"{n.text('specified_framework_pairs')} pair(s)), {n.text('specified_framework_only_lightning')} "
                      f"image-runs are right only in Lightning and {n.text('specified_framework_only_keras')} only in "
                      f"Keras: McNemar's p {n.text('specified_framework_mcnemar_p')}. ")
-            evidence.append(test.p)
         if not evidence:
             text += "With one seed per framework and no paired record there is no test to judge the difference by."
         elif min(evidence) < ALPHA:

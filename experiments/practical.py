@@ -10,7 +10,8 @@ the improved-CNN ladders (MNIST, CIFAR-10), the denoising study, the parity chec
 configs it reads, where its output went) is kept in <runs-dir>/practical/<budget>/parts/, so a second call reuses
 every part whose command and configs are unchanged and runs only the rest: an interrupted practical goes on where
 it stopped. Then experiments.report writes the report folder (index.html, report.md, figures/, results.json;
-<runs-dir>/practical/<budget>/report unless --report DIR). What each budget runs is in configs/experiments/budgets.yaml, one place for every command's budgets.
+<runs-dir>/practical/<budget>/report unless --report DIR). What each budget runs is in
+configs/experiments/budgets.yaml, one place for every command's budgets.
 """
 
 from __future__ import annotations

@@ -316,9 +316,9 @@ def section_improved(ctx: Context, specified: dict) -> dict:
     ctx.doc.add(Heading("Improved CNN: the shipped recipe over seeds"))
     for dataset in dict.fromkeys(d for d, _ in by):
         recipe = f"{dataset}_improved.yaml"
-        steps = ablation.steps_of((configs.folder() / recipe).read_text())
-        left_out = [line.split(":", 1)[1].strip() for line in (configs.folder() / recipe).read_text().splitlines()
-                    if line.startswith("# left out:")]
+        text = (configs.folder() / recipe).read_text()
+        steps = ablation.steps_of(text)
+        left_out = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("# left out:")]
         ctx.doc.add(Heading(f"{SPECS[dataset].title}: configs/{recipe}", 3),
                     Para(f"The recipe a user trains (`python -m lightning_impl.train --config configs/{recipe}`, and "
                          f"its Keras twin), at its own epochs and on the whole training split, over the same seeds as "
