@@ -41,3 +41,26 @@ def score(restored: torch.Tensor, clean: torch.Tensor, ssim: bool = True, batch_
     for i in range(0, len(clean), batch_size):
         metrics.update(restored[i : i + batch_size].float().clamp(0.0, 1.0), clean[i : i + batch_size].float())
     return {k: float(v) for k, v in metrics.compute().items()}
+
+
+@torch.no_grad()
+def psnr_per_image(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) of each image, clipped to [0, 1] as ``score`` clips it: their mean is ``score``'s PSNR. Two methods
+    scored on the same images are compared image by image (``paired_psnr``), not by their means alone."""
+    if restored.shape != clean.shape:
+        raise ValueError(f"restored {tuple(restored.shape)} and clean {tuple(clean.shape)} images differ in shape")
+    mse = (restored.float().clamp(0.0, 1.0) - clean.float()).square().flatten(1).mean(1)
+    return 10.0 * torch.log10(1.0 / mse)
+
+
+def paired_psnr(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """(mean of a - b, two-sided p of the paired t-test) over per-image PSNRs of two methods on the same images:
+    each image is its own control, so the test sees the gain, not how hard the images are."""
+    from scipy import stats
+
+    if a.shape != b.shape or a.dim() != 1 or len(a) < 2:
+        raise ValueError(f"two per-image PSNR vectors of one length >= 2, got {tuple(a.shape)} and {tuple(b.shape)}")
+    diff = (a - b).double()
+    if float(diff.std()) == 0.0:
+        return float(diff.mean()), (1.0 if float(diff.mean()) == 0.0 else 0.0)
+    return float(diff.mean()), float(stats.ttest_rel(a.double().numpy(), b.double().numpy()).pvalue)

@@ -42,7 +42,7 @@ import yaml
 
 from core import budgets, configs, flags, plots, tables
 from core import classical_denoisers as classical
-from core.image_quality import score
+from core.image_quality import paired_psnr, psnr_per_image, score
 from core.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
 from core.runs import UsageError, data_errors, new_run_dir, read_record, write_json, write_text
 from lightning_impl.card import load_model
@@ -257,8 +257,11 @@ def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | 
     restored_examples: dict[str, dict[float, torch.Tensor]] = {}
     shown = first_of_each_class(data.source.test_set.labels[: len(clean)], study.figure_images)
 
+    per_image: dict[tuple[str, float], torch.Tensor] = {}  # (method, sigma) -> PSNR of each test image
+
     def record(method: str, kind: str, sigma: float, restored: torch.Tensor, **extra) -> None:
         metrics = score(restored, clean)
+        per_image[method, sigma] = psnr_per_image(restored, clean)
         rows.append({"method": method, "kind": kind, "sigma": sigma, "n_test": len(clean), **metrics, **extra})
         restored_examples.setdefault(method, {})[sigma] = restored[shown]
 
@@ -294,7 +297,7 @@ def run(budget_name: str | None = None, out_root: str = "runs", data_dir: str | 
                 record(label, "network", eval_sigma, restore(model, test[eval_sigma].noisy),
                        train_s=round(seconds, 1), parameters=sum(p.numel() for p in model.net.parameters()))
 
-    write_results(rows, run_dir, study)
+    write_results(rows, run_dir, study, paired_tests(rows, per_image))
     plot_grids(run_dir, clean[shown], {s: test[s].noisy[shown] for s in SIGMAS}, restored_examples, rows)
     plots.metrics_vs_noise(rows, SIGMAS, run_dir / "metrics_vs_sigma.png")
     return run_dir
@@ -348,9 +351,22 @@ def best_classical(rows: list[dict], sigma: float) -> dict:
                key=lambda r: r["psnr"])
 
 
-def write_results(rows: list[dict], run_dir: Path, study: Study) -> None:
+def paired_tests(rows: list[dict], per_image: dict[tuple[str, float], torch.Tensor]) -> list[dict]:
+    """The study's two questions, image by image at each sigma: is the improved network better than the best tuned
+    classical filter, and is the exercise's autoencoder better than its noisy input? (paired t-test over images)"""
+    found = []
+    for sigma in SIGMAS:
+        for a, b in ((LABELS["improved"], best_classical(rows, sigma)["method"]), (LABELS["reference"], "noisy input")):
+            if (a, sigma) in per_image and (b, sigma) in per_image:
+                diff, p = paired_psnr(per_image[a, sigma], per_image[b, sigma])
+                found.append({"sigma": sigma, "a": a, "b": b, "psnr_diff": diff, "p": p, "n": len(per_image[a, sigma])})
+    return found
+
+
+def write_results(rows: list[dict], run_dir: Path, study: Study, paired: list[dict] | None = None) -> None:
     trained = {arch: {"label": LABELS[arch], "epochs": c["trainer"]["max_epochs"],
-                      "train_images": c["data"].get("train_limit") or 54000, "loss": c["model"]["loss"]}
+                      "train_images": c["data"].get("train_limit") or 54000, "loss": c["model"]["loss"],
+                      "batch_size": c["data"]["batch_size"], "lr": c["model"]["optimizer"]["init_args"]["lr"]}
                for arch, c in ((arch, study.config(arch)) for arch in ARCHITECTURES)}
     with open(run_dir / "results.csv", "w", newline="") as f:
         fields = ["method", "kind", "sigma", "psnr", "ssim", "params", "train_s", "parameters", "apply_s", "n_test"]
@@ -358,7 +374,8 @@ def write_results(rows: list[dict], run_dir: Path, study: Study) -> None:
         writer.writeheader()
         for r in rows:
             writer.writerow({k: json.dumps(r.get(k)) if k == "params" else r.get(k, "") for k in fields})
-    write_text(run_dir / "results.json", json.dumps({**asdict(study), "networks": trained, "rows": rows}, indent=2) + "\n")
+    write_text(run_dir / "results.json",
+               json.dumps({**asdict(study), "networks": trained, "rows": rows, "paired": paired or []}, indent=2) + "\n")
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
     cell = {(r["method"], r["sigma"]): r for r in rows}
@@ -373,8 +390,8 @@ def write_results(rows: list[dict], run_dir: Path, study: Study) -> None:
         f"Every method is scored on the same fixed noisy copies of the first {n_test} test images (seed "
         f"{NOISE_SEEDS['test']}), by the same function. Classical parameters were tuned per sigma on "
         f"{study.tune_images} training images; networks trained "
-        + "; ".join(f"{t['label']} {t['epochs']} epoch(s) on {t['train_images']} training images, loss `{t['loss']}`"
-                    for t in trained.values())
+        + "; ".join(f"{t['label']} {t['epochs']} epoch(s) on {t['train_images']} training images at batch "
+                    f"{t['batch_size']}, peak lr {t['lr']:g}, loss `{t['loss']}`" for t in trained.values())
         + " (each network's whole recipe: models/*/version_*/config.yaml).",
         "",
         *tables.markdown(["method", *sigmas], [[m, *(f"{cell[m, s]['psnr']:.2f} / {cell[m, s]['ssim']:.3f}" for s in SIGMAS)]

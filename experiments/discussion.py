@@ -112,8 +112,13 @@ def ladders_across_frameworks(ctx) -> None:
         claim(ctx, text)
 
 
-def denoise(ctx, rows: list[dict], sigmas: list[float], record: dict) -> None:
-    """The improved network against the best classical filter, per noise level."""
+def _paired(paired: list[dict], sigma: float, a: str, b: str) -> dict | None:
+    return next((t for t in paired if t["sigma"] == sigma and t["a"] == a and t["b"] == b), None)
+
+
+def denoise(ctx, rows: list[dict], sigmas: list[float], record: dict, paired: list[dict] = ()) -> None:
+    """The improved network against the best classical filter, per noise level: the difference of mean PSNRs, and
+    where the study ran it, the paired t-test over the same test images (a gain counts when it passes)."""
     n = ctx.numbers
     parts, ahead = [], 0
     for s in sigmas:
@@ -123,13 +128,20 @@ def denoise(ctx, rows: list[dict], sigmas: list[float], record: dict) -> None:
             continue
         gain = improved["psnr"] - classical["psnr"]
         n.add(f"denoise_gain_{s:g}", gain, f"{gain:+.2f}", record, "dB")
-        parts.append(f"σ {n.text(f'denoise_sigma_{s:g}')}: {n.text(f'denoise_gain_{s:g}')} dB ({classical['method']})")
-        ahead += gain > 0
+        test = _paired(paired, s, LABELS["improved"], classical["method"])
+        if test is not None:
+            n.add(f"denoise_p_gain_{s:g}", test["p"], p_text(test["p"]), record)
+        parts.append(f"σ {n.text(f'denoise_sigma_{s:g}')}: {n.text(f'denoise_gain_{s:g}')} dB ({classical['method']}"
+                     + (f", p {n.text(f'denoise_p_gain_{s:g}')}" if test is not None else "") + ")")
+        ahead += gain > 0 and (test is None or test["p"] < ALPHA)
     if parts:
         n.add("denoise_unet_ahead", ahead, str(ahead), record)
         n.add("denoise_sigmas", len(parts), str(len(parts)), record)
+        tested = any(_paired(paired, s, LABELS["improved"], best_classical(rows, s)["method"]) for s in sigmas)
         claim(ctx, "PSNR of the improved U-Net minus that of the best tuned classical filter (named) at each noise "
-                   "level — " + "; ".join(parts) + f". The network is ahead at {n.text('denoise_unet_ahead')} of "
+                   "level" + (" (p: paired t-test over the same test images)" if tested else "") + " — "
+                   + "; ".join(parts) + f". The network is ahead"
+                   + (" beyond noise" if tested else "") + f" at {n.text('denoise_unet_ahead')} of "
                    f"{n.text('denoise_sigmas')} noise levels at this budget"
                    + ("." if ahead == len(parts) else "; a network trained on few images or for a short time "
                       "does not yet beat a tuned filter (docs/denoise.md has the full budget)."))
@@ -207,7 +219,7 @@ def welch(a: list[float], b: list[float]) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def denoise_reference(ctx, rows: list[dict], sigmas: list[float], record: dict) -> None:
+def denoise_reference(ctx, rows: list[dict], sigmas: list[float], record: dict, paired: list[dict] = ()) -> None:
     """The exercise's autoencoder against doing nothing (the noisy input itself), per noise level, and why it can
     lose at low noise: a reconstruction floor, read from how little its PSNR moves with σ."""
     n = ctx.numbers
@@ -221,14 +233,21 @@ def denoise_reference(ctx, rows: list[dict], sigmas: list[float], record: dict) 
     for s, r, x in found:
         gain = r["psnr"] - x["psnr"]
         n.add(f"denoise_ae_over_noisy_{s:g}", gain, f"{gain:+.2f}", record, "dB")
-        parts.append(f"σ {n.text(f'denoise_sigma_{s:g}')}: {n.text(f'denoise_ae_over_noisy_{s:g}')} dB")
-        if gain <= 0:
+        test = _paired(paired, s, ae, noisy)
+        if test is not None:
+            n.add(f"denoise_p_ae_over_noisy_{s:g}", test["p"], p_text(test["p"]), record)
+        parts.append(f"σ {n.text(f'denoise_sigma_{s:g}')}: {n.text(f'denoise_ae_over_noisy_{s:g}')} dB"
+                     + (f" (p {n.text(f'denoise_p_ae_over_noisy_{s:g}')})" if test is not None else ""))
+        if gain <= 0 or (test is not None and test["p"] >= ALPHA):
             behind.append(s)
     n.add("denoise_ae_behind", len(behind), str(len(behind)), record)
     text = ("The exercise's autoencoder against the noisy input it is given (PSNR of its output minus that of its "
-            "input) — " + "; ".join(parts) + ". ")
+            "input" + ("; p: paired t-test over the same test images" if paired else "") + ") — "
+            + "; ".join(parts) + ". ")
     if not behind:
-        text += "It improves on its input at every noise level."
+        text += ("It improves on its input at every noise level" + (" beyond noise" if paired else "") + ": its "
+                 "downsampled bottleneck blurs fine detail whatever the noise, but given enough updates (the "
+                 "study's settings above) it restores more than it blurs, even at the lowest σ.")
     else:
         ae_psnr = [r["psnr"] for _, r, _ in found]
         noisy_psnr = [x["psnr"] for _, _, x in found]
@@ -236,7 +255,8 @@ def denoise_reference(ctx, rows: list[dict], sigmas: list[float], record: dict) 
         n.add("denoise_ae_psnr_range", ae_range, f"{ae_range:.2f}", record, "dB")
         n.add("denoise_noisy_psnr_range", noisy_range, f"{noisy_range:.2f}", record, "dB")
         lowest = behind == [s for s, _, _ in found][: len(behind)] and len(behind) < len(found)
-        text += (f"It does worse than doing nothing at {n.text('denoise_ae_behind')} noise level(s)"
+        text += (f"It does no better than doing nothing{' beyond noise' if paired else ''} at "
+                 f"{n.text('denoise_ae_behind')} noise level(s)"
                  + (", the lowest ones, where the input is already close to clean. " if lowest else ". ")
                  + f"Across the noise levels its output's PSNR spans "
                  f"{n.text('denoise_ae_psnr_range')} dB while the input's spans {n.text('denoise_noisy_psnr_range')} dB")

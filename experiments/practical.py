@@ -45,6 +45,7 @@ class Part:
     configs: list[str] = field(default_factory=list)  # files under configs/ whose text the run depends on
     output_file: str | None = None  # the command writes here (else: the run folder on its last line)
     meta: dict = field(default_factory=dict)
+    reads: dict = field(default_factory=dict)  # the budget sections the command reads (configs/experiments/budgets.yaml)
 
     @property
     def command(self) -> str:
@@ -53,11 +54,13 @@ class Part:
     runs: str = ""  # the runs folder as written into argv: the key leaves its spelling out
 
     def key(self) -> str:
-        """Same command and same config texts: the same run (a finished one is reused). The runs folder is left
-        out, so the same runs reached as `runs` or by its full path (the notebook) are the same runs."""
+        """Same command, same config texts and same budget sections read: the same run (a finished one is reused).
+        The runs folder is left out, so the same runs reached as `runs` or by its full path (the notebook) are the
+        same runs."""
         texts = [(c, (configs.folder() / c).read_text()) for c in sorted(self.configs)]
         argv = [_placeholder(a, self.runs) for a in self.argv]
-        return hashlib.sha256(json.dumps([argv, texts]).encode()).hexdigest()[:16]
+        read = [json.dumps(self.reads, sort_keys=True)] if self.reads else []  # none: the key it always had
+        return hashlib.sha256(json.dumps([argv, texts, *read]).encode()).hexdigest()[:16]
 
 
 def _placeholder(arg: str, runs: str) -> str:
@@ -130,10 +133,13 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
             f"ladder_{dataset}_{framework}", "ladder", f"improved-CNN ladder, {dataset}, {framework}",
             ["experiments.ablation", "--dataset", dataset, "--budget", budget,
              "--framework", framework, "--runs-dir", out],
-            ladder, meta={"dataset": dataset, "framework": framework}))
+            ladder, meta={"dataset": dataset, "framework": framework},
+            reads={"ablation": budgets.budget("ablation", budget)}))
     found.append(Part("denoise", "denoise", "denoising study, Fashion-MNIST",
                       ["experiments.denoising", "--budget", budget, "--runs-dir", out,
-                       "--jobs", str(os.cpu_count() or 1)], ["denoise_unet.yaml"]))
+                       "--jobs", str(os.cpu_count() or 1)],
+                      ["denoise_reference.yaml", "denoise_unet.yaml", "experiments/denoising.yaml"],
+                      reads={"denoising": budgets.budget("denoising", budget)}))
     backends = ["--backends", *spec["parity_backends"]] if spec["parity_backends"] else []
     # The pairs by name, so that a newly registered pair changes the command and the checks run again.
     from parity.registry import all_pairs

@@ -395,6 +395,11 @@ def final_net(ladder_dir: Path, kept: list[str]) -> dict:
     return configs.load(ladder_dir / "configs" / f"{kept[-1]}.yaml")["model"]["net"]
 
 
+def _study_recipe(result: dict, arch: str) -> dict:
+    """A network's whole recipe in the study: its recipe file with the study's overlays (what it trained on)."""
+    return configs.merge(configs.load(result["recipes"][arch]), result["overlays"][arch])
+
+
 def section_denoiser(ctx: Context) -> None:
     """The exercise's denoising autoencoder trained by both frameworks on the same recipe."""
     runs = ctx.of_kind("denoiser")
@@ -443,9 +448,12 @@ def section_denoise(ctx: Context) -> None:
     ctx.doc.add(Para(f"Every method restores the same fixed noisy copies of {n.text('denoise_n_test')} test images "
                      "(Gaussian noise, clipped to [0, 1]) and is scored by one function; classical filters are tuned "
                      "per σ on training images, networks are trained per σ (and one blind model over a range of σ). "
-                     f"Budget `{result['budget']}`: "
+                     f"Budget `{result['budget']}`, each network per noise level: "
                      + "; ".join(f"{t['label']} {t['epochs']} epoch(s) on {t['train_images']:,} training images"
-                                 for t in result["networks"].values()) + " per noise level."))
+                                 f" at batch {c['data']['batch_size']}, peak learning rate "
+                                 f"{c['model']['optimizer']['init_args']['lr']:g}"
+                                 for t, c in ((result["networks"][a], _study_recipe(result, a)) for a in result["networks"]))
+                     + " (the budget's overlays on the recipes: docs/denoise.md says how they were chosen)."))
     table = []
     for m in methods:
         line = [m]
@@ -472,8 +480,8 @@ def section_denoise(ctx: Context) -> None:
         grid = copy_figure(out / f"grid_sigma{s:g}.png", ctx.figures, f"denoise_grid_sigma{s:g}.png")
         if grid:
             ctx.doc.add(Figure(grid, f"σ = {s:g}: clean, noisy, the best classical filter, the reference autoencoder, the U-Net."))
-    discussion.denoise(ctx, rows, sigmas, record)
-    discussion.denoise_reference(ctx, rows, sigmas, record)
+    discussion.denoise(ctx, rows, sigmas, record, result.get("paired", []))
+    discussion.denoise_reference(ctx, rows, sigmas, record, result.get("paired", []))
 
 
 def section_parity(ctx: Context) -> None:

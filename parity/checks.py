@@ -51,7 +51,6 @@ N_IMAGES = 256  # real test images through both models (check 3)
 OUTPUT_TOL = 1e-5  # check 3: max |torch - Keras| of any layer's output, float32 (the issue's bound)
 SGD_LR = 0.05  # check 4: plain SGD, no momentum, constant learning rate
 SGD_STEPS = 20
-SGD_BATCH = 32
 # Check 4 trains in float64 in both frameworks. In float32 the 20-step trajectory of a BatchNorm + ReLU net is
 # not fixed by the mathematics: a ReLU input within float32 rounding of 0 is on in one kernel and off in
 # another, and one such flip moved a convolution's gradient by up to 8e-3 of the largest gradient entry
@@ -428,9 +427,9 @@ def check_training(pair: ModelPair) -> list[Row]:
         torch_to_keras(torch_model, keras_model, pair.input_shape)
         pairs = layer_pairs(torch_model, keras_model, pair.input_shape)
         start = {k: v.clone() for k, v in torch_model.state_dict().items()}
-        x, y = real_batch(pair, "train", SGD_BATCH * SGD_STEPS)
+        x, y = real_batch(pair, "train", pair.step_batch * SGD_STEPS)
         x, y = x.to(TRAIN_DTYPE), (y.to(TRAIN_DTYPE) if y.is_floating_point() else y)
-        batches = list(zip(x.split(SGD_BATCH), y.split(SGD_BATCH)))
+        batches = list(zip(x.split(pair.step_batch), y.split(pair.step_batch)))
 
         torch_model.train()
         keras.utils.set_random_seed(SEED)
@@ -448,7 +447,7 @@ def check_training(pair: ModelPair) -> list[Row]:
     loss_rel = max(_relative(a, b) for a, b in zip(t_losses, k_losses))
     rows = [
         Row(
-            f"4 training: weights after {SGD_STEPS} SGD steps (lr {SGD_LR}, batch {SGD_BATCH}, {pair.loss}, "
+            f"4 training: weights after {SGD_STEPS} SGD steps (lr {SGD_LR}, batch {pair.step_batch}, {pair.loss}, "
             f"{str(TRAIN_DTYPE).removeprefix('torch.')})",
             f"max abs diff {delta:.2e} = {rel:.1e} x max update {update:.2e}",
             f"<= {TRAIN_TOL:g} x max update",
@@ -463,11 +462,11 @@ def check_training(pair: ModelPair) -> list[Row]:
             loss_rel,
         ),
     ]
-    rows += _moving_statistics_rows(pairs, start, trained, ported)
+    rows += _moving_statistics_rows(pairs, start, trained, ported, pair.step_batch)
     return rows
 
 
-def _moving_statistics_rows(pairs: list[LayerPair], start, trained, ported) -> list[Row]:
+def _moving_statistics_rows(pairs: list[LayerPair], start, trained, ported, batch: int) -> list[Row]:
     """BatchNorm moving statistics after training. The mean follows the same rule in both frameworks.
     The variance does not: torch updates running_var with the unbiased batch variance (x n/(n-1), n values
     per channel), Keras with the biased one. With momentum m, after k steps from the same start s the gap is
@@ -484,7 +483,7 @@ def _moving_statistics_rows(pairs: list[LayerPair], start, trained, ported) -> l
     worst, worst_rel = "", 0.0
     for p in bns:
         key = f"{names[p.name]}.running_var"
-        n = SGD_BATCH * math.prod(p.torch_out_shape[2:])
+        n = batch * math.prod(p.torch_out_shape[2:])
         m, update = p.torch_layer.momentum, float((trained[key] - start[key]).abs().max())
         if m is None or update == 0:  # a cumulative average has no Keras twin (check 3 says so); no update: wrong
             rel = math.inf

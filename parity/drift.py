@@ -37,8 +37,8 @@ def _start(pair: ModelPair):
     torch_model, keras_model = checks.build(pair)
     checks.perturb_torch(torch_model)
     torch_to_keras(torch_model, keras_model, pair.input_shape)
-    x, y = checks.real_batch(pair, "train", checks.SGD_BATCH * checks.SGD_STEPS)
-    return torch_model, keras_model, list(zip(x.split(checks.SGD_BATCH), y.split(checks.SGD_BATCH)))
+    x, y = checks.real_batch(pair, "train", pair.step_batch * checks.SGD_STEPS)
+    return torch_model, keras_model, list(zip(x.split(pair.step_batch), y.split(pair.step_batch)))
 
 
 def _cast(batches, dtype: torch.dtype, memory_format=torch.contiguous_format):

@@ -57,7 +57,6 @@ STEPS = 20  # recipe steps compared (d)
 ORDER_EPOCHS = 3  # epochs whose order of the training images is compared (e)
 AUG_SAMPLES = 4000  # augmented copies per framework (g)
 AUG_P = 1e-3  # a distribution test below this p-value fails (g): 1 in 1000 false alarms per test
-BATCH = 32
 # Where a parameter has few values the std of a sample is itself noisy: the bound on the std ratio is the larger
 # of INIT_TOL and SE_FACTOR sampling standard errors of a ratio of two such stds (for a uniform distribution the
 # relative standard error of a sample std over n values is sqrt(0.2 / n); of a ratio of two, sqrt(0.4 / n)).
@@ -318,9 +317,9 @@ def _steps_from(pair: ModelPair, s: Sides, first: int) -> list[Row]:
         checks.perturb_torch(torch_model)
         torch_to_keras(torch_model, keras_model, pair.input_shape)
         start = {k: v.clone() for k, v in torch_model.named_parameters()}
-        x, y = checks.real_batch(pair, "train", BATCH * STEPS)
+        x, y = checks.real_batch(pair, "train", pair.step_batch * STEPS)
         x, y = x.to(checks.TRAIN_DTYPE), (y.to(checks.TRAIN_DTYPE) if y.is_floating_point() else y)
-        batches = list(zip(x.split(BATCH), y.split(BATCH)))
+        batches = list(zip(x.split(pair.step_batch), y.split(pair.step_batch)))
         torch_model.train()
         keras.utils.set_random_seed(checks.SEED)
         optimizer, schedule = s.torch_optimizer(torch_model)
@@ -345,7 +344,7 @@ def _steps_from(pair: ModelPair, s: Sides, first: int) -> list[Row]:
     rel = checks._relative_to_update(delta, update)
     opt = type(optimizer).__name__
     return [Row(f"6d recipe steps: weights after {STEPS} steps of each framework's own {opt} and schedule "
-                f"(from step {first}{' (end of warm-up)' if first else ''}, batch {BATCH}, float64)", f"max abs diff {delta:.2e} = {rel:.1e} x max update {update:.2e}",
+                f"(from step {first}{' (end of warm-up)' if first else ''}, batch {pair.step_batch}, float64)", f"max abs diff {delta:.2e} = {rel:.1e} x max update {update:.2e}",
                 f"<= {checks.TRAIN_TOL:g} x max update", rel <= checks.TRAIN_TOL, rel)]
 
 

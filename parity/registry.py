@@ -19,6 +19,7 @@ Loss = Literal["cross_entropy", "mse", "bce"]
 # (uint8, N x C x H x W), their labels, the datamodule that knows the training statistics, a seeded generator.
 BatchFn = Callable[..., tuple["torch.Tensor", "torch.Tensor"]]  # noqa: F821
 
+STEP_BATCH = 32  # checks 4 and 6d: images per float64 training step, unless a pair says otherwise
 DEFAULT_LOSS: dict[str, Loss] = {"classification": "cross_entropy", "denoising": "mse"}
 
 
@@ -42,6 +43,9 @@ class ModelPair:
             "keras": for keras_ref.train) so that both run the pair's recipe; see parity.accuracy.
         quick_accuracy_band: the band for the quick budget (one seed, one epoch) run in CI.
         accuracy_margin: largest allowed difference between the two frameworks' mean scores (full recipe).
+        step_batch: the batch of the float64 training steps of checks 4 and 6d. float64 convolutions have no
+            fast CPU kernel, so a wide net at full resolution takes a smaller one; the bounds are relative to the
+            update the steps make and hold at any batch.
         recipe: a LightningCLI YAML (relative to the repository root) that check 5 trains in both frameworks
             (``lightning_impl.train --config`` and its Keras reader ``keras_ref.train --config``)
             instead of the task's default entry points; ``train_args`` are appended.
@@ -64,6 +68,7 @@ class ModelPair:
     recipe: str | None = None
     # Check 6 (recipe parity): the recipe in configs/ that trains this net in both frameworks.
     trained_by: str | None = None
+    step_batch: int = STEP_BATCH
 
     def __post_init__(self) -> None:
         if self.task not in DEFAULT_LOSS:
@@ -74,6 +79,8 @@ class ModelPair:
             raise ValueError(f"{self.name}: unknown loss {self.loss!r}")
         if self.task == "classification" and self.loss != "cross_entropy":
             raise ValueError(f"{self.name}: a classification pair trains with cross_entropy, not {self.loss!r}")
+        if self.step_batch < 2:  # BatchNorm needs two values per channel
+            raise ValueError(f"{self.name}: step_batch is at least 2, got {self.step_batch}")
         if len(self.input_shape) != 3:
             raise ValueError(f"{self.name}: input_shape is (C, H, W), got {self.input_shape}")
         for band in (self.accuracy_band, self.quick_accuracy_band):

@@ -207,6 +207,25 @@ def test_psnr_and_ssim_on_a_known_case():
     assert score(clean + 0.7, clean)["psnr"] == pytest.approx(score(torch.ones_like(clean), clean)["psnr"])  # clipped
 
 
+def test_per_image_psnr_averages_to_the_score_and_the_paired_test_sees_a_small_consistent_gain():
+    from core.image_quality import paired_psnr, psnr_per_image
+
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(200, 1, 28, 28, generator=g)
+    noise = torch.randn(200, 1, 28, 28, generator=g) * torch.linspace(0.02, 0.3, 200)[:, None, None, None]
+    worse, better = clean + noise, clean + 0.97 * noise  # every image 3 % less noise: a consistent gain
+    a, b = psnr_per_image(better, clean), psnr_per_image(worse, clean)
+    assert float(a.mean()) == pytest.approx(score(better, clean)["psnr"], abs=1e-4)
+    diff, p = paired_psnr(a, b)
+    # the per-image PSNRs spread over ~20 dB, the gain is ~0.2 dB: unpaired it would drown, paired it stands out
+    assert 0.1 < diff < 0.4 and p < 1e-10 and float(b.std()) > 10 * diff
+    assert paired_psnr(b, b) == (0.0, 1.0)
+    other = psnr_per_image(clean + noise[torch.randperm(200, generator=g)], clean)  # the same noise, other images
+    assert paired_psnr(other, b)[1] > 1e-3
+    with pytest.raises(ValueError):
+        paired_psnr(a, b[:10])
+
+
 @pytest.mark.slow
 def test_denoiser_losses_and_a_training_step_lowers_the_loss():
     with pytest.raises(ValueError, match="unknown loss"):
@@ -312,6 +331,9 @@ def test_quick_experiment_writes_table_and_figures(quick_run):
     assert float(cell["reference AE", 0.1]["train_s"]) > 0
     table = (run_dir / "results.md").read_text()
     assert "| improved U-Net |" in table and "σ=0.5" in table
+    paired = json.loads((run_dir / "results.json").read_text())["paired"]  # the report's tests, one per question
+    assert {(t["a"], t["sigma"]) for t in paired} == {(denoise.LABELS[a], s) for a in denoise.LABELS for s in denoise.SIGMAS}
+    assert all(0.0 <= t["p"] <= 1.0 and t["n"] == int(cell["noisy input", 0.1]["n_test"]) for t in paired)
     for name in ["metrics_vs_sigma.png", *(f"grid_sigma{s:g}.png" for s in denoise.SIGMAS)]:
         assert (run_dir / name).stat().st_size > 1000
     # every network was trained (by a worker) through the entry point: a finished run folder with its best checkpoint

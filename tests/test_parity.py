@@ -306,6 +306,16 @@ def test_batchnorm_training_path_mistakes_are_caught_by_check_4_only(mistake):
     assert not weights.passed and weights.number > 10 * checks.TRAIN_TOL, weights.value
 
 
+def test_check_4_steps_on_the_pairs_own_batch():
+    """A pair's step_batch sets the images per float64 step, and the moving-variance row's n with it: the
+    correct BatchNorm net passes at 8 (with n taken from the default 32 its variance row would fail)."""
+    rows = rows_of(dataclasses.replace(BN, step_batch=8))
+    assert all(r.passed for r in rows.values()), {k: r.value for k, r in rows.items() if not r.passed}
+    assert any(k.startswith("4 training: weights after 20 SGD steps (lr 0.05, batch 8,") for k in rows)
+    with pytest.raises(ValueError, match="step_batch"):
+        dataclasses.replace(BN, step_batch=1)
+
+
 class _StraightThroughReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):

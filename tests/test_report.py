@@ -327,6 +327,31 @@ def test_every_budget_builds_commands_its_entry_points_accept(budget, tmp_path):
             assert (practical.configs.folder() / config).is_file()
 
 
+def test_a_part_runs_again_when_the_budget_section_it_reads_changes(tmp_path, monkeypatch):
+    """The denoising study and the ladders read their budget's section of configs/experiments/budgets.yaml: an edit
+    there is a new run, while an edit of another command's section reuses them."""
+    from core import budgets
+    from experiments import practical
+
+    def keys():
+        return {p.name: p.key() for p in practical.parts("standard", tmp_path / "runs")}
+
+    before, real = keys(), budgets.budget
+
+    def edited(section):
+        def budget(command, name):
+            spec = real(command, name)
+            return {**spec, "edited": True} if command == section else spec
+        return budget
+
+    monkeypatch.setattr(budgets, "budget", edited("denoising"))
+    after = keys()
+    assert {n for n in before if before[n] != after[n]} == {"denoise"}
+    monkeypatch.setattr(budgets, "budget", edited("ablation"))
+    after = keys()
+    assert {n for n in before if before[n] != after[n]} == {n for n in before if n.startswith("ladder_")}
+
+
 @pytest.mark.parametrize("page", sorted(docs_sync.DOC_TABLES))
 def test_docs_tables_are_rendered_from_the_committed_results(page):
     """Each docs/ page's generated block is exactly what `--update-docs` renders from the standard results."""
