@@ -61,6 +61,7 @@ def paired_psnr(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     if a.shape != b.shape or a.dim() != 1 or len(a) < 2:
         raise ValueError(f"two per-image PSNR vectors of one length >= 2, got {tuple(a.shape)} and {tuple(b.shape)}")
     diff = (a - b).double()
-    if float(diff.std()) == 0.0:
-        return float(diff.mean()), (1.0 if float(diff.mean()) == 0.0 else 0.0)
-    return float(diff.mean()), float(stats.ttest_rel(a.double().numpy(), b.double().numpy()).pvalue)
+    mean = float(diff.mean())
+    if float(diff.std()) == 0.0:  # no spread: the t statistic is undefined, the answer is not
+        return mean, (1.0 if mean == 0.0 else 0.0)
+    return mean, float(stats.ttest_1samp(diff.numpy(), 0.0).pvalue)  # the paired t-test is this, on the differences

@@ -395,11 +395,6 @@ def final_net(ladder_dir: Path, kept: list[str]) -> dict:
     return configs.load(ladder_dir / "configs" / f"{kept[-1]}.yaml")["model"]["net"]
 
 
-def _study_recipe(result: dict, arch: str) -> dict:
-    """A network's whole recipe in the study: its recipe file with the study's overlays (what it trained on)."""
-    return configs.merge(configs.load(result["recipes"][arch]), result["overlays"][arch])
-
-
 def section_denoiser(ctx: Context) -> None:
     """The exercise's denoising autoencoder trained by both frameworks on the same recipe."""
     runs = ctx.of_kind("denoiser")
@@ -450,9 +445,8 @@ def section_denoise(ctx: Context) -> None:
                      "per σ on training images, networks are trained per σ (and one blind model over a range of σ). "
                      f"Budget `{result['budget']}`, each network per noise level: "
                      + "; ".join(f"{t['label']} {t['epochs']} epoch(s) on {t['train_images']:,} training images"
-                                 f" at batch {c['data']['batch_size']}, peak learning rate "
-                                 f"{c['model']['optimizer']['init_args']['lr']:g}"
-                                 for t, c in ((result["networks"][a], _study_recipe(result, a)) for a in result["networks"]))
+                                 f" at batch {t['batch_size']}, peak learning rate {t['lr']:g}"
+                                 for t in result["networks"].values())
                      + " (the budget's overlays on the recipes: docs/denoise.md says how they were chosen)."))
     table = []
     for m in methods:
