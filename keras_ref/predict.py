@@ -22,7 +22,8 @@ import keras
 import numpy as np
 
 from keras_ref import backend
-from core import flags
+from keras_ref import models  # noqa: F401  (registers the twins' own layers, e.g. BatchNorm: model.keras files name them)
+from core import flags, shift_views
 from core.preprocess import (ImageInputError, format_row, prediction_rows, prepare, softmax, write_restored,
                                       write_rows)
 from core.runs import UsageError, fail, read_record
@@ -46,7 +47,7 @@ def load_run(path: str | Path) -> tuple[keras.Model, dict]:
         raise RunError(f"{card_file}: a damaged model card ({err}); convert or train the model again") from None
     try:  # safe_mode (the default) refuses a file whose layers would run arbitrary code
         model = keras.saving.load_model(model_file, compile=False)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, TypeError) as err:  # TypeError: a layer class Keras cannot find
         raise RunError(f"{model_file}: cannot be loaded as a Keras model ({str(err).splitlines()[0]})") from None
     return model, card
 
@@ -55,8 +56,9 @@ def probabilities(model: keras.Model, card: dict, arrays: np.ndarray) -> np.ndar
     """uint8 (N, C, H, W) -> class probabilities: normalised as in training, NHWC for Keras, softmax of the logits."""
     c = arrays.shape[1]
     x = (arrays.astype(np.float32) / 255.0 - np.float32(card["mean"]).reshape(1, c, 1, 1)) / np.float32(card["std"]).reshape(1, c, 1, 1)
-    logits = keras.ops.convert_to_numpy(model.predict(x.transpose(0, 2, 3, 1), batch_size=256, verbose=0))
-    return softmax(logits.astype(np.float64))
+    views = shift_views.views_nhwc(x.transpose(0, 2, 3, 1), int(card.get("shift_tta", 0)))  # as it was tested
+    logits = sum(keras.ops.convert_to_numpy(model.predict(v, batch_size=256, verbose=0)).astype(np.float64) for v in views)
+    return softmax(logits / len(views))
 
 
 def restored(model: keras.Model, arrays: np.ndarray) -> np.ndarray:

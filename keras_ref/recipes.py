@@ -40,7 +40,7 @@ KEYS = {
     "": {"seed_everything", "trainer", "model", "data", "checkpoint", "timer", "ckpt_path"},
     "trainer": {"max_epochs", "logger"} | NO_EFFECT_ON_THE_MODEL,
     "classifier model": {"net", "optimizer", "schedule", "warmup_fraction", "label_smoothing", "num_classes",
-                         "flip_tta", "channels_last", "norm_lr_scale"},
+                         "flip_tta", "shift_tta", "channels_last", "norm_lr_scale"},
     "classifier data": {"data_dir", "batch_size", "eval_batch_size", "val_fraction", "split_seed", "download", "augment"},
     "denoiser model": {"net", "loss", "optimizer", "schedule", "warmup_fraction"},
     "denoiser data": {"dataset", "sigma", "eval_sigma", "batch_size", "eval_batch_size", "val_fraction", "split_seed",
@@ -177,6 +177,7 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
         augment = {"name": aug_name, "init_args": aug_args}
     runs_dir, name = _run_name(trainer, "classifier")
     _number("model.label_smoothing", model.get("label_smoothing", 0.0), 0.0, 1.0)
+    _number("model.shift_tta", model.get("shift_tta", 0), 0, MAX_INT, integer=True)
     _number("model.warmup_fraction", model.get("warmup_fraction", 0.1), 0.0, 1.0, high_open=True)
     _number("data.init_args.batch_size", data_args.get("batch_size", 128), 1, MAX_INT, integer=True)
     _number("data.init_args.split_seed", data_args.get("split_seed", 0), 0, MAX_SEED, integer=True)
@@ -191,6 +192,7 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
         "schedule": model.get("schedule", "warmup_cosine"),
         "warmup_fraction": model.get("warmup_fraction", 0.1),
         "label_smoothing": model.get("label_smoothing", 0.0),
+        "shift_tta": model.get("shift_tta", 0),
         "batch_size": data_args.get("batch_size", 128),
         "val_fraction": data_args.get("val_fraction", 0.1),
         "split_seed": data_args.get("split_seed", 0),

@@ -33,7 +33,7 @@ from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe, save_atom
 from keras_ref.models import TWINS
 from keras_ref.torch_like import torch_init
 from keras_ref.recipes import CLASSIFIER_DEFAULT, classifier_recipe, dtype_policy, make_optimizer
-from core import flags, plots
+from core import flags, plots, shift_views
 from core.paired import wrong_positions
 from core.split import DatasetSplit
 from core.runs import data_errors, write_json
@@ -63,17 +63,34 @@ def build(recipe: dict, input_shape: tuple[int, int, int], num_classes: int, ste
     return net, model
 
 
+def eval_logits(net: keras.Model, images: np.ndarray, shift_tta: int = 0) -> np.ndarray:
+    """float64 logits of NHWC images: with ``shift_tta``, the mean over the 9 shifted views (core.shift_views), as
+    lightning_impl's ImageClassifier.eval_logits tests and predicts."""
+    views = shift_views.views_nhwc(images, shift_tta)
+    return sum(np.asarray(net.predict(v, batch_size=1000, verbose=0), dtype=np.float64) for v in views) / len(views)
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray, label_smoothing: float) -> float:
+    """The training loss's formula (torch's and Keras' cross-entropy with label smoothing), on float64 logits."""
+    k = logits.shape[1]
+    targets = np.eye(k)[labels] * (1 - label_smoothing) + label_smoothing / k
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-(targets * log_probs).sum(axis=1).mean())
+
+
 def for_display(images: np.ndarray, dm) -> np.ndarray:
     """Normalised NHWC images back to [0, 1] pixels, as the user sees them."""
     return np.clip(images * dm.std.numpy() + dm.mean.numpy(), 0.0, 1.0)
 
 
-def save_for_prediction(run: Path, net: keras.Model, dm) -> None:
+def save_for_prediction(run: Path, net: keras.Model, dm, shift_tta: int = 0) -> None:
     """model.keras (the bare net with the selected weights; augmentation acts in training only) and
     model_card.json (what keras_ref.predict needs besides: normalisation, class names, image shape)."""
     save_atomically(net.save, run / "model.keras")
     card = {"task": "classifier", "dataset": dm.dataset_name, "classes": list(dm.spec.classes),
-            "input_shape": list(dm.spec.shape), "mean": dm.mean.tolist(), "std": dm.std.tolist(), "model": "model.keras"}
+            "input_shape": list(dm.spec.shape), "mean": dm.mean.tolist(), "std": dm.std.tolist(), "model": "model.keras",
+            "shift_tta": shift_tta}
     write_json(run / "model_card.json", card)
 
 
@@ -96,17 +113,23 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
     onehot = lambda y: np.eye(dm.num_classes, dtype="float32")[y]  # noqa: E731
     net, model = build(recipe, x_train.shape[1:], dm.num_classes, -(-len(x_train) // recipe["batch_size"]))
 
+    tested: dict[str, np.ndarray] = {}  # each split's logits, computed once from the selected epoch's weights
+
+    def logits(split: str) -> np.ndarray:
+        if split not in tested:
+            tested[split] = eval_logits(net, x_test if split == "test" else x_val, recipe.get("shift_tta", 0))
+        return tested[split]
+
     def test() -> dict:
-        loss, acc = model.evaluate(x_test, onehot(y_test), batch_size=1000, verbose=0)
-        return {"test_acc": float(acc), "test_loss": float(loss)}
+        return {"test_acc": float((logits("test").argmax(axis=1) == y_test).mean()),
+                "test_loss": cross_entropy(logits("test"), y_test, recipe["label_smoothing"])}
 
     def errors() -> dict:
-        return {f"{split}_errors": wrong_positions(np.asarray(net.predict(x, batch_size=1000, verbose=0)).argmax(axis=1), y)
-                for split, x, y in (("val", x_val, y_val), ("test", x_test, y_test))}
+        return {f"{split}_errors": wrong_positions(logits(split).argmax(axis=1), y)
+                for split, y in (("val", y_val), ("test", y_test))}
 
     def figures(folder: Path, title: str) -> None:
-        logits = np.asarray(net.predict(x_test, batch_size=1000, verbose=0), dtype=np.float64)
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = np.exp(logits("test") - logits("test").max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         pred, confidence, classes = probs.argmax(axis=1), probs.max(axis=1), list(dm.spec.classes)
         plots.confusion_matrix(plots.confusion_counts(y_test, pred, dm.num_classes), classes,
@@ -120,7 +143,7 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
         validation_data=(x_val, onehot(y_val)), validation_batch_size=1000,
         recipe=recipe, monitor="val_acc", train_images=len(x_train), test=test, runs_dir=runs_dir, resume=resume,
         verbose=verbose,
-        after_best=lambda run: save_for_prediction(run, net, dm), figures=figures, errors=errors,
+        after_best=lambda run: save_for_prediction(run, net, dm, recipe.get("shift_tta", 0)), figures=figures, errors=errors,
         describe={"dataset": recipe["dataset"], "model": recipe["net"], "val_images": len(x_val)},
     )
 

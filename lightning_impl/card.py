@@ -58,6 +58,7 @@ def make_card(module: L.LightningModule, data: L.LightningDataModule, net: dict 
         if data.mean is None:
             raise RuntimeError("the DataModule is not set up: its normalisation statistics are unknown")
         card.update(task="classifier", dataset=data.dataset_name, flip_tta=bool(module.hparams.flip_tta),
+                    shift_tta=int(module.hparams.get("shift_tta", 0)),
                     mean=_plain(data.mean), std=_plain(data.std))
         spec = data.spec
     elif isinstance(module, Denoiser) and isinstance(data, NoisyDataModule):
@@ -146,7 +147,8 @@ def build_module(card: dict, state_dict: dict) -> L.LightningModule:
     """The trained LightningModule, in eval mode on the CPU, from a card and its weights."""
     net = build_net(card["net"])
     if card["task"] == "classifier":
-        module: L.LightningModule = ImageClassifier(net, num_classes=len(card["classes"]), flip_tta=card.get("flip_tta", False))
+        module: L.LightningModule = ImageClassifier(net, num_classes=len(card["classes"]), flip_tta=card.get("flip_tta", False),
+                                                     shift_tta=card.get("shift_tta", 0))
     elif card["task"] == "denoiser":
         module = Denoiser(net)
     else:

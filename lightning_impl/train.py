@@ -42,9 +42,13 @@ def errors(trainer, model, data) -> dict[str, list[int]]:
     if trainer.world_size > 1:
         return {}  # each process predicts its own shard of the images: the record is a one-process one
     found = {}
+    tested = torch.cat(getattr(model, "test_predictions", None) or [torch.zeros(0, dtype=torch.long)])
     for split, dataset in (("val", data.val_set), ("test", data.test_set)):
-        data.predict_split = split  # through the DataModule: its batches are normalised as in validation and test
-        predicted = torch.cat(trainer.predict(model, datamodule=data)).argmax(dim=1)
+        if split == "test" and len(tested) == len(dataset):  # the whole test set, in order: scored by test() already
+            predicted = tested
+        else:
+            data.predict_split = split  # through the DataModule: its batches are normalised as in validation and test
+            predicted = torch.cat(trainer.predict(model, datamodule=data)).argmax(dim=1)
         found[f"{split}_errors"] = wrong_positions(predicted.tolist(), dataset.labels.tolist())
     data.predict_split = "test"
     return found

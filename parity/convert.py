@@ -41,7 +41,7 @@ from lightning_impl.card import CARD_KEY, class_path, load_model, make_card
 from lightning_impl import checkpoints
 from lightning_impl.checkpoints import CheckpointError
 from lightning_impl.data.noise import NoisyDataModule
-from core.runs import data_errors, fail, write_json
+from core.runs import data_errors, fail, read_record, write_json
 from lightning_impl.tasks.classifier import ImageClassifier
 from lightning_impl.tasks.denoiser import Denoiser
 from parity.checks import OUTPUT_TOL, datamodule, layer_differences, nhwc, one_thread, real_batch
@@ -193,10 +193,20 @@ def _checked(result: dict) -> None:
 # --- the two directions ------------------------------------------------------------------------------------------
 
 
-def lightning_module(pair: ModelPair, net: torch.nn.Module):
+def lightning_module(pair: ModelPair, net: torch.nn.Module, shift_tta: int = 0):
     if pair.task == "classification":
-        return ImageClassifier(net, num_classes=net_classes(net)).eval()
+        return ImageClassifier(net, num_classes=net_classes(net), shift_tta=shift_tta).eval()
     return Denoiser(net).eval()
+
+
+def keras_shift_tta(source: Path) -> int:
+    """The test-time shifts (core.shift_views) a Keras model is tested with: its model card's, when it has one (a
+    keras_ref run's model_card.json, or the card convert wrote beside a .keras file)."""
+    model_file = source / "model.keras" if source.is_dir() else source
+    for card in (model_file.parent / "model_card.json", card_path(model_file)):
+        if card.is_file() and (record := read_record(card, "model card")).get("model") == model_file.name:
+            return int(record.get("shift_tta", 0))
+    return 0
 
 
 def net_classes(net: torch.nn.Module) -> int:
@@ -211,7 +221,7 @@ def to_lightning(source: Path, out: Path, pair_name: str | None = None, n: int =
     keras_to_torch(model, net, pair.input_shape)
     result = verify(pair, net, model, n)
     _checked(result)
-    module = lightning_module(pair, net)
+    module = lightning_module(pair, net, keras_shift_tta(source))
     data = datamodule(pair.dataset) if pair.task == "classification" else NoisyDataModule(dataset=pair.dataset)
     card = make_card(module, data, net_config(pair))
     checkpoint = {"state_dict": module.state_dict(), CARD_KEY: card, "epoch": 0, "global_step": 0,
@@ -239,7 +249,7 @@ def to_keras(source: Path, out: Path, n: int = N_IMAGES) -> dict:
     save_atomically(model.save, Path(out))
     keras_card = {"task": card["task"], "dataset": card["dataset"], "classes": card["classes"],
                   "input_shape": card["input_shape"], "model": out.name, "converted_from": str(file)}
-    keras_card |= {k: card[k] for k in ("mean", "std", "sigma", "eval_sigma") if k in card}
+    keras_card |= {k: card[k] for k in ("mean", "std", "sigma", "eval_sigma", "shift_tta") if k in card}
     write_json(card_path(out), keras_card)
     return result | {"written": str(out), "card": str(card_path(out))}
 

@@ -312,6 +312,48 @@ def test_flip_tta_averages_an_image_and_its_mirror_at_evaluation_only():
     assert not yaml.safe_load((ROOT / "configs/mnist_improved.yaml").read_text())["model"].get("flip_tta")
 
 
+def test_shift_tta_averages_nine_shifted_views_in_both_frameworks_at_test_and_prediction_only():
+    """The Lightning classifier and the Keras trainer take the same nine views (core.shift_views: edges repeated)
+    and, with copied weights, compute the same averaged logits; per-epoch validation scores plain images."""
+    from core import shift_views
+    from parity.transfer import torch_to_keras
+
+    torch.manual_seed(0)
+    net = ImprovedCNN(widths=(4, 8), kernel_sizes=(3, 3), paddings=("same", "same"), batch_norm=True).eval()
+    x = torch.randn(5, 1, 28, 28)
+    model = ImageClassifier(net=net, shift_tta=1).eval()
+    views = shift_views.views_nhwc(x.permute(0, 2, 3, 1).numpy(), 1)
+    assert len(views) == 9 and np.array_equal(views[0], x.permute(0, 2, 3, 1).numpy())
+    assert np.array_equal(views[1][:, :, 0], views[1][:, :, 1])  # moved right by one: the left column repeated
+    expected = sum(net(torch.from_numpy(v).permute(0, 3, 1, 2).contiguous()) for v in views) / 9
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval_logits(x), expected)
+        torch.testing.assert_close(model.eval_logits(x, shifted=False), net(x))  # what validation_step scores
+        torch.testing.assert_close(model.predict_step((x,), 0), expected.softmax(dim=-1))
+        assert not torch.allclose(model.eval_logits(x), net(x))  # the views do change the answer
+    twin = keras_improved_cnn((28, 28, 1), 10, widths=(4, 8), kernel_sizes=(3, 3),
+                              paddings=("same", "same"), batch_norm=True)
+    torch_to_keras(net, twin, (1, 28, 28))
+    nhwc = x.permute(0, 2, 3, 1).numpy()
+    with torch.no_grad():
+        np.testing.assert_allclose(ktrain.eval_logits(twin, nhwc, 1), model.eval_logits(x).numpy(), atol=1e-5)
+        np.testing.assert_allclose(ktrain.eval_logits(twin, nhwc, 0), net(x).numpy(), atol=1e-5)
+    for bad in (-1, 0.5, True):
+        with pytest.raises(ValueError, match="shift_tta"):
+            ImageClassifier(net=net, shift_tta=bad)
+        with pytest.raises(ValueError, match="shift_tta"):
+            recipes.classifier_recipe({"model": {"shift_tta": bad}})
+    assert recipes.classifier_recipe({"model": {"shift_tta": 2}})["shift_tta"] == 2
+
+
+def test_keras_cross_entropy_is_the_training_loss():
+    logits, labels = np.random.default_rng(0).normal(size=(6, 10)), np.array([0, 3, 9, 1, 1, 7])
+    for smoothing in (0.0, 0.1):
+        expected = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels),
+                                                     label_smoothing=smoothing)
+        assert ktrain.cross_entropy(logits, labels, smoothing) == pytest.approx(float(expected), rel=1e-12)
+
+
 def test_final_configs_are_the_chains_of_the_steps_they_name():
     for dataset in DATASETS:
         text = (ROOT / "configs" / f"{dataset}_improved.yaml").read_text()
@@ -327,7 +369,8 @@ def test_final_configs_are_the_chains_of_the_steps_they_name():
 
 def test_write_config_writes_the_kept_chain_of_a_ladder(monkeypatch, tmp_path):
     val = {"00_base": 0.990, "01_batch_norm": 0.992, "02_depth_width": 0.994, "03_augmentation": 0.995,
-           "04_label_smoothing": 0.996, "05_dropout": 0.995, "06_schedule": 0.997}
+           "04_label_smoothing": 0.996, "05_dropout": 0.995, "06_schedule": 0.997,
+           "07_shift_tta": 0.998}
 
     def fake_run(config_path, seed, epochs, train_fraction, out, name):
         return fake_result(val[name], epochs)

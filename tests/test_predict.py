@@ -235,3 +235,32 @@ def test_keras_denoiser_writes_a_png_given_back_as_it_came(tmp_path):
     pixels = np.asarray(Image.open(tmp_path / "upright.png"))[None, None]
     expected = np.rint(keras_predict.restored(model, pixels)[0, 0] * 255).astype(int)
     assert np.abs(upright - expected).max() <= 1
+
+
+def test_keras_predict_loads_a_batch_norm_twin_and_scores_it_as_it_was_tested(image_files, tmp_path):
+    """The improved recipe's twin holds the project's own BatchNorm layer: keras_ref.predict, in a fresh interpreter,
+    registers it before loading model.keras; and it averages the shifted views the run was tested with
+    (model.shift_tta, core.shift_views), as keras_ref.train's test scoring does."""
+    from keras_ref import predict as keras_predict
+    from keras_ref import recipes
+    from keras_ref import train as keras_train
+    from core.split import DatasetSplit
+
+    recipe = recipes.classifier_recipe("configs/mnist_improved.yaml")
+    assert recipe["shift_tta"] == 1
+    dm = DatasetSplit("mnist", val_fraction=0.1, split_seed=0)
+    dm.prepare()
+    dm.setup()
+    net, _ = keras_train.build(recipe, (28, 28, 1), 10, steps_per_epoch=1)
+    keras_train.save_for_prediction(tmp_path, net, dm, recipe["shift_tta"])
+    files, _ = image_files
+    result = run_module("keras_ref.predict", tmp_path, files[0], "--json", tmp_path / "rows.json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    model, card = keras_predict.load_run(tmp_path)
+    assert card["shift_tta"] == 1
+    pixels = np.stack([prepare(f, "mnist", (1, 28, 28)).array for f in files[:4]])
+    x = ((pixels / 255.0 - card["mean"][0]) / card["std"][0]).astype(np.float32).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(keras_predict.probabilities(model, card, pixels),
+                               preprocess.softmax(keras_train.eval_logits(model, x, 1)), atol=1e-6)
+    assert not np.allclose(keras_predict.probabilities(model, {**card, "shift_tta": 0}, pixels),
+                           keras_predict.probabilities(model, card, pixels), atol=1e-6)

@@ -31,6 +31,9 @@ def test_one_epoch_on_full_mnist(tmp_path, capsys):
     saved = json.loads(open(f"{run_dir}/metrics.json").read())
     assert saved["test_acc"] == metrics["test_acc"] and saved["parameters"] == 58796
     assert saved["val_images"] == 6000  # the 10 % held out of MNIST's 60,000 training images
+    # The test images it gets wrong (kept from test(), not scored again) are as many as its accuracy says.
+    assert len(saved["test_errors"]) == round((1 - saved["test_acc"]) * 10_000)
+    assert 0 < len(saved["val_errors"]) < 6000 * 0.03
     for name in ("config.yaml", "metrics.csv", "checkpoints"):
         assert (tmp_path / "mnist_specified_cnn" / "version_0" / name).exists(), name
     # A second run gets a folder of its own.

@@ -7,9 +7,11 @@ from typing import Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from core import shift_views
 from lightning_impl.models import SpecifiedCNN
 from lightning_impl.tasks.schedules import check_fraction, configure_optimizers
 from lightning_impl.tasks.train_logging import TrainLogging
@@ -31,6 +33,10 @@ class ImageClassifier(TrainLogging):
             (oneDNN) and GPU convolution kernels run faster (CIFAR-10 net on 2 CPU cores, bf16: 387 -> 476 images/s).
         flip_tta: validation, test and prediction average the logits of each image and of its mirror image
             (test-time augmentation). Only where a mirrored image keeps its label: photographs, never digits.
+        shift_tta: pixels; test and prediction average the logits of the image shifted by -s, 0, +s along each
+            axis (9 views, core.shift_views), and so do the tested model's validation errors (lightning_impl.train
+            errors(): the ladder's keep rule). Per-epoch validation scores plain images: it only picks the epoch,
+            and nine views every epoch would cost as much as a third of the training. 0: off.
         norm_lr_scale: learning-rate multiplier for the BatchNorm parameters, whose weight decay is divided by
             the same factor so that it decays them as much per step as before (the airbench recipes train the
             BatchNorm shifts 64x faster than the weights: lightning_impl.models.whitened_cnn).
@@ -45,12 +51,14 @@ class ImageClassifier(TrainLogging):
         label_smoothing: float = 0.0,
         num_classes: int = 10,
         flip_tta: bool = False,
+        shift_tta: int = 0,
         channels_last: bool = False,
         norm_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         check_fraction("warmup_fraction", warmup_fraction, high_open=True)
         check_fraction("label_smoothing", label_smoothing)  # keras_ref.recipes refuses the same values
+        shift_views.offsets(shift_tta)  # a ValueError for anything but a whole number of pixels >= 0
         if not num_classes >= 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.save_hyperparameters(ignore=["net", "optimizer"])
@@ -82,14 +90,30 @@ class ImageClassifier(TrainLogging):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
-    def eval_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for evaluation and prediction: with ``flip_tta``, the mean over the image and its mirror."""
-        logits = self(x)
-        return (logits + self(x.flip(-1))) / 2 if self.hparams.flip_tta else logits
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The image's shifted views (``shift_tta``, core.shift_views: edges repeated), the image itself first."""
+        pixels = self.hparams.get("shift_tta", 0)  # checkpoints from before the option have none
+        if not pixels:
+            return [x]
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (pixels,) * 4, mode="replicate")
+        return [padded[..., pixels + dy:pixels + dy + h, pixels + dx:pixels + dx + w]
+                for dy, dx in shift_views.offsets(pixels)]
+
+    def eval_logits(self, x: torch.Tensor, shifted: bool = True) -> torch.Tensor:
+        """Logits for evaluation and prediction: the mean over the image's views: its shifts (``shift_tta``, unless
+        ``shifted`` is False) and, with ``flip_tta``, their mirrors."""
+        views = self.views(x) if shifted else [x]
+        if self.hparams.flip_tta:
+            views += [v.flip(-1) for v in views]
+        logits = self(views[0])
+        for view in views[1:]:  # one view at a time: nine copies of a large evaluation batch need not fit at once
+            logits = logits + self(view)
+        return logits / len(views)
 
     def _shared_step(self, batch, stage: str, metric: MulticlassAccuracy) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
-        logits = self(x) if stage == "train" else self.eval_logits(x)
+        logits = self(x) if stage == "train" else self.eval_logits(x, shifted=stage != "val")
         loss = self.loss(logits, y)
         # update(), not metric(...): calling the metric also computes the batch's own accuracy (a copy, reset and
         # merge of its state every step), which nothing reads; the epoch value comes from compute().
@@ -107,9 +131,16 @@ class ImageClassifier(TrainLogging):
     def validation_step(self, batch, batch_idx):
         self._shared_step(batch, "val", self.val_acc)
 
+    def on_test_epoch_start(self) -> None:
+        self.test_predictions: list[torch.Tensor] = []
+
     def test_step(self, batch, batch_idx):
-        # The logits go to the callbacks (RunFigures draws the confusion matrix and the misclassified images).
-        return {"logits": self._shared_step(batch, "test", self.test_acc)[1].detach()}
+        # The logits go to the callbacks (RunFigures draws the confusion matrix and the misclassified images); the
+        # predicted classes are kept, so that the run's record of which test images it gets wrong
+        # (lightning_impl.train errors()) need not score the test set a second time.
+        logits = self._shared_step(batch, "test", self.test_acc)[1].detach()
+        self.test_predictions.append(logits.argmax(dim=1).cpu())
+        return {"logits": logits}
 
     def predict_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
