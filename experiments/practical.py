@@ -3,6 +3,7 @@
     python -m experiments.practical                      # --budget smoke: every part, small (does it all run?)
     python -m experiments.practical --budget standard    # the recipes' own runs, short ladders (README: its time)
     python -m experiments.practical --budget full        # 3-seed ladders, the full denoising study: many hours
+    python -m experiments.practical --jobs 2             # two parts at a time, the CPU's threads shared out
 
 Each part is one command of the project (the same you would type), run in a process of its own: the specified
 CNN and the shipped improved recipe (configs/mnist_improved.yaml) over seeds in Lightning and in Keras, HOG + SVM,
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,10 +191,11 @@ class Progress:
         self.spent_actual += seconds
 
 
-def run_part(part: Part, log: Path, progress: Progress, verbose: bool) -> str:
-    """Run the part's command, its output into `log` (and the terminal with --verbose); its output's path."""
+def run_part(part: Part, log: Path, progress: Progress, verbose: bool, threads: int | None = None) -> str:
+    """Run the part's command, its output into `log` (and the terminal with --verbose); its output's path.
+    ``threads``: the CPU threads the command's torch may use (parts sharing the machine)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     start, lines = time.perf_counter(), []
     with open(log, "w") as f, subprocess.Popen([sys.executable, "-m", *part.argv], stdout=subprocess.PIPE,
                                                stderr=subprocess.STDOUT, text=True, env=env) as proc:
@@ -240,6 +243,16 @@ def resumable(part: Part, runs: Path) -> Part:
     return part
 
 
+def cost(part: Part, output: str, seconds: float) -> float:
+    """What the part costs when run from scratch (the report's wall time per part): its command's seconds, except
+    for a ladder that went on in its folder (--resume) and reused runs finished by an earlier call, whose cost is
+    the sum of its runs' own wall times (results.json keeps each run's)."""
+    if part.kind != "ladder":
+        return seconds
+    runs = json.loads((Path(output) / "results.json").read_text())
+    return max(seconds, sum(r.get("wall_s", 0.0) for r in runs))
+
+
 def _part_record(path: Path) -> dict | None:
     """A part's record, or None when there is none; a damaged one (cut short, edited) means the part is done again."""
     if not path.is_file():
@@ -264,8 +277,10 @@ def finished_records(home: Path, seeds: int | None = None) -> list[dict]:
     return records
 
 
-def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False, seeds: int | None = None) -> list[dict]:
-    """Every part of the budget, reusing finished ones; their records, in order."""
+def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False, seeds: int | None = None,
+            jobs: int = 1) -> list[dict]:
+    """Every part of the budget, reusing finished ones; their records, in order. ``jobs`` > 1: that many parts at
+    once, the CPU's threads shared out between them (their wall times then overlap: the report says so)."""
     home = runs / "practical" / budget
     (home / "parts").mkdir(parents=True, exist_ok=True)
     todo = parts(budget, runs, seeds)
@@ -282,19 +297,42 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False,
     reused = len(todo) - len(fresh)
     progress.say(f"budget {budget}: {len(todo)} parts, {reused} finished earlier and reused, {len(fresh)} to run "
                  f"(~{duration(progress.remaining())} on an idle 2-core CPU)")
-    for i, part in enumerate(todo):
-        if records[i] is not None:
-            continue
-        progress.begin(fresh.index(part) + 1, len(fresh), part)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        part = todo[i]
+        with lock:
+            progress.begin(fresh.index(part) + 1, len(fresh), part)
         start = time.perf_counter()
-        output = run_part(resumable(part, runs), home / "logs" / f"{part.name}.log", progress, verbose)
+        output = run_part(resumable(part, runs), home / "logs" / f"{part.name}.log", progress, verbose, threads)
         seconds = time.perf_counter() - start
-        progress.done(part, seconds)
-        records[i] = {"name": part.name, "kind": part.kind, "title": part.title, "command": part.command,
-                      "configs": part.configs, "key": part.key(), "output": str(Path(output).resolve()),
-                      "wall_s": seconds, "meta": part.meta, "finished": True}
-        write_json(home / "parts" / f"{part.name}.json", records[i])
-        progress.say(f"  {part.name} done in {duration(seconds)}")
+        record = {"name": part.name, "kind": part.kind, "title": part.title, "command": part.command,
+                  "configs": part.configs, "key": part.key(), "output": str(Path(output).resolve()),
+                  "wall_s": cost(part, output, seconds), "command_s": seconds, "jobs": jobs, "meta": part.meta,
+                  "finished": True}
+        with lock:
+            progress.done(part, seconds)
+            records[i] = record
+            write_json(home / "parts" / f"{part.name}.json", record)
+            progress.say(f"  {part.name} done in {duration(seconds)}")
+
+    waiting = [i for i, r in enumerate(records) if r is None]
+    if jobs == 1:
+        for i in waiting:
+            one(i)
+        return records
+    # Longest first (the budget's estimates), so that no long part is left running alone at the end.
+    waiting.sort(key=lambda i: -estimate(budget, todo[i]))
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(one, i) for i in waiting]
+        try:
+            for future in futures:
+                future.result()  # the first failure stops the practical; the parts already finished are kept
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return records
 
 
@@ -307,7 +345,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the finished parts; run nothing")
     p.add_argument("--notebook", action="store_true",
                    help="also write practical.ipynb beside index.html, executed by a Jupyter kernel (pip install -e '.[notebook]')")
-    flags.add(p, "runs_dir", "data_dir", "seeds", "quiet", "verbose")
+    flags.add(p, "runs_dir", "data_dir", "seeds", "quiet", "verbose", "jobs")
     return p.parse_args(argv)
 
 
@@ -325,7 +363,7 @@ def main(argv: list[str] | None = None) -> Path:
             if args.report_only:
                 records = finished_records(runs / "practical" / args.budget, args.seeds)
             else:
-                records = run_all(args.budget, runs, args.quiet, args.verbose, args.seeds)
+                records = run_all(args.budget, runs, args.quiet, args.verbose, args.seeds, args.jobs)
             command = shlex.join(["python", "-m", "experiments.practical", *(sys.argv[1:] if argv is None else argv)])
             index = report.build(records, args.budget, out, command, runs_dir=args.runs_dir, with_notebook=args.notebook,
                                  seeds=args.seeds or budgets.budget("practical", args.budget)["seeds"], data_dir=args.data_dir)

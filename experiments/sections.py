@@ -53,6 +53,9 @@ def section_overview(ctx: Context, env: dict) -> None:
         f"(their own wall time: {ctx.numbers.add('total_part_s', total, duration(total), {'command': ctx.command})}). Every number below "
         "is in results.json beside the command and the configs that produced it; the figures come from the runs "
         "themselves. Each part is one command of the project and can be re-run alone."))
+    if any(r.get("jobs", 1) > 1 for r in ctx.records):
+        ctx.doc.add(Para("Some parts ran side by side (`--jobs`), sharing the CPU: their wall times overlap, and each "
+                         "is longer than the same part run alone."))
     if ctx.budget == "smoke":
         ctx.doc.add(Para("**The smoke budget checks that every part runs and the report builds.** Its networks see a "
                          "small share of one epoch, so their accuracies say nothing about the methods; "
