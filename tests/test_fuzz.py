@@ -137,6 +137,7 @@ LIGHTNING_ACCEPTED = {  # (option, value) -> what it means
     ("--trainer.reload_dataloaders_every_n_epochs", "0"): "never reloaded",
     ("--model.warmup_fraction", "0"): "no warm-up",
     ("--model.label_smoothing", "0"): "plain cross-entropy",
+    ("--model.shift_tta", "0"): "no test-time shifts",
     ("--model.optimizer.init_args.weight_decay", "0"): "no weight decay",
     ("--checkpoint.save_top_k", "-1"): "every checkpoint kept",
     ("--checkpoint.every_n_train_steps", "0"): "off",
@@ -216,12 +217,12 @@ KERAS_RECIPE_KEYS = {  # YAML path -> what the classifier recipe translator must
     ("data", "init_args", "batch_size"): "int", ("data", "init_args", "val_fraction"): "float",
     ("data", "init_args", "split_seed"): "int", ("trainer", "max_epochs"): "int", ("seed_everything",): "int",
     ("model", "optimizer", "init_args", "lr"): "float", ("model", "optimizer", "init_args", "weight_decay"): "float",
-    ("model", "optimizer", "init_args", "eps"): "float",
+    ("model", "optimizer", "init_args", "eps"): "float", ("model", "shift_tta"): "int",
 }
 KERAS_ACCEPTED = {
     ("model.label_smoothing", "0"): "plain cross-entropy", ("model.warmup_fraction", "0"): "no warm-up",
     ("data.init_args.split_seed", "0"): "split seed 0", ("seed_everything", "0"): "seed 0",
-    ("model.optimizer.init_args.weight_decay", "0"): "no weight decay",
+    ("model.optimizer.init_args.weight_decay", "0"): "no weight decay", ("model.shift_tta", "0"): "no test-time shifts",
 }
 
 
