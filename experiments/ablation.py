@@ -50,7 +50,7 @@ from core import budgets, configs, flags, plots, tables
 from core.datasets import SPECS
 from core.runs import UsageError, data_errors, fail, read_record, write_json, write_text
 from core.paired import Paired, mcnemar
-from experiments.numbers import mean_std, p_text, pp_mean_std
+from experiments.numbers import mean_std, p_text, plural, pp_mean_std
 
 
 def ladders() -> Path:
@@ -347,7 +347,7 @@ def kept_steps(ladder_dir: Path) -> tuple[list[str], dict[str, str]]:
             delta = float(row["delta_val"])
             p = paired_cells(row)[1]
             left_out[row["step"]] = (f"{row['decision']}, {100 * delta:+.2f} pp validation"
-                                     + (f", McNemar p {p}" if p else "") + f", {row['seeds']} seed(s)")
+                                     + (f", McNemar p {p}" if p else "") + f", {plural(row['seeds'], 'seed')}")
     return kept, left_out
 
 

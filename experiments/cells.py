@@ -15,12 +15,13 @@ def run_practical(budget: str, runs_dir: str | Path, data_dir: str | Path | None
     """Run every part of the practical that has not finished (experiments.practical.run_all); the parts' records."""
     from core import budgets
     from experiments import practical
+    from experiments.numbers import plural
 
     runs = Path(runs_dir)
     runs = runs if runs.is_absolute() else project_root() / runs
     if data_dir is not None:  # the parts are processes of their own: they find the data through the environment
         os.environ["LIGHTNING_IMPL_DATA"] = str(Path(data_dir).resolve())
-    print(f"budget {budget}, {seeds or budgets.budget('practical', budget)['seeds']} seed(s) of the specified CNN; runs folder: {runs}")
+    print(f"budget {budget}, {plural(seeds or budgets.budget('practical', budget)['seeds'], 'seed')} of the specified CNN; runs folder: {runs}")
     return practical.run_all(budget, runs, seeds=seeds)
 
 

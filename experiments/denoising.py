@@ -45,6 +45,7 @@ from core import classical_denoisers as classical
 from core.image_quality import paired_psnr, psnr_per_image, score
 from core.noise import NOISE_SEEDS, fixed_noisy_copy, to_unit
 from core.runs import UsageError, data_errors, new_run_dir, read_record, write_json, write_text
+from experiments.numbers import plural
 from lightning_impl.card import load_model
 from lightning_impl.data.noise import NoisyDataModule
 from lightning_impl.tasks.denoiser import Denoiser
@@ -330,7 +331,7 @@ def compare_losses(budget_name: str = "full", out_root: str = "runs", data_dir: 
                              "train_images": limit})
     epochs = {arch: study.config(arch)["trainer"]["max_epochs"] for arch in ARCHITECTURES}
     lines = [f"# MSE vs BCE on {len(data.val_set)} validation images (budget `{budget_name}`: "
-             + ", ".join(f"{arch} {epochs[arch]} epoch(s)" for arch in ARCHITECTURES)
+             + ", ".join(f"{arch} {plural(epochs[arch], 'epoch')}" for arch in ARCHITECTURES)
              + f" on {rows[0]['train_images']} training images per model)", "",
              *tables.markdown(["architecture", "σ", "loss", "PSNR (dB)", "SSIM", "training (s)"],
                               [[r["architecture"], f"{r['sigma']:g}", r["loss"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
@@ -390,7 +391,7 @@ def write_results(rows: list[dict], run_dir: Path, study: Study, paired: list[di
         f"Every method is scored on the same fixed noisy copies of the first {n_test} test images (seed "
         f"{NOISE_SEEDS['test']}), by the same function. Classical parameters were tuned per sigma on "
         f"{study.tune_images} training images; networks trained "
-        + "; ".join(f"{t['label']} {t['epochs']} epoch(s) on {t['train_images']} training images at batch "
+        + "; ".join(f"{t['label']} {plural(t['epochs'], 'epoch')} on {t['train_images']} training images at batch "
                     f"{t['batch_size']}, peak lr {t['lr']:g}, loss `{t['loss']}`" for t in trained.values())
         + " (each network's whole recipe: models/*/version_*/config.yaml).",
         "",

@@ -12,7 +12,7 @@ from core.paired import mcnemar
 from experiments.ablation import ALPHA, is_kept
 from experiments.document import Heading, Para
 from experiments.denoising import LABELS, best_classical
-from experiments.numbers import p_text
+from experiments.numbers import p_text, plural
 
 
 class Claim(Para):
@@ -157,7 +157,7 @@ def improved(ctx, dataset: str, found: dict, specified: dict) -> None:
         if (dataset, fw) not in found:
             continue
         text = (f"in {fw.capitalize()} the recipe reaches {n.text(tag + '_test_acc_mean')} over "
-                f"{n.text(tag + '_seeds')} seed(s)")
+                f"{plural(n.text(tag + '_seeds'), 'seed')}")
         if f"{tag}_vs_specified_p" in n.entries:
             p = n.value(f"{tag}_vs_specified_p")
             ahead = n.value(f"{tag}_vs_specified_only_improved") > n.value(f"{tag}_vs_specified_only_specified")
@@ -350,7 +350,7 @@ def summary(ctx, specified: dict) -> None:
         diff = ml - mk
         n.add("specified_framework_difference", diff, f"{100 * abs(diff):.2f}", lightning["record"])
         text = (f"The specified CNN reaches {n.text('specified_lightning_test_acc_mean')} in Lightning and "
-                f"{n.text('specified_keras_test_acc_mean')} in Keras over {n.text('specified_lightning_seeds')} seed(s): "
+                f"{n.text('specified_keras_test_acc_mean')} in Keras over {plural(n.text('specified_lightning_seeds'), 'seed')}: "
                 f"the means differ by {n.text('specified_framework_difference')} pp. ")
         evidence = frameworks_tested(ctx, "specified_framework", lightning, keras, test_images)
         if "specified_framework_welch_p" in n.entries:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.runs import UsageError, write_text
 from experiments.document import Document, Table, markdown
+from experiments.numbers import plural
 from experiments.records import read_json
 
 
@@ -24,7 +25,7 @@ def headline_rows(num: dict) -> list[tuple[str, str, str]]:
 
     seeds = num.get("specified_lightning_seeds", {}).get("text", "?")
     candidates = [
-        row(f"specified CNN, test accuracy over {seeds} seed(s), Lightning / Keras",
+        row(f"specified CNN, test accuracy over {plural(seeds, 'seed')}, Lightning / Keras",
             ["specified_lightning_test_acc_mean", "specified_keras_test_acc_mean"]),
         row("specified CNN, training time per run, Lightning / Keras", ["specified_lightning_train_s", "specified_keras_train_s"]),
         row("HOG + SVM, test accuracy / training time", ["baseline_test_acc", "baseline_fit_s"]),
@@ -35,7 +36,7 @@ def headline_rows(num: dict) -> list[tuple[str, str, str]]:
         if keys:
             who = " / ".join(k.split("_")[2].capitalize() for k in keys)
             n = num.get(f"improved_{dataset}_lightning_seeds", num.get(f"improved_{dataset}_keras_seeds", {})).get("text", "?")
-            candidates.append(row(f"improved CNN (configs/{dataset}_improved.yaml), test accuracy over {n} seed(s), {who}", keys))
+            candidates.append(row(f"improved CNN (configs/{dataset}_improved.yaml), test accuracy over {plural(n, 'seed')}, {who}", keys))
     for dataset in ("mnist", "cifar10"):
         for fw in ("lightning", "keras"):
             candidates.append(row(f"improved-CNN ladder, {dataset}, {fw}: test accuracy (%), first step / last kept step",

@@ -31,6 +31,11 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
+def plural(n, word: str) -> str:
+    """``n word`` with the word in the plural unless n is 1 (n as given, a number or its registered text)."""
+    return f"{n} {word}" if str(n).replace(",", "") in ("1", "1.0") else f"{n} {word}s"
+
+
 def pct(x: float, digits: int = 2) -> str:
     """A fraction as a percentage: 0.9931 -> '99.31 %'."""
     return f"{100 * x:.{digits}f} %"

@@ -14,7 +14,7 @@ from core.paired import mcnemar
 from experiments import ablation, discussion, methods, notebook
 from experiments.document import Cell, Document, Figure, Heading, Para, Table, link
 from experiments.nets import architecture_table, build_pair, recipe_net
-from experiments.numbers import Numbers, duration, mean_std, p_text, pct, pct_mean_std
+from experiments.numbers import Numbers, duration, mean_std, p_text, pct, pct_mean_std, plural
 from experiments.records import read_csv, read_json
 
 
@@ -277,7 +277,7 @@ def section_ladders(ctx: Context) -> None:
         spread = "mean ± std over seeds" if seeds > 1 else "one seed: no spread"
         ctx.doc.add(ctx.table(f"ladder_{dataset}_{fw}", Table(
             LADDER_HEADER, table, align="llrrrrrrlr",
-            caption=f"{dataset}, {fw}, budget {spec['budget']}: {seeds} seed(s), {epochs} epoch(s) per run; {spread}; "
+            caption=f"{dataset}, {fw}, budget {spec['budget']}: {plural(seeds, 'seed')}, {plural(epochs, 'epoch')} per run; {spread}; "
                     "right only here / in kept: validation images (summed over seeds) that only this step's runs, or "
                     "only the last kept step's runs, classify correctly"),
             record["command"]))
@@ -447,7 +447,7 @@ def section_denoise(ctx: Context) -> None:
                      "(Gaussian noise, clipped to [0, 1]) and is scored by one function; classical filters are tuned "
                      "per σ on training images, networks are trained per σ (and one blind model over a range of σ). "
                      f"Budget `{result['budget']}`, each network per noise level: "
-                     + "; ".join(f"{t['label']} {t['epochs']} epoch(s) on {t['train_images']:,} training images"
+                     + "; ".join(f"{t['label']} {plural(t['epochs'], 'epoch')} on {t['train_images']:,} training images"
                                  f" at batch {t['batch_size']}, peak learning rate {t['lr']:g}"
                                  for t in result["networks"].values())
                      + " (the budget's overlays on the recipes: docs/denoise.md says how they were chosen)."))

@@ -384,7 +384,7 @@ def test_write_config_writes_the_kept_chain_of_a_ladder(monkeypatch, tmp_path):
     text = out.read_text()
     assert ablation.steps_of(text) == [k for k in val if k != "05_dropout"]
     # 6 images worse, all of them against the step: McNemar's p = 2 / 2^6
-    assert "# left out: 05_dropout (worse, -0.10 pp validation, McNemar p 0.031, 1 seed(s))" in text
+    assert "# left out: 05_dropout (worse, -0.10 pp validation, McNemar p 0.031, 1 seed)" in text
     config = yaml.safe_load(text)
     schedule = yaml.safe_load((ROOT / "configs/ablation/mnist/06_schedule.yaml").read_text())
     assert "dropout" not in config["model"]["net"]["init_args"]

@@ -471,7 +471,7 @@ def test_the_improved_recipe_is_paired_seed_by_seed_with_the_specified_cnn(tmp_p
     assert not unregistered({"numbers": ctx.numbers.entries, "discussion": ctx.claims})
     (row,) = [r for r in docs_sync.headline_rows(ctx.numbers.entries) if r[0].startswith("improved CNN (")]
     assert row[1] == f"{ctx.numbers.text('improved_mnist_lightning_test_acc_mean')} / " \
-                     f"{ctx.numbers.text('improved_mnist_keras_test_acc_mean')}" and "3 seed(s)" in row[0]
+                     f"{ctx.numbers.text('improved_mnist_keras_test_acc_mean')}" and "3 seeds" in row[0]
 
 
 def test_a_ladder_that_reused_its_finished_runs_is_timed_by_its_runs(tmp_path):
