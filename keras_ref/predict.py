@@ -23,7 +23,8 @@ import numpy as np
 
 from keras_ref import backend
 from keras_ref import models  # noqa: F401  (registers the twins' own layers, e.g. BatchNorm: model.keras files name them)
-from core import flags, shift_views
+from keras_ref.train import eval_logits
+from core import flags
 from core.preprocess import (ImageInputError, format_row, prediction_rows, prepare, softmax, write_restored,
                                       write_rows)
 from core.runs import UsageError, fail, read_record
@@ -56,9 +57,7 @@ def probabilities(model: keras.Model, card: dict, arrays: np.ndarray) -> np.ndar
     """uint8 (N, C, H, W) -> class probabilities: normalised as in training, NHWC for Keras, softmax of the logits."""
     c = arrays.shape[1]
     x = (arrays.astype(np.float32) / 255.0 - np.float32(card["mean"]).reshape(1, c, 1, 1)) / np.float32(card["std"]).reshape(1, c, 1, 1)
-    views = shift_views.views_nhwc(x.transpose(0, 2, 3, 1), int(card.get("shift_tta", 0)))  # as it was tested
-    logits = sum(keras.ops.convert_to_numpy(model.predict(v, batch_size=256, verbose=0)).astype(np.float64) for v in views)
-    return softmax(logits / len(views))
+    return softmax(eval_logits(model, x.transpose(0, 2, 3, 1), int(card.get("shift_tta", 0))))  # as it was tested
 
 
 def restored(model: keras.Model, arrays: np.ndarray) -> np.ndarray:
