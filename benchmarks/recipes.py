@@ -36,8 +36,8 @@ from pathlib import Path
 
 from core import configs, flags, tables
 from core.precision import cpu_has_native_bf16, resolve
-from core.runs import UsageError, write_json, write_text
-from experiments.docs_sync import replaced_block
+from core.runs import write_json
+from experiments.docs_sync import rewrite_block
 from experiments.numbers import mean_std, pp_mean_std
 from experiments.records import environment
 
@@ -194,14 +194,7 @@ def docs_block(results: dict) -> str:
 def update_docs(json_path: Path, page: Path = DOCS) -> bool:
     """Rewrite the page's generated block from ``json_path`` (atomically, as the report's --update-docs does);
     whether the page changed."""
-    try:
-        new = replaced_block(page, BEGIN, END, docs_block(json.loads(json_path.read_text())))
-    except UsageError as err:
-        raise SystemExit(f"error: {err}") from None
-    changed = new != page.read_text()
-    if changed:
-        write_text(page, new)
-    return changed
+    return rewrite_block(page, BEGIN, END, docs_block(json.loads(json_path.read_text())))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -36,7 +36,8 @@ def headline_rows(num: dict) -> list[tuple[str, str, str]]:
         if keys:
             who = " / ".join(k.split("_")[2].capitalize() for k in keys)
             n = num.get(f"improved_{dataset}_lightning_seeds", num.get(f"improved_{dataset}_keras_seeds", {})).get("text", "?")
-            candidates.append(row(f"improved CNN (configs/{dataset}_improved.yaml), test accuracy over {plural(n, 'seed')}, {who}", keys))
+            recipe = (num[keys[0]].get("configs") or [f"{dataset}_improved.yaml"])[0]
+            candidates.append(row(f"improved CNN (configs/{recipe}), test accuracy over {plural(n, 'seed')}, {who}", keys))
     for dataset in ("mnist", "cifar10"):
         for fw in ("lightning", "keras"):
             candidates.append(row(f"improved-CNN ladder, {dataset}, {fw}: test accuracy (%), first step / last kept step",
@@ -105,6 +106,19 @@ def replaced_block(path: Path, begin: str, end: str, block: str) -> str:
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     return head + block + tail
+
+
+def rewrite_block(path: Path, begin: str, end: str, block: str) -> bool:
+    """Replace a page's generated block (``replaced_block``) and write the page, atomically, only if it changed;
+    whether it did. A benchmark's ``--update-docs``: a page without the block is a SystemExit naming it."""
+    try:
+        new = replaced_block(path, begin, end, block)
+    except UsageError as err:
+        raise SystemExit(f"error: {err}") from None
+    changed = new != path.read_text()
+    if changed:
+        write_text(path, new)
+    return changed
 
 
 def update_docs(results_file: Path, root: Path = Path(".")) -> list[Path]:

@@ -304,6 +304,12 @@ def section_ladders(ctx: Context) -> None:
                     architecture_table(torch_net, keras_net, shape))
 
 
+def recipe_of(record: dict) -> str:
+    """The recipe file an improved-recipe part trained (its record's config; configs/<dataset>_improved.yaml unless
+    the budget names another, e.g. configs/cifar10_whitened.yaml)."""
+    return (record.get("configs") or [f"{record['meta']['dataset']}_improved.yaml"])[0]
+
+
 def section_improved(ctx: Context, specified: dict) -> dict:
     """The shipped improved recipes (configs/<dataset>_improved.yaml) trained at their own size over the seeds, in
     each framework; on MNIST each seed paired with the specified CNN of the same seed and framework on the same test
@@ -318,18 +324,27 @@ def section_improved(ctx: Context, specified: dict) -> dict:
     n, found = ctx.numbers, {}
     ctx.doc.add(Heading("Improved CNN: the shipped recipe over seeds"))
     for dataset in dict.fromkeys(d for d, _ in by):
-        recipe = f"{dataset}_improved.yaml"
+        recipe = recipe_of(next(r for (d, _), items in by.items() if d == dataset for r, _ in items))
         text = (configs.folder() / recipe).read_text()
-        steps = ablation.steps_of(text)
+        steps = ablation.steps_of(text) if ablation.STEPS_LINE in text else []  # a ladder's chain, or none
         left_out = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("# left out:")]
+        twin = ", and its Keras twin" if any(d == dataset and fw == "keras" for d, fw in by) else ""
+        if steps:
+            made = f"It holds the ladder steps {', '.join(steps)}"
+            made += (f" (left out: {'; '.join(left_out)}). " if left_out else ". ")
+        else:
+            made = ("It is not a chain of the ladder but the exercise's changes (BatchNorm, depth and width, "
+                    "augmentation, a schedule) in the layout of the fast GPU recipes; the methods table above says what "
+                    "it holds and why. ")
+        paired = ("Each seed's run is paired with the specified CNN's run of the same seed and framework on the same "
+                  "test images: McNemar's exact test, pooled over the seeds, on the images only one of the two gets "
+                  "right; Welch's t-test compares the seeds' means." if dataset == "mnist" else
+                  "The specified CNN is an MNIST network, so there is no paired comparison here; the CIFAR-10 "
+                  "ladder above measures the exercise's changes one at a time.")
         ctx.doc.add(Heading(f"{SPECS[dataset].title}: configs/{recipe}", 3),
-                    Para(f"The recipe a user trains (`python -m lightning_impl.train --config configs/{recipe}`, and "
-                         f"its Keras twin), at its own epochs and on the whole training split, over the same seeds as "
-                         f"the specified CNN. It holds the ladder steps {', '.join(steps)}"
-                         + (f" (left out: {'; '.join(left_out)})" if left_out else "") + ". "
-                         "Each seed's run is paired with the specified CNN's run of the same seed and framework on "
-                         "the same test images: McNemar's exact test, pooled over the seeds, on the images only one "
-                         "of the two gets right; Welch's t-test compares the seeds' means."))
+                    Para(f"The recipe a user trains (`python -m lightning_impl.train --config configs/{recipe}`{twin}), "
+                         f"at its own epochs and on the whole training split, over the same seeds as the specified "
+                         f"CNN. " + made + paired))
         rows, groups = [], {}
         for (d, fw), items in by.items():
             if d != dataset:
@@ -372,19 +387,27 @@ def section_improved(ctx: Context, specified: dict) -> dict:
             ["framework", "seeds", "test accuracy per seed", "mean ± std", "params", "epochs", "training time (mean)",
              "right only improved / only specified (test, summed over seeds)", "McNemar p", "Welch p (over seeds)"],
             rows, align="lrlrrrrrrr",
-            caption="The checkpoint with the best validation accuracy of each run, tested once; the comparison is "
-                    "with the specified CNN of the same seeds and framework (configs/mnist_specified_cnn.yaml)."), commands))
+            caption="The checkpoint with the best validation accuracy of each run, tested once; "
+                    + ("the comparison is with the specified CNN of the same seeds and framework "
+                       "(configs/mnist_specified_cnn.yaml)." if dataset == "mnist" else
+                       "the comparison columns are empty: the specified CNN is not trained on this dataset.")), commands))
+        mnist = dataset == "mnist"
         ctx.doc.add(Figure(plots.seeds_per_group(groups, ctx.figures / f"improved_{dataset}_seeds.png",
-                                                 f"{SPECS[dataset].title}: improved recipe against the specified CNN"),
-                           "Test accuracy per seed (crosses) and mean ± std over seeds, the improved recipe beside the "
-                           "specified CNN of each framework: look at whether the two groups' crosses overlap."))
+                                                 f"{SPECS[dataset].title}: improved recipe"
+                                                 + (" against the specified CNN" if mnist else "")),
+                           "Test accuracy per seed (crosses) and mean ± std over seeds"
+                           + (", the improved recipe beside the specified CNN of each framework: look at whether the "
+                              "two groups' crosses overlap." if mnist else ": look at how far apart the seeds are.")))
         first = next((items for (d, fw), items in by.items() if d == dataset and fw == "lightning"), None)
         if first:
             folder = Path(first[0][0]["output"]) / "figures"
+            things = "digits" if mnist else "images"
             for name, caption in (("confusion_matrix.png", "Confusion matrix of the improved recipe on the test set "
-                                   "(Lightning, first seed): compare it with the specified CNN's above."),
-                                  ("misclassified.png", "The test digits the improved recipe got wrong with the highest "
-                                   "confidence (Lightning, first seed): look at how many a reader would hesitate over too.")):
+                                   "(Lightning, first seed): " + ("compare it with the specified CNN's above." if mnist
+                                                                  else "look at which classes it mixes up.")),
+                                  ("misclassified.png", f"The test {things} the improved recipe got wrong with the "
+                                   "highest confidence (Lightning, first seed): look at how many a reader would "
+                                   "hesitate over too.")):
                 copied = copy_figure(folder / name, ctx.figures, f"improved_{dataset}_{name}")
                 if copied:
                     ctx.doc.add(Figure(copied, caption))

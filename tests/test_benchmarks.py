@@ -121,3 +121,102 @@ def test_recipe_benchmark_keeps_machines_apart_and_pairs_the_frameworks_seed_by_
     edited = [_run("keras", 1, 0.995, [3], sha="text 2")]
     stale = recipes.save(path, edited, json.loads(path.read_text())["runs"])
     assert len(stale) == 5 and json.loads(path.read_text())["runs"] == edited
+
+
+def _benchmark(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_the_parity_gap_table_pairs_seeds_and_replaces_a_remeasured_row(tmp_path):
+    """benchmarks/parity_gap.py: a row per recipe and side from finished run folders; Welch over the seeds, McNemar
+    on the images one framework's run gets right and its same-seed twin does not; a row measured again replaces
+    the old one; an unfinished run is refused by name."""
+    gap = _benchmark("parity_gap")
+
+    def folder(name: str, seed: int, errors: list[int], finished: bool = True) -> str:
+        path = tmp_path / name
+        path.mkdir()
+        metrics = {"seed": seed, "dataset": "mnist", "test_acc": 1 - len(errors) / 10_000, "test_errors": errors,
+                   "finished": finished}
+        (path / "metrics.json").write_text(json.dumps(metrics))
+        return str(path)
+
+    lightning = [folder(f"l{s}", s, list(range(40))) for s in range(3)]
+    keras = [folder(f"k{s}", s, list(range(20, 90))) for s in range(3)]  # 20 right only in Keras, 50 only in L
+    out = tmp_path / "gap.json"
+    gap.main(["--recipe", "mnist_improved", "--side", "before", "--lightning", *lightning, "--keras", *keras,
+              "--json", str(out)])
+    (row,) = json.loads(out.read_text())["rows"]
+    cells = gap.gap_row(row)
+    assert cells[3:6] == ["99.60 ± 0.00 (n=3)", "99.30 ± 0.00 (n=3)", "-0.30"]
+    assert cells[7] == "150 / 60 (3 seed pairs)" and float(cells[8]) < 1e-6
+    again = [folder(f"k{s}b", s, list(range(40))) for s in range(3)]
+    gap.main(["--recipe", "mnist_improved", "--side", "before", "--lightning", *lightning, "--keras", *again,
+              "--json", str(out)])
+    (row,) = json.loads(out.read_text())["rows"]
+    cells = gap.gap_row(row)
+    assert cells[5] == "+0.00" and cells[7:9] == ["0 / 0 (3 seed pairs)", "1.00"]
+    unfinished = folder("late", 0, [], finished=False)
+    with pytest.raises(SystemExit, match="late: no list of test errors"):
+        gap.main(["--recipe", "x", "--side", "after", "--lightning", unfinished, "--keras", *keras, "--json", str(out)])
+
+
+def test_the_parity_gap_table_in_the_docs_is_the_committed_file():
+    gap = _benchmark("parity_gap")
+    committed = ROOT / "results" / "benchmarks" / "parity_gap.json"
+    page = (ROOT / "docs" / "parity.md").read_text()
+    block = gap.BEGIN + page.split(gap.BEGIN, 1)[1].split(gap.END, 1)[0] + gap.END
+    assert block == gap.docs_block(json.loads(committed.read_text())), (
+        "render it: python benchmarks/parity_gap.py --json results/benchmarks/parity_gap.json --update-docs")
+
+
+def test_keras_defaults_trains_with_keras_own_initialisation_and_adam(monkeypatch):
+    """benchmarks/keras_defaults.py, the 'before' side of the gap: the same trainer with Keras' glorot kernels, zero
+    biases and Keras' Adam, and a recipe with torch's coupled weight decay refused (Keras' Adam has none)."""
+    import keras
+
+    from keras_ref import recipes, train
+
+    defaults = _benchmark("keras_defaults")
+    seen = {}
+    monkeypatch.setattr(train, "main", lambda argv: seen.update(init=train.torch_init, adam=recipes.TorchAdam) or {})
+    monkeypatch.setattr(train, "torch_init", train.torch_init)  # restored after the test, as is TorchAdam
+    monkeypatch.setattr(recipes, "TorchAdam", recipes.TorchAdam)
+    defaults.main([])
+    model = object()
+    assert seen["init"](model, 0) is model
+    adam = seen["adam"](1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    from keras_ref.torch_like import TorchAdam
+
+    assert isinstance(adam, keras.optimizers.Adam) and not isinstance(adam, TorchAdam)  # Keras' own update
+    with pytest.raises(SystemExit, match="coupled weight decay"):
+        seen["adam"](1e-3, l2=1e-4)
+
+
+@pytest.mark.slow
+def test_test_time_views_scores_the_same_weights_with_and_without_the_shifts(tiny_classifier_run, tmp_path):
+    """benchmarks/test_time_views.py: one trained run scored plain and over its 9 shifted views, the two compared on
+    the same images; the plain score is the run's own model without views (the same predictions ImageClassifier
+    makes with shift_tta 0)."""
+    views = _benchmark("test_time_views")
+    out = views.main([str(tiny_classifier_run), "--pixels", "2", "--limit-test", "300", "--json", str(tmp_path / "v.json")])
+    (row,) = out["runs"]
+    assert row["images"] == 300 and row["pixels"] == 2 and 0.8 < row["plain_acc"] <= 1 and 0.5 < row["views_acc"] <= 1
+    s = out["summary"]
+    changed = s["right_only_with_views"] + s["right_only_without"]
+    assert abs(row["views_acc"] - row["plain_acc"]) * 300 == pytest.approx(abs(s["right_only_with_views"] - s["right_only_without"]))
+    assert 0 <= s["mcnemar_p"] <= 1 and (changed > 0 or s["mcnemar_p"] == 1.0)
+    assert json.loads((tmp_path / "v.json").read_text())["summary"] == s
+
+
+def test_the_test_time_views_table_in_the_docs_is_the_committed_files():
+    views = _benchmark("test_time_views")
+    results = [json.loads(f.read_text()) for f in sorted(views.RESULTS.glob("test_time_views_*.json"))]
+    assert results, "no committed results/benchmarks/test_time_views_*.json"
+    page = views.DOCS.read_text()
+    block = views.BEGIN + page.split(views.BEGIN, 1)[1].split(views.END, 1)[0] + views.END
+    assert block == views.docs_block(results), "render it: python benchmarks/test_time_views.py --update-docs"
