@@ -34,7 +34,7 @@ RECIPES = [
      "layer that whitens 2×2 patches with statistics of training images, so the first trained layers see decorrelated "
      "inputs; convolutions initialised as identities and BatchNorm with frozen scales, so a deep net starts as a "
      "shallow one; SGD with Nesterov momentum at a large rate, the BatchNorm shifts 64× faster; label smoothing "
-     "against over-confident mistakes; and each photograph scored as the mean over its mirror and small shifts."),
+     "against over-confident mistakes; and each photograph scored as the mean over itself and its mirror."),
     ("denoise_reference.yaml", "the denoising autoencoder (exercise 2)",
      "The exercise's autoencoder with the mean squared error it is scored by (PSNR is a function of it), Adam with "
      "warm-up and cosine decay as above, trained at one noise level σ and evaluated on noisy copies fixed once."),
