@@ -28,7 +28,7 @@ from pathlib import Path
 from core import tables
 from core.runs import UsageError, write_json
 from experiments.docs_sync import rewrite_block
-from experiments.numbers import mean_std, pp_mean_std
+from recipes import compared  # benchmarks/recipes.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "parity.md"
@@ -53,26 +53,11 @@ def run_figures(folder: Path) -> dict:
 
 
 def gap_row(row: dict) -> list[str]:
-    """A JSON row as the table writes it: means, Δ (Keras − Lightning, pp), Welch's p, McNemar's on seed pairs."""
-    from scipy import stats
-
-    from core.datasets import SPECS
-    from core.paired import mcnemar
-
-    lightning, keras = row["lightning"], row["keras"]
-    acc = {fw: [r["test_acc"] for r in row[fw]] for fw in ("lightning", "keras")}
-    welch = (f"{stats.ttest_ind(acc['lightning'], acc['keras'], equal_var=False).pvalue:.2f}"
-             if min(len(a) for a in acc.values()) > 1 else "—")
-    by_seed = {r["seed"]: r for r in keras}
-    pairs = [(r, by_seed[r["seed"]]) for r in lightning if r["seed"] in by_seed]
-    paired = ["—", "—"]
-    if pairs:
-        test = mcnemar([a["test_errors"] for a, _ in pairs], [b["test_errors"] for _, b in pairs],
-                       SPECS[lightning[0]["dataset"]].test_size)
-        paired = [f"{test.old_only} / {test.new_only} ({len(pairs)} seed pairs)", f"{test.p:.2f}"]
-    (ml, sl), (mk, sk) = mean_std(acc["lightning"]), mean_std(acc["keras"])
-    return [row["recipe"], row["side"], SIDES[row["side"]], f"{pp_mean_std(ml, sl)} (n={len(lightning)})",
-            f"{pp_mean_std(mk, sk)} (n={len(keras)})", f"{100 * (mk - ml):+.2f}", welch, *paired, row["machine"]]
+    """A JSON row as the table writes it: means, Δ (Keras − Lightning, pp), Welch's p, McNemar's on seed pairs
+    (benchmarks/recipes.py ``compared``, the recipe benchmark's own gap)."""
+    cells, seeds, test = compared({r["seed"]: r for r in row["lightning"]}, {r["seed"]: r for r in row["keras"]})
+    paired = [f"{test.old_only} / {test.new_only} ({len(seeds)} seed pairs)", f"{test.p:.2f}"] if test else ["—", "—"]
+    return [row["recipe"], row["side"], SIDES[row["side"]], *cells, *paired, row["machine"]]
 
 
 def docs_block(results: dict) -> str:

@@ -123,36 +123,43 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
-def gaps(runs: list[dict]) -> list[list[str]]:
-    """Per recipe trained in both frameworks on one machine: Lightning's and Keras' test accuracy over seeds, their
-    difference, a Welch test over seeds (scipy.stats.ttest_ind, unequal variances; two runs a side at least) and
-    McNemar's exact test on the same test images, pooled over the seeds both frameworks ran (a seed's two runs
-    share the epoch order, so they are a pair): is the gap more than noise?"""
+def compared(lightning: dict[int, dict], keras: dict[int, dict]):
+    """One recipe's runs in each framework, by seed (each run: test_acc, dataset, test_errors when it kept them):
+    the cells [Lightning, Keras, Δ (Keras − Lightning, pp), Welch's p over seeds], the seeds both ran with their
+    errors kept, and McNemar's exact test pooled over those seed pairs (core.paired; None without a pair). A seed's
+    two runs share the epoch order, so they are a pair on the same test images."""
     from scipy import stats
 
     from core.datasets import SPECS
     from core.paired import mcnemar
 
+    acc = {fw: [r["test_acc"] for r in rs.values()] for fw, rs in (("lightning", lightning), ("keras", keras))}
+    welch = (f"{stats.ttest_ind(acc['lightning'], acc['keras'], equal_var=False).pvalue:.2f}"
+             if min(len(a) for a in acc.values()) > 1 else "—")
+    seeds = [s for s in lightning if s in keras
+             and lightning[s].get("test_errors") is not None and keras[s].get("test_errors") is not None]
+    test = mcnemar([lightning[s]["test_errors"] for s in seeds], [keras[s]["test_errors"] for s in seeds],
+                   SPECS[lightning[seeds[0]]["dataset"]].test_size) if seeds else None
+    (ml, sl), (mk, sk) = mean_std(acc["lightning"]), mean_std(acc["keras"])
+    cells = [acc_text(ml, sl, len(acc["lightning"])), acc_text(mk, sk, len(acc["keras"])), f"{100 * (mk - ml):+.2f}", welch]
+    return cells, seeds, test
+
+
+def gaps(runs: list[dict]) -> list[list[str]]:
+    """Per recipe trained in both frameworks on one machine: Lightning's and Keras' test accuracy over seeds, their
+    difference, a Welch test over seeds (scipy.stats.ttest_ind, unequal variances; two runs a side at least) and
+    McNemar's exact test on the same test images, pooled over the seeds both frameworks ran (``compared``): is the
+    gap more than noise?"""
     out = []
     for recipe, machine in dict.fromkeys((r["recipe"], where(r["machine"])) for r in runs):
         same = [r for r in runs if r["recipe"] == recipe and where(r["machine"]) == machine and not r.get("backend")]
         by = {fw: {r["seed"]: r for r in same if r["framework"] == fw} for fw in ("lightning", "keras")}
         if not all(by.values()):
             continue
-        acc = {fw: [r["test_acc"] for r in rs.values()] for fw, rs in by.items()}
-        welch = (f"{stats.ttest_ind(acc['lightning'], acc['keras'], equal_var=False).pvalue:.2f}"
-                 if min(len(a) for a in acc.values()) > 1 else "—")
-        seeds = [s for s in by["lightning"] if s in by["keras"]
-                 and by["lightning"][s].get("test_errors") is not None and by["keras"][s].get("test_errors") is not None]
-        paired = ["—", "—"]
-        if seeds:
-            test = mcnemar([by["lightning"][s]["test_errors"] for s in seeds], [by["keras"][s]["test_errors"] for s in seeds],
-                           SPECS[by["lightning"][seeds[0]]["dataset"]].test_size)
-            paired = [f"{test.old_only} / {test.new_only} (seeds {', '.join(map(str, seeds))})", f"{test.p:.2f}"]
-
-        (ml, sl), (mk, sk) = mean_std(acc["lightning"]), mean_std(acc["keras"])
-        out.append([recipe, machine, acc_text(ml, sl, len(acc["lightning"])), acc_text(mk, sk, len(acc["keras"])),
-                    f"{100 * (mk - ml):+.2f}", welch, *paired])
+        cells, seeds, test = compared(by["lightning"], by["keras"])
+        paired = ([f"{test.old_only} / {test.new_only} (seeds {', '.join(map(str, seeds))})", f"{test.p:.2f}"]
+                  if test else ["—", "—"])
+        out.append([recipe, machine, *cells, *paired])
     return out
 
 

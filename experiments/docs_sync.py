@@ -36,7 +36,7 @@ def headline_rows(num: dict) -> list[tuple[str, str, str]]:
         if keys:
             who = " / ".join(k.split("_")[2].capitalize() for k in keys)
             n = num.get(f"improved_{dataset}_lightning_seeds", num.get(f"improved_{dataset}_keras_seeds", {})).get("text", "?")
-            recipe = (num[keys[0]].get("configs") or [f"{dataset}_improved.yaml"])[0]
+            recipe = num[keys[0]]["configs"][0]  # the recipe file the runs trained
             candidates.append(row(f"improved CNN (configs/{recipe}), test accuracy over {plural(n, 'seed')}, {who}", keys))
     for dataset in ("mnist", "cifar10"):
         for fw in ("lightning", "keras"):

@@ -61,11 +61,11 @@ def _augmentation(data: dict, model: dict) -> str:
     if isinstance(augment, dict):  # a class with its arguments: {class_path, init_args}
         augment, args = augment["class_path"], augment.get("init_args", {})
     name = augment.rsplit(".", 1)[-1] if augment else None
-    flip = ", horizontal flip" if args.get("flip", True) else ""
+    mirrored = ", horizontal flip" if args.get("flip", True) else ""
     text = "none" if not augment else {
         "digit_augment": "rotation ±10°, shift ±10 %",
         "crop_flip_augment": "shift ±4 px, horizontal flip",
-        "CropFlipAugment": f"shift ±{args.get('padding', 4)} px{flip}"}.get(name, name)
+        "CropFlipAugment": f"shift ±{args.get('padding', 4)} px{mirrored}"}.get(name, name)
     shift, flip = model.get("shift_tta"), model.get("flip_tta")
     if shift and flip:  # core.shift_views, and their mirrors
         text += f"; tested on 18 views: 9 shifted by up to {shift} px and their mirrors"

@@ -304,12 +304,6 @@ def section_ladders(ctx: Context) -> None:
                     architecture_table(torch_net, keras_net, shape))
 
 
-def recipe_of(record: dict) -> str:
-    """The recipe file an improved-recipe part trained (its record's config; configs/<dataset>_improved.yaml unless
-    the budget names another, e.g. configs/cifar10_whitened.yaml)."""
-    return (record.get("configs") or [f"{record['meta']['dataset']}_improved.yaml"])[0]
-
-
 def section_improved(ctx: Context, specified: dict) -> dict:
     """The shipped improved recipes (configs/<dataset>_improved.yaml) trained at their own size over the seeds, in
     each framework; on MNIST each seed paired with the specified CNN of the same seed and framework on the same test
@@ -324,7 +318,9 @@ def section_improved(ctx: Context, specified: dict) -> dict:
     n, found = ctx.numbers, {}
     ctx.doc.add(Heading("Improved CNN: the shipped recipe over seeds"))
     for dataset in dict.fromkeys(d for d, _ in by):
-        recipe = recipe_of(next(r for (d, _), items in by.items() if d == dataset for r, _ in items))
+        # the recipe file the parts trained (experiments.practical: configs/<dataset>_improved.yaml unless the budget
+        # names another, e.g. configs/cifar10_whitened.yaml): each improved part's record lists it
+        recipe = next(r["configs"][0] for r in runs if r["meta"]["dataset"] == dataset)
         text = (configs.folder() / recipe).read_text()
         steps = ablation.steps_of(text) if ablation.STEPS_LINE in text else []  # a ladder's chain, or none
         left_out = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("# left out:")]
