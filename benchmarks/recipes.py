@@ -191,7 +191,10 @@ def docs_block(results: dict) -> str:
                  "exact test on them):", "",
                  *tables.markdown(["recipe", "machine", "Lightning", "Keras", "Δ", "p (Welch)",
                                    "right only L / only K", "p (McNemar)"], gap, align="llrrrrrr")] if gap else []
-    return "\n".join([BEGIN, "", *table(rows), *gap_lines, "",
+    older = sorted({r["recipe"] for r in results["runs"] if r.get("config_sha") != config_sha(r["recipe"])})
+    older_lines = ["", "Measured on an earlier text of " + ", ".join(f"`configs/{r}.yaml`" for r in older)
+                   + ": the recipe has changed since, and its rows are not what it trains now; re-measure them."] if older else []
+    return "\n".join([BEGIN, "", *table(rows), *older_lines, *gap_lines, "",
                       "Each run is one process of its command with `--seed_everything S` (Lightning) or `--seed S` "
                       "(Keras), measured by `python benchmarks/recipes.py --recipes ... --frameworks ... --seeds 3 "
                       "--json results/benchmarks/recipes.json`:", "",

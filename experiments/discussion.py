@@ -292,7 +292,8 @@ def conclusion(ctx) -> None:
         if shipped:
             recipe = n.entries[shipped[0][1] + "_test_acc_mean"]["configs"][0]  # the recipe file the runs trained
             text = (f"the shipped {SPECS[dataset].title} recipe (configs/{recipe}) reaches "
-                    + " and ".join(f"{n.text(tag + '_test_acc_mean')} in {fw.capitalize()}" for fw, tag in shipped))
+                    + " and ".join(f"{n.text(tag + '_test_acc_mean')} in {fw.capitalize()}"
+                                   + (" (one seed)" if n.value(tag + "_seeds") == 1 else "") for fw, tag in shipped))
             verdicts = {}
             for fw, tag in shipped:
                 if has(tag + "_vs_specified_p"):

@@ -104,11 +104,13 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
     # The shipped improved recipes at their own size, over the same seeds as the specified CNN: what the ladder's
     # chain delivers when trained as a user trains it, paired image by image with the specified CNN of each seed.
     # An entry [dataset, framework] trains configs/<dataset>_improved.yaml; a third item names another recipe of
-    # that dataset (configs/<name>.yaml), e.g. CIFAR-10's whitened net, which no ladder step reaches.
+    # that dataset (configs/<name>.yaml), e.g. CIFAR-10's whitened net, which no ladder step reaches; a fourth, how
+    # many seeds that recipe trains when it costs too much for the budget's own (at most the budget's).
     improved = spec.get("improved") or {"recipes": []}
     for dataset, framework, *named in improved["recipes"]:
         recipe = f"{named[0] if named else dataset + '_improved'}.yaml"
-        for seed in range(seeds or spec["seeds"]):
+        count = seeds or spec["seeds"]
+        for seed in range(min(count, named[1]) if len(named) > 1 else count):
             argv = (["lightning_impl.train", "--config", config_arg(recipe), "--seed_everything", str(seed),
                      *improved["lightning"], "--trainer.logger.init_args.save_dir", out,
                      "--trainer.enable_progress_bar", "false"] if framework == "lightning" else

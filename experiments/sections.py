@@ -337,10 +337,15 @@ def section_improved(ctx: Context, specified: dict) -> dict:
                   "right; Welch's t-test compares the seeds' means." if dataset == "mnist" else
                   "The specified CNN is an MNIST network, so there is no paired comparison here; the CIFAR-10 "
                   "ladder above measures the exercise's changes one at a time.")
+        seeds = sorted({r["meta"]["seed"] for r in runs if r["meta"]["dataset"] == dataset})
+        spec_seeds = sorted({r["meta"]["seed"] for s in specified.values() for r in s["items"]})
+        over = ("over the same seeds as the specified CNN" if seeds == spec_seeds else
+                f"over {plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))}"
+                + ("; one run costs too much at this budget for more, so there is no spread, and the full budget "
+                   "trains three)" if len(seeds) == 1 else ")"))
         ctx.doc.add(Heading(f"{SPECS[dataset].title}: configs/{recipe}", 3),
                     Para(f"The recipe a user trains (`python -m lightning_impl.train --config configs/{recipe}`{twin}), "
-                         f"at its own epochs and on the whole training split, over the same seeds as the specified "
-                         f"CNN. " + made + paired))
+                         f"at its own epochs and on the whole training split, {over}. " + made + paired))
         rows, groups = [], {}
         for (d, fw), items in by.items():
             if d != dataset:

@@ -80,6 +80,17 @@ def test_the_recipe_table_in_the_docs_is_the_committed_benchmark():
     assert results["summary"] == recipes.summarise(results["runs"])  # the summary is the runs', not edited
 
 
+def test_the_recipe_table_says_when_a_recipe_changed_after_it_was_measured():
+    """A row measured on an earlier text of its config is marked as such, so the docs never present a changed recipe's
+    old figures as today's."""
+    recipes = _recipes_module()
+    committed = json.loads((ROOT / "results" / "benchmarks" / "recipes.json").read_text())
+    now = {**committed, "runs": [{**r, "config_sha": recipes.config_sha(r["recipe"])} for r in committed["runs"]]}
+    assert "earlier text" not in recipes.docs_block(now)
+    older = {**now, "runs": [{**r, "config_sha": "0" * 16} if r["framework"] == "keras" else r for r in now["runs"]]}
+    assert "Measured on an earlier text of `configs/mnist_improved.yaml`" in recipes.docs_block(older)
+
+
 def _recipes_module():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
