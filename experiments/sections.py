@@ -340,9 +340,10 @@ def section_improved(ctx: Context, specified: dict) -> dict:
         seeds = sorted({r["meta"]["seed"] for r in runs if r["meta"]["dataset"] == dataset})
         spec_seeds = sorted({r["meta"]["seed"] for s in specified.values() for r in s["items"]})
         over = ("over the same seeds as the specified CNN" if seeds == spec_seeds else
-                f"over {plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))}"
-                + ("; one run costs too much at this budget for more, so there is no spread, and the full budget "
-                   "trains three)" if len(seeds) == 1 else ")"))
+                f"over {plural(len(seeds), 'seed')} (" + ("seed " if len(seeds) == 1 else "seeds ")
+                + ", ".join(map(str, seeds))
+                + (": a run costs too much at this budget for more, so there is no spread; the full budget trains "
+                   "three)" if len(seeds) == 1 else ")"))
         ctx.doc.add(Heading(f"{SPECS[dataset].title}: configs/{recipe}", 3),
                     Para(f"The recipe a user trains (`python -m lightning_impl.train --config configs/{recipe}`{twin}), "
                          f"at its own epochs and on the whole training split, {over}. " + made + paired))
@@ -393,12 +394,13 @@ def section_improved(ctx: Context, specified: dict) -> dict:
                        "(configs/mnist_specified_cnn.yaml)." if dataset == "mnist" else
                        "the comparison columns are empty: the specified CNN is not trained on this dataset.")), commands))
         mnist = dataset == "mnist"
-        ctx.doc.add(Figure(plots.seeds_per_group(groups, ctx.figures / f"improved_{dataset}_seeds.png",
-                                                 f"{SPECS[dataset].title}: improved recipe"
-                                                 + (" against the specified CNN" if mnist else "")),
-                           "Test accuracy per seed (crosses) and mean ± std over seeds"
-                           + (", the improved recipe beside the specified CNN of each framework: look at whether the "
-                              "two groups' crosses overlap." if mnist else ": look at how far apart the seeds are.")))
+        if max(len(v) for v in groups.values()) > 1:  # one seed a group: a single cross says no more than the table
+            ctx.doc.add(Figure(plots.seeds_per_group(groups, ctx.figures / f"improved_{dataset}_seeds.png",
+                                                     f"{SPECS[dataset].title}: improved recipe"
+                                                     + (" against the specified CNN" if mnist else "")),
+                               "Test accuracy per seed (crosses) and mean ± std over seeds"
+                               + (", the improved recipe beside the specified CNN of each framework: look at whether the "
+                                  "two groups' crosses overlap." if mnist else ": look at how far apart the seeds are.")))
         first = next((items for (d, fw), items in by.items() if d == dataset and fw == "lightning"), None)
         if first:
             folder = Path(first[0][0]["output"]) / "figures"
