@@ -191,7 +191,8 @@ def docs_block(results: dict) -> str:
                  "exact test on them):", "",
                  *tables.markdown(["recipe", "machine", "Lightning", "Keras", "Δ", "p (Welch)",
                                    "right only L / only K", "p (McNemar)"], gap, align="llrrrrrr")] if gap else []
-    older = sorted({r["recipe"] for r in results["runs"] if r.get("config_sha") != config_sha(r["recipe"])})
+    now = {recipe: config_sha(recipe) for recipe in {r["recipe"] for r in results["runs"]}}  # each file hashed once
+    older = sorted({r["recipe"] for r in results["runs"] if r.get("config_sha") != now[r["recipe"]]})
     older_lines = ["", "Measured on an earlier text of " + ", ".join(f"`configs/{r}.yaml`" for r in older)
                    + ": the recipe has changed since, and its rows are not what it trains now; re-measure them."] if older else []
     return "\n".join([BEGIN, "", *table(rows), *older_lines, *gap_lines, "",

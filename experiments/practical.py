@@ -91,7 +91,8 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
     spec, out = budgets.budget("practical", budget), str(runs)
     found: list[Part] = []
     default = ["mnist_specified_cnn.yaml"]
-    for seed in range(seeds or spec["seeds"]):
+    count = seeds or spec["seeds"]
+    for seed in range(count):
         found.append(Part(
             f"specified_lightning_seed{seed}", "specified", f"specified CNN, Lightning, seed {seed}",
             ["lightning_impl.train", "--seed_everything", str(seed), *spec["specified"]["lightning"],
@@ -109,7 +110,6 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
     improved = spec.get("improved") or {"recipes": []}
     for dataset, framework, *named in improved["recipes"]:
         recipe = f"{named[0] if named else dataset + '_improved'}.yaml"
-        count = seeds or spec["seeds"]
         for seed in range(min(count, named[1]) if len(named) > 1 else count):
             argv = (["lightning_impl.train", "--config", config_arg(recipe), "--seed_everything", str(seed),
                      *improved["lightning"], "--trainer.logger.init_args.save_dir", out,

@@ -343,7 +343,7 @@ def section_improved(ctx: Context, specified: dict) -> dict:
                 f"over {plural(len(seeds), 'seed')} (" + ("seed " if len(seeds) == 1 else "seeds ")
                 + ", ".join(map(str, seeds))
                 + (": a run costs too much at this budget for more, so there is no spread; the full budget trains "
-                   "three)" if len(seeds) == 1 else ")"))
+                   "it over all its seeds)" if len(seeds) == 1 else ")"))
         ctx.doc.add(Heading(f"{SPECS[dataset].title}: configs/{recipe}", 3),
                     Para(f"The recipe a user trains (`python -m lightning_impl.train --config configs/{recipe}`{twin}), "
                          f"at its own epochs and on the whole training split, {over}. " + made + paired))
