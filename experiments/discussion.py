@@ -6,6 +6,7 @@ Each paragraph is a `Claim`; tests/test_report.py checks every number in every c
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 from core.datasets import SPECS
 from core.paired import mcnemar
@@ -13,6 +14,7 @@ from experiments.ablation import ALPHA, is_kept
 from experiments.document import Heading, Para
 from experiments.denoising import LABELS, best_classical
 from experiments.numbers import p_text, plural
+from experiments.records import read_json
 
 
 class Claim(Para):
@@ -188,6 +190,34 @@ def improved(ctx, dataset: str, found: dict, specified: dict) -> None:
     claim(ctx, text)
 
 
+def improved_confusions(ctx, dataset: str, found: dict, specified: dict) -> None:
+    """Where the shipped recipe still goes wrong (Lightning's runs), and on MNIST whether the specified CNN's most
+    frequent confusions are among them; a pair of classes confused both ways is named as such."""
+    shipped = found.get((dataset, "lightning"))
+    if not shipped:
+        return
+    classes, tag = SPECS[dataset].classes, f"improved_{dataset}_lightning"
+    text, pairs = confusions(ctx, tag, f"The improved {SPECS[dataset].title} network (Lightning)",
+                             [m.get("confusion_matrix") for m in shipped["runs"]], classes, shipped["record"])
+    if not text:
+        return
+    text += ". "
+    both_ways = [(a, b) for a, b in pairs if (b, a) in pairs and a < b]
+    if both_ways:
+        text += ("Its confusions run both ways between " + " and ".join(f"{quote(a)} and {quote(b)}" for a, b in both_ways)
+                 + ": classes whose images look alike at this resolution, not a bias towards one label. ")
+    before = confused_pairs([m.get("confusion_matrix") for m in specified["lightning"]["runs"]]) if (
+        dataset == "mnist" and "lightning" in specified) else None
+    if before and before[1]:
+        kept = [(classes[t], classes[p]) for t, p, _ in before[1] if (classes[t], classes[p]) in pairs]
+        text += ("Of the specified CNN's most frequent confusions, " + (
+            " and ".join(f"{quote(t)} as {quote(p)}" for t, p in kept)
+            + (" remains" if len(kept) == 1 else " remain") + " among the improved network's: "
+            "the changes cut errors without changing which digits are hard." if kept else
+            "none is among the improved network's: the changes removed those errors first."))
+    claim(ctx, text.strip())
+
+
 def frameworks_tested(ctx, tag: str, lightning: dict, keras: dict, test_images: int) -> list[float]:
     """Lightning against Keras on one recipe over the same seeds, each result registered under ``tag``: Welch's
     t-test over the seeds (``{tag}_welch_p``), and McNemar's on the same test images (``{tag}_only_lightning``,
@@ -207,6 +237,55 @@ def frameworks_tested(ctx, tag: str, lightning: dict, keras: dict, test_images: 
         n.add(f"{tag}_pairs", len(pairs), str(len(pairs)), lightning["record"])
         found.append(test.p)
     return found
+
+
+def confused_pairs(matrices: list, top: int = 3):
+    """Test confusion matrices (metrics.json's ``confusion_matrix``, rows the true class) summed over runs: the sum,
+    and its ``top`` most frequent (true, predicted, count) off the diagonal, most frequent first; None when no run
+    recorded a matrix."""
+    import numpy as np
+
+    matrices = [m for m in matrices if m is not None]
+    if not matrices:
+        return None
+    cm = np.sum(np.asarray(matrices, dtype=np.int64), axis=0)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    pairs = [divmod(int(i), len(cm)) for i in np.argsort(off, axis=None, kind="stable")[::-1][:top]]
+    return cm, [(t, p, int(off[t, p])) for t, p in pairs if off[t, p] > 0]
+
+
+def confusions(ctx, tag: str, who: str, matrices: list, classes, record: dict, top: int = 3) -> tuple[str, list]:
+    """Where a classifier goes wrong, from its runs' test confusion matrices (``confused_pairs``): its errors, the
+    most frequent confusions, their share of its errors and its weakest class, each registered under ``tag``; a
+    clause naming them ('' when no run recorded a matrix) and the pairs, as (true, predicted) class names. Class
+    names are quoted: a digit's name is not a result."""
+    found = confused_pairs(matrices, top)
+    if found is None:
+        return "", []
+    (cm, pairs), n = found, ctx.numbers
+    runs_n = sum(m is not None for m in matrices)
+    total = int(cm.sum() - cm.trace())
+    n.add(f"{tag}_errors", total, f"{total:,}", record)
+    runs = ""
+    if runs_n > 1:
+        n.add(f"{tag}_runs", runs_n, str(runs_n), record)
+        runs = f", summed over its {n.text(tag + '_runs')} runs"
+    if total == 0:
+        return f"{who} gets every test image right{runs}", []
+    named = []
+    for k, (t, p, count) in enumerate(pairs, 1):
+        n.add(f"{tag}_confusion_{k}", count, f"{count:,}", record)
+        named.append(f"a true {quote(classes[t])} as {quote(classes[p])} ({n.text(f'{tag}_confusion_{k}')})")
+    share = sum(count for _, _, count in pairs) / total
+    n.add(f"{tag}_confusion_share", share, f"{100 * share:.0f} %", record)
+    recall = cm.diagonal() / cm.sum(axis=1).clip(min=1)
+    worst = int(recall.argmin())
+    n.add(f"{tag}_weakest_recall", float(recall[worst]), f"{100 * recall[worst]:.2f} %", record)
+    return (f"{who} makes {n.text(tag + '_errors')} test errors{runs}; most often it reads " + ", ".join(named)
+            + f", together {n.text(tag + '_confusion_share')} of its errors; its weakest class is "
+            f"{quote(classes[worst])}, {n.text(tag + '_weakest_recall')} of whose test images it gets right",
+            [(classes[t], classes[p]) for t, p, _ in pairs])
 
 
 def welch(a: list[float], b: list[float]) -> float:
@@ -392,6 +471,25 @@ def summary(ctx, specified: dict) -> None:
             text += f" and predicts it in {n.text('specified_lightning_test_s')}"
         text += (f", with {n.text('specified_lightning_parameters')} parameters against the SVM's "
                  f"{n.text('baseline_support_vectors')} support vectors of {n.text('baseline_features')} features each.")
+        claim(ctx, text)
+    baseline = ctx.of_kind("baseline")
+    said = [confusions(ctx, "specified_lightning", "The specified CNN (Lightning)",
+                       [m.get("confusion_matrix") for m in lightning["runs"]], SPECS["mnist"].classes,
+                       lightning["record"])] if lightning else []
+    if baseline:
+        m = read_json(Path(baseline[0]["output"]) / "metrics.json")
+        said.append(confusions(ctx, "baseline", "HOG + SVM", [m.get("confusion_matrix")], SPECS["mnist"].classes,
+                               baseline[0]))
+    clauses = [text for text, _ in said if text]
+    if clauses:
+        text = "Where they go wrong (the confusion matrices above, read off): " + "; ".join(clauses) + ". "
+        if len(clauses) == 2:
+            shared = [pair for pair in said[0][1] if pair in said[1][1]]
+            text += ((f"Both methods have {' and '.join(f'{quote(t)} as {quote(p)}' for t, p in shared)} among their "
+                      "most frequent confusions: digits whose shapes the two read alike, whichever features they "
+                      "use.") if shared else
+                     "The two methods' most frequent confusions differ: each fails on its own kind of digit, which "
+                     "is why the figure of disagreements above shows images only one of them gets right.")
         claim(ctx, text)
     if "parity_checks" in n.entries:
         failed = n.value("parity_checks") - n.value("parity_passed")

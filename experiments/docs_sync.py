@@ -60,6 +60,9 @@ def readme_table(results: dict) -> str:
              f"({env['cpu_cores']} cores{', GPU ' + ', '.join(env['gpu']) if env['gpu'] else ', no GPU'})"
              + (f"; its {len(results['parts'])} parts took {results['numbers']['total_part_s']['text']} in all"
                 if "total_part_s" in results["numbers"] else "")
+             + (f" ({results['numbers']['elapsed_s']['text']} from start to end, "
+                f"{results['numbers']['elapsed_jobs']['text']} parts at a time)"
+                if results["numbers"].get("elapsed_jobs", {}).get("value", 1) > 1 else "")
              + "; every figure with its own command (from the report's results.json).", "",
              "| what | figure | command |", "|---|---|---|"]
     lines += [f"| {what} | {figure} | {command} |" for what, figure, command in headline_rows(results["numbers"])]

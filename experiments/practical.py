@@ -65,6 +65,8 @@ class Part:
         return hashlib.sha256(json.dumps([argv, texts, *read]).encode()).hexdigest()[:16]
 
 
+SITTING = "sitting.json"  # <runs>/practical/<budget>/: the last call that ran every part (run_all)
+
 def _placeholder(arg: str, runs: str) -> str:
     if runs and (arg == runs or arg.startswith(runs + os.sep)):
         return "<runs>" + arg[len(runs):]
@@ -322,22 +324,37 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False,
             progress.say(f"  {part.name} done in {duration(seconds)}")
 
     waiting = [i for i, r in enumerate(records) if r is None]
+    started = time.perf_counter()
     if jobs == 1:
         for i in waiting:
             one(i)
-        return records
-    # Longest first (the budget's estimates), so that no long part is left running alone at the end.
-    waiting.sort(key=lambda i: -estimate(budget, todo[i]))
-    with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(one, i) for i in waiting]
-        try:
-            for future in futures:
-                future.result()  # the first failure stops the practical; the parts already finished are kept
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    else:
+        # Longest first (the budget's estimates), so that no long part is left running alone at the end.
+        waiting.sort(key=lambda i: -estimate(budget, todo[i]))
+        with ThreadPoolExecutor(jobs) as pool:
+            futures = [pool.submit(one, i) for i in waiting]
+            try:
+                for future in futures:
+                    future.result()  # the first failure stops the practical; the parts already finished are kept
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    if todo and len(waiting) == len(todo):  # every part ran in this call: its elapsed time is the budget's cost
+        write_json(home / SITTING, {"jobs": jobs, "elapsed_s": time.perf_counter() - started,
+                                    "keys": [part.key() for part in todo],
+                                    "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     return records
+
+
+def last_sitting(home: Path, records: list[dict]) -> dict | None:
+    """The last call that ran every part from scratch (``SITTING``), if it ran exactly these parts: the elapsed time
+    of the whole budget, which with --jobs is less than the sum of its parts' times."""
+    path = home / SITTING
+    if not path.is_file():
+        return None
+    sitting = read_record(path, "sitting record")
+    return sitting if sitting.get("keys") == [r.get("key") for r in records] else None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -370,6 +387,7 @@ def main(argv: list[str] | None = None) -> Path:
                 records = run_all(args.budget, runs, args.quiet, args.verbose, args.seeds, args.jobs)
             command = shlex.join(["python", "-m", "experiments.practical", *(sys.argv[1:] if argv is None else argv)])
             index = report.build(records, args.budget, out, command, runs_dir=args.runs_dir, with_notebook=args.notebook,
+                                 sitting=last_sitting(runs / "practical" / args.budget, records),
                                  seeds=args.seeds or budgets.budget("practical", args.budget)["seeds"], data_dir=args.data_dir)
     except UsageError as err:
         fail(str(err))

@@ -32,9 +32,11 @@ COMMANDS = "Appendix: the commands behind the headline figures"
 
 
 def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: str = "runs",
-          with_notebook: bool = False, seeds: int | None = None, data_dir: str | None = None) -> Path:
+          with_notebook: bool = False, seeds: int | None = None, data_dir: str | None = None,
+          sitting: dict | None = None) -> Path:
     """Write the report folder from the parts' records; the path of index.html. ``with_notebook``: also
-    practical.ipynb, executed (``runs_dir`` is the runs folder as the practical was given it)."""
+    practical.ipynb, executed (``runs_dir`` is the runs folder as the practical was given it); ``sitting``: the
+    call that ran all these parts (experiments.practical.last_sitting), whose elapsed time the overview states."""
     final = Path(out)
     # Built beside the old report and swapped in at the end: a failure leaves the previous report whole, and a
     # stale figure never survives into the new one (the folder is generated, never edited).
@@ -44,7 +46,7 @@ def build(records: list[dict], budget: str, out: Path, command: str, runs_dir: s
     (out / "figures").mkdir(parents=True)
     env = environment()
     ctx = sections.Context(records, budget, out, command)
-    sections.section_overview(ctx, env)
+    sections.section_overview(ctx, env, sitting)
 
     sections.section_running(ctx, runs_dir, seeds or budgets.budget("practical", budget)["seeds"], data_dir)
     sections.section_methods(ctx)

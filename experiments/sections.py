@@ -46,16 +46,25 @@ class Context:
         return [r for r in self.records if r["kind"] == kind]
 
 
-def section_overview(ctx: Context, env: dict) -> None:
+def section_overview(ctx: Context, env: dict, sitting: dict | None = None) -> None:
     total = sum(r["wall_s"] for r in ctx.records)
+    elapsed = ""
+    if sitting:  # one call ran every part: its start-to-end time is what the budget costs (--jobs overlaps parts)
+        text = duration(sitting["elapsed_s"])
+        ctx.numbers.add("elapsed_s", sitting["elapsed_s"], text, {"command": ctx.command})
+        ctx.numbers.add("elapsed_jobs", sitting["jobs"], str(sitting["jobs"]), {"command": ctx.command})
+        elapsed = (f"; all of them ran in one call, {plural(sitting['jobs'], 'part')} at a time, in {text} from start "
+                   f"to end")
     ctx.doc.add(Para(
         f"Generated {env['date']} by `{ctx.command}` from {len(ctx.records)} finished parts "
-        f"(their own wall time: {ctx.numbers.add('total_part_s', total, duration(total), {'command': ctx.command})}). Every number below "
+        f"(their own wall time: {ctx.numbers.add('total_part_s', total, duration(total), {'command': ctx.command})}"
+        f"{elapsed}). Every number below "
         "is in results.json beside the command and the configs that produced it; the figures come from the runs "
         "themselves. Each part is one command of the project and can be re-run alone."))
     if any(r.get("jobs", 1) > 1 for r in ctx.records):
         ctx.doc.add(Para("Some parts ran side by side (`--jobs`), sharing the CPU: their wall times overlap, and each "
-                         "is longer than the same part run alone."))
+                         "is longer than the same part run alone, so their sum is more than the time the practical "
+                         "took."))
     if ctx.budget == "smoke":
         ctx.doc.add(Para("**The smoke budget checks that every part runs and the report builds.** Its networks see a "
                          "small share of one epoch, so their accuracies say nothing about the methods; "
@@ -415,6 +424,7 @@ def section_improved(ctx: Context, specified: dict) -> dict:
                 if copied:
                     ctx.doc.add(Figure(copied, caption))
         discussion.improved(ctx, dataset, found, specified)
+        discussion.improved_confusions(ctx, dataset, found, specified)
     return found
 
 

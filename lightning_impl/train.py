@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.cli import LightningArgumentParser
 
 from core.paired import wrong_positions
+from core.plots import confusion_counts
 from lightning_impl.cli import ProjectCLI, fit_then_test_best, make_cli, run_cli
 from lightning_impl.data.datamodules import ImageDataModule
 from lightning_impl.tasks.classifier import ImageClassifier
@@ -36,9 +37,10 @@ def classifier_cli(args: list[str] | None = None) -> TrainCLI:
     return make_cli(TrainCLI, ImageClassifier, ImageDataModule, args, subclass_mode_data=True)
 
 
-def errors(trainer, model, data) -> dict[str, list[int]]:
+def errors(trainer, model, data) -> dict[str, list]:
     """The validation and test images the tested model (the epoch selected on validation) gets wrong, by position:
-    what a paired comparison of two runs needs (core.paired; the ablation's keep rule, the report's tests)."""
+    what a paired comparison of two runs needs (core.paired; the ablation's keep rule, the report's tests); and the
+    test set's confusion matrix (rows: true class, columns: predicted), from which the report names the confusions."""
     if trainer.world_size > 1:
         return {}  # each process predicts its own shard of the images: the record is a one-process one
     found = {}
@@ -50,6 +52,9 @@ def errors(trainer, model, data) -> dict[str, list[int]]:
             data.predict_split = split  # through the DataModule: its batches are normalised as in validation and test
             predicted = torch.cat(trainer.predict(model, datamodule=data)).argmax(dim=1)
         found[f"{split}_errors"] = wrong_positions(predicted.tolist(), dataset.labels.tolist())
+        if split == "test":
+            found["confusion_matrix"] = confusion_counts(dataset.labels.tolist(), predicted.tolist(),
+                                                         data.num_classes).tolist()
     data.predict_split = "test"
     return found
 

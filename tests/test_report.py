@@ -530,3 +530,64 @@ def test_a_ladder_that_reused_its_finished_runs_is_timed_by_its_runs(tmp_path):
     assert cost(ladder, str(tmp_path), 3.0) == 150.0
     assert cost(ladder, str(tmp_path), 200.0) == 200.0  # a fresh ladder: the call itself, its overhead included
     assert cost(Part("baseline", "baseline", "HOG", ["parity.baseline"]), str(tmp_path), 3.0) == 3.0
+
+
+def test_the_discussion_names_the_most_frequent_confusions(tmp_path):
+    """From the runs' test confusion matrices, summed over seeds: the errors, the most frequent (true, predicted)
+    pairs with their counts, their share and the weakest class; a pair confused both ways is named as such; the
+    improved network says which of the specified CNN's top confusions remain. Every number has a source."""
+    from experiments import discussion, sections
+
+    def matrix(**wrong):  # "4_9": 6 -> six true 4s read as 9; 100 test images a class
+        cm = [[100 if t == p else 0 for p in range(10)] for t in range(10)]
+        for pair, count in wrong.items():
+            t, p = map(int, pair[1:].split("_"))
+            cm[t][p] += count
+            cm[t][t] -= count
+        return cm
+
+    record = {"kind": "improved", "command": "python -m lightning_impl.train", "configs": []}
+    ctx = sections.Context([record], "standard", tmp_path, "practical")
+    runs = [{"confusion_matrix": matrix(_4_9=6, _9_4=2, _7_2=3, _3_5=1)},
+            {"confusion_matrix": matrix(_4_9=4, _9_4=3, _7_2=1, _3_5=1)}]
+    text, pairs = discussion.confusions(ctx, "t", "The net", [r["confusion_matrix"] for r in runs],
+                                        [str(d) for d in range(10)], record)
+    assert pairs == [("4", "9"), ("9", "4"), ("7", "2")]
+    assert "makes 21 test errors, summed over its 2 runs" in text
+    assert "a true “4” as “9” (10), a true “9” as “4” (5), a true “7” as “2” (4), together 90 % of its errors" in text
+    assert "its weakest class is “4”, 95.00 % of whose test images it gets right" in text
+    assert discussion.confusions(ctx, "u", "x", [None], "0123456789", record) == ("", [])  # an older run: no matrix
+
+    specified = {"lightning": {"runs": [{"confusion_matrix": matrix(_4_9=9, _8_3=8, _5_3=7)}]}}
+    found = {("mnist", "lightning"): {"runs": runs, "record": record}}
+    discussion.improved_confusions(ctx, "mnist", found, specified)
+    (said,) = ctx.claims
+    assert "both ways between “4” and “9”" in said
+    assert "Of the specified CNN's most frequent confusions, “4” as “9” remains among" in said
+    assert not unregistered({"numbers": ctx.numbers.entries, "discussion": ctx.claims})
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_call_that_runs_every_part_records_its_elapsed_time(tmp_path, monkeypatch, jobs):
+    """The budget's cost is the elapsed time of the call that ran all its parts (with --jobs less than the sum of the
+    parts' times): recorded by run_all, stated by the overview only for exactly those parts, never by a call that
+    reused some of them."""
+    from experiments import practical, sections
+
+    out = tmp_path / "out.txt"
+    out.write_text("")
+    todo = [practical.Part(f"p{i}", "parity", f"part {i}", ["this"], output_file=str(out)) for i in range(3)]
+    monkeypatch.setattr(practical, "parts", lambda budget, runs, seeds=None: todo)
+    records = practical.run_all("smoke", tmp_path / "runs", quiet=True, jobs=jobs)
+    home = tmp_path / "runs" / "practical" / "smoke"
+    sitting = practical.last_sitting(home, records)
+    assert sitting["jobs"] == jobs and 0 < sitting["elapsed_s"] <= sum(r["command_s"] for r in records) + 5
+    ctx = sections.Context(records, "smoke", tmp_path / "report", "practical")
+    sections.section_overview(ctx, {"date": "today"}, sitting)
+    assert f"in one call, {jobs} part{'s' if jobs > 1 else ''} at a time, in " in ctx.doc.blocks[0].text
+    assert ctx.numbers.value("elapsed_s") == sitting["elapsed_s"]
+
+    (home / "parts" / "p1.json").unlink()  # a later call runs one part again: the recorded call still stands
+    again = practical.run_all("smoke", tmp_path / "runs", quiet=True, jobs=jobs)
+    assert practical.last_sitting(home, again) == sitting
+    assert practical.last_sitting(home, again[:2]) is None  # other parts than the call ran: no elapsed time stated
