@@ -473,7 +473,7 @@ def summary(ctx, specified: dict) -> None:
                  f"{n.text('baseline_support_vectors')} support vectors of {n.text('baseline_features')} features each.")
         claim(ctx, text)
     baseline = ctx.of_kind("baseline")
-    said = [confusions(ctx, "specified_lightning", "The specified CNN (Lightning)",
+    said = [confusions(ctx, "specified_lightning", "the specified CNN (Lightning)",
                        [m.get("confusion_matrix") for m in lightning["runs"]], SPECS["mnist"].classes,
                        lightning["record"])] if lightning else []
     if baseline:

@@ -49,6 +49,9 @@ def headline_rows(num: dict) -> list[tuple[str, str, str]]:
         sigmas = " / ".join(k.rsplit("_", 1)[1] for k in gains)
         candidates.append(row(f"denoising U-Net over the best classical filter (dB) at σ {sigmas}", gains))
     candidates.append(row("parity checks passed / run", ["parity_passed", "parity_checks"]))
+    if "elapsed_jobs" in num:
+        candidates.append(row(f"the whole practical, start to end ({plural(num['elapsed_jobs']['text'], 'part')} at "
+                              "a time) / its parts' own times, summed", ["elapsed_s", "total_part_s"]))
     return [c for c in candidates if c]
 
 
@@ -91,6 +94,10 @@ def doc_tables(results: dict, names: list[str]) -> str:
              f"From the committed results of `python -m experiments.practical --budget {results['budget']}` "
              f"(report built {env['date']}, {env['cpu']}, {env['cpu_cores']} cores"
              f"{', GPU ' + ', '.join(env['gpu']) if env['gpu'] else ', no GPU'}):", ""]
+    jobs = max((p.get("jobs", 1) for p in results.get("parts", [])), default=1)
+    if jobs > 1:
+        lines += [f"Its parts ran {jobs} at a time (`--jobs`), sharing the CPU: each time below is longer than the same "
+                  "run alone.", ""]
     for name in names:
         t = results["tables"].get(name)
         if t is None:

@@ -3,7 +3,7 @@
     python -m experiments.practical                      # --budget smoke: every part, small (does it all run?)
     python -m experiments.practical --budget standard    # the recipes' own runs, short ladders (README: its time)
     python -m experiments.practical --budget full        # 3-seed ladders, the full denoising study: many hours
-    python -m experiments.practical --jobs 2             # two parts at a time, the CPU's threads shared out
+    python -m experiments.practical --jobs 1             # one part at a time (default: the budget's jobs, 2)
 
 Each part is one command of the project (the same you would type), run in a process of its own: the specified
 CNN and the shipped improved recipe (configs/mnist_improved.yaml) over seeds in Lightning and in Keras, HOG + SVM,
@@ -174,23 +174,27 @@ def estimate(budget: str, part: Part) -> float:
 class Progress:
     """One line per part with what remains; while a part runs, a line every `every` seconds so long work shows."""
 
-    def __init__(self, budget: str, todo: list[Part], quiet: bool, every: float = 60.0) -> None:
-        self.budget, self.quiet, self.every = budget, quiet, every
+    def __init__(self, budget: str, todo: list[Part], quiet: bool, every: float = 60.0, jobs: int = 1) -> None:
+        self.budget, self.quiet, self.every, self.jobs = budget, quiet, every, jobs
         self.left = {p.name: estimate(budget, p) for p in todo}
         self.spent_estimate = self.spent_actual = 0.0
-        self.started = time.perf_counter()
+        self.started, self.begun, self.total, self.lock = time.perf_counter(), 0, len(todo), threading.Lock()
 
     def remaining(self) -> float:
-        # The estimates are for an idle 2-core machine: scale them by how the finished parts compared.
+        # The estimates are for one part at a time on an idle 2-core machine: scale them by how the finished parts
+        # compared (parts sharing the CPU each run slower), and share what is left out over the parts running at once.
         pace = self.spent_actual / self.spent_estimate if self.spent_estimate else 1.0
-        return sum(self.left.values()) * pace
+        return sum(self.left.values()) * pace / self.jobs
 
     def say(self, message: str) -> None:
         if not self.quiet:
-            print(f"[practical {duration(time.perf_counter() - self.started)}] {message}", flush=True)
+            with self.lock:  # parts running side by side report from their own threads: one whole line each
+                sys.stdout.write(f"[practical {duration(time.perf_counter() - self.started)}] {message}\n")
+                sys.stdout.flush()
 
-    def begin(self, i: int, n: int, part: Part) -> None:
-        self.say(f"{i}/{n} {part.title}: {part.command}  (~{duration(self.remaining())} left in all)")
+    def begin(self, part: Part) -> None:
+        self.begun += 1  # in the order the parts start (with --jobs, longest first)
+        self.say(f"{self.begun}/{self.total} {part.title}: {part.command}  (~{duration(self.remaining())} left in all)")
 
     def done(self, part: Part, seconds: float) -> None:
         self.spent_estimate += self.left.pop(part.name)
@@ -284,9 +288,12 @@ def finished_records(home: Path, seeds: int | None = None) -> list[dict]:
 
 
 def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False, seeds: int | None = None,
-            jobs: int = 1) -> list[dict]:
+            jobs: int | None = None) -> list[dict]:
     """Every part of the budget, reusing finished ones; their records, in order. ``jobs`` > 1: that many parts at
-    once, the CPU's threads shared out between them (their wall times then overlap: the report says so)."""
+    once, the CPU's threads shared out between them (their wall times then overlap: the report says so); None: the
+    budget's own ``jobs``, at most one part a CPU core."""
+    if jobs is None:
+        jobs = max(1, min(budgets.budget("practical", budget).get("jobs", 1), os.cpu_count() or 1))
     home = runs / "practical" / budget
     (home / "parts").mkdir(parents=True, exist_ok=True)
     todo = parts(budget, runs, seeds)
@@ -299,7 +306,7 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False,
         else:
             fresh.append(part)
             records.append(None)
-    progress = Progress(budget, fresh, quiet)
+    progress = Progress(budget, fresh, quiet, jobs=jobs)
     reused = len(todo) - len(fresh)
     progress.say(f"budget {budget}: {len(todo)} parts, {reused} finished earlier and reused, {len(fresh)} to run "
                  f"(~{duration(progress.remaining())} on an idle 2-core CPU)")
@@ -309,7 +316,7 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False,
     def one(i: int) -> None:
         part = todo[i]
         with lock:
-            progress.begin(fresh.index(part) + 1, len(fresh), part)
+            progress.begin(part)
         start = time.perf_counter()
         output = run_part(resumable(part, runs), home / "logs" / f"{part.name}.log", progress, verbose, threads)
         seconds = time.perf_counter() - start
@@ -341,7 +348,9 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False,
                     future.cancel()
                 raise
     if todo and len(waiting) == len(todo):  # every part ran in this call: its elapsed time is the budget's cost
-        write_json(home / SITTING, {"jobs": jobs, "elapsed_s": time.perf_counter() - started,
+        command = shlex.join(["python", "-m", "experiments.practical", "--budget", budget, "--runs-dir", str(runs),
+                              *(["--seeds", str(seeds)] if seeds else []), "--jobs", str(jobs)])
+        write_json(home / SITTING, {"jobs": jobs, "elapsed_s": time.perf_counter() - started, "command": command,
                                     "keys": [part.key() for part in todo],
                                     "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     return records
@@ -366,7 +375,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="rebuild the report from the finished parts; run nothing")
     p.add_argument("--notebook", action="store_true",
                    help="also write practical.ipynb beside index.html, executed by a Jupyter kernel (pip install -e '.[notebook]')")
-    flags.add(p, "runs_dir", "data_dir", "seeds", "quiet", "verbose", "jobs")
+    # --jobs unset: the budget's own (configs/experiments/budgets.yaml: jobs), at most one part a CPU core
+    flags.add(p, "runs_dir", "data_dir", "seeds", "quiet", "verbose", "jobs", jobs=None)
     return p.parse_args(argv)
 
 

@@ -50,9 +50,9 @@ def section_overview(ctx: Context, env: dict, sitting: dict | None = None) -> No
     total = sum(r["wall_s"] for r in ctx.records)
     elapsed = ""
     if sitting:  # one call ran every part: its start-to-end time is what the budget costs (--jobs overlaps parts)
-        text = duration(sitting["elapsed_s"])
-        ctx.numbers.add("elapsed_s", sitting["elapsed_s"], text, {"command": ctx.command})
-        ctx.numbers.add("elapsed_jobs", sitting["jobs"], str(sitting["jobs"]), {"command": ctx.command})
+        text, ran = duration(sitting["elapsed_s"]), {"command": sitting.get("command", ctx.command)}
+        ctx.numbers.add("elapsed_s", sitting["elapsed_s"], text, ran)
+        ctx.numbers.add("elapsed_jobs", sitting["jobs"], str(sitting["jobs"]), ran)
         elapsed = (f"; all of them ran in one call, {plural(sitting['jobs'], 'part')} at a time, in {text} from start "
                    f"to end")
     ctx.doc.add(Para(
