@@ -231,3 +231,16 @@ def test_the_test_time_views_table_in_the_docs_is_the_committed_files():
     page = views.DOCS.read_text()
     block = views.BEGIN + page.split(views.BEGIN, 1)[1].split(views.END, 1)[0] + views.END
     assert block == views.docs_block(results), "render it: python benchmarks/test_time_views.py --update-docs"
+
+
+def test_the_parts_at_once_table_in_the_docs_is_the_committed_file():
+    """docs/performance.md's table of one part twice, one after the other and side by side, is rendered from the
+    committed benchmark, whose speed-ups are its own wall times' and images/s' ratios (not edited)."""
+    at_once = _benchmark("parts_at_once")
+    result = json.loads(at_once.RESULT.read_text())
+    page = at_once.DOCS.read_text()
+    block = at_once.BEGIN + page.split(at_once.BEGIN, 1)[1].split(at_once.END, 1)[0] + at_once.END
+    assert block == at_once.docs_block(result), "render it: python benchmarks/parts_at_once.py --update-docs"
+    assert result["speedup"] == pytest.approx(result["alone"]["wall_s"] / result["together"]["wall_s"])
+    rates = [sum(r["images_per_s"] for r in result[way]["runs"]) for way in ("alone", "together")]
+    assert result["training_speedup"] == pytest.approx(rates[1] / (rates[0] / result["jobs"]))
