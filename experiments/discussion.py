@@ -205,7 +205,7 @@ def improved_confusions(ctx, dataset: str, found: dict, specified: dict) -> None
     both_ways = [(a, b) for a, b in pairs if (b, a) in pairs and a < b]
     if both_ways:
         text += ("Its confusions run both ways between " + " and ".join(f"{quote(a)} and {quote(b)}" for a, b in both_ways)
-                 + ": classes whose images look alike at this resolution, not a bias towards one label. ")
+                 + ": classes whose images look alike, not a bias towards one label. ")
     before = confused_pairs([m.get("confusion_matrix") for m in specified["lightning"]["runs"]]) if (
         dataset == "mnist" and "lightning" in specified) else None
     if before and before[1]:
