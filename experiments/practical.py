@@ -65,6 +65,9 @@ class Part:
         return hashlib.sha256(json.dumps([argv, texts, *read]).encode()).hexdigest()[:16]
 
 
+# How much longer a part takes beside another than alone, before any part has finished to tell (the standard budget
+# on the 2-core AMD EPYC: its parts' own times summed to 1 h 52 min two at a time, 1 h 37 min one at a time)
+SHARED_PACE = 1.15
 SITTING = "sitting.json"  # <runs>/practical/<budget>/: the last call that ran every part (run_all)
 
 def _placeholder(arg: str, runs: str) -> str:
@@ -183,7 +186,8 @@ class Progress:
     def remaining(self) -> float:
         # The estimates are for one part at a time on an idle 2-core machine: scale them by how the finished parts
         # compared (parts sharing the CPU each run slower), and share what is left out over the parts running at once.
-        pace = self.spent_actual / self.spent_estimate if self.spent_estimate else 1.0
+        pace = (self.spent_actual / self.spent_estimate if self.spent_estimate else
+                SHARED_PACE if self.jobs > 1 else 1.0)
         return sum(self.left.values()) * pace / self.jobs
 
     def say(self, message: str) -> None:

@@ -598,3 +598,19 @@ def test_a_call_that_runs_every_part_records_its_elapsed_time(tmp_path, monkeypa
     again = practical.run_all("smoke", tmp_path / "runs", quiet=True, jobs=jobs)
     assert practical.last_sitting(home, again) == sitting
     assert practical.last_sitting(home, again[:2]) is None  # other parts than the call ran: no elapsed time stated
+
+
+def test_the_progress_line_counts_down_the_elapsed_time_of_parts_run_side_by_side(tmp_path, capsys):
+    """With two parts at a time, what is left is the parts' estimates (each slower beside another: SHARED_PACE until
+    finished parts tell the real pace) shared over the two; the lines name the parts in the order they start."""
+    from experiments import practical
+
+    todo = practical.parts("standard", tmp_path / "runs")
+    alone, side = (practical.Progress("standard", todo, False, jobs=j) for j in (1, 2))
+    assert side.remaining() == pytest.approx(alone.remaining() * practical.SHARED_PACE / 2)
+    side.begin(todo[-1])
+    side.begin(todo[0])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("] ", 1)[1].split(" ", 1)[0] for line in lines] == [f"1/{len(todo)}", f"2/{len(todo)}"]
+    side.done(todo[0], 2 * practical.estimate("standard", todo[0]))  # a part took twice its estimate: pace 2
+    assert side.remaining() == pytest.approx(sum(side.left.values()) * 2 / 2)
