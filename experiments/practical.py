@@ -355,7 +355,7 @@ def run_all(budget: str, runs: Path, quiet: bool = False, verbose: bool = False,
         command = shlex.join(["python", "-m", "experiments.practical", "--budget", budget, "--runs-dir", str(runs),
                               *(["--seeds", str(seeds)] if seeds else []), "--jobs", str(jobs)])
         write_json(home / SITTING, {"jobs": jobs, "elapsed_s": time.perf_counter() - started, "command": command,
-                                    "keys": [part.key() for part in todo],
+                                    "keys": [r["key"] for r in records],  # each part's, as its record holds it
                                     "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     return records
 

@@ -125,9 +125,10 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
                 "test_loss": cross_entropy(logits("test"), y_test, recipe["label_smoothing"])}
 
     def errors() -> dict:  # what lightning_impl.train records: the wrong images by position, the test confusions
-        return {**{f"{split}_errors": wrong_positions(logits(split).argmax(axis=1), y)
-                   for split, y in (("val", y_val), ("test", y_test))},
-                "confusion_matrix": plots.confusion_counts(y_test, logits("test").argmax(axis=1), dm.num_classes).tolist()}
+        predicted = {split: logits(split).argmax(axis=1) for split in ("val", "test")}
+        return {"val_errors": wrong_positions(predicted["val"], y_val),
+                "test_errors": wrong_positions(predicted["test"], y_test),
+                "confusion_matrix": plots.confusion_counts(y_test, predicted["test"], dm.num_classes).tolist()}
 
     def figures(folder: Path, title: str) -> None:
         probs = np.exp(logits("test") - logits("test").max(axis=1, keepdims=True))
