@@ -26,6 +26,21 @@ def budget(command: str, name: str) -> dict:
     return copy.deepcopy(table[name][command])
 
 
+def ladder(name: str, dataset: str) -> dict:
+    """The ablation section of budget ``name`` for ``dataset``'s ladder: the section's epochs, train_fraction and
+    seeds, with what its ``datasets: {<dataset>: {...}}`` entry overrides (a ladder of cheap steps can afford its
+    recipes' own epochs where another's must be cut)."""
+    from core.datasets import SPECS
+
+    spec = budget("ablation", name)
+    own = spec.pop("datasets", None) or {}
+    unknown = set(own) - set(SPECS)
+    if unknown:
+        raise ValueError(f"configs/{FILE}: budget {name!r}, ablation: no dataset {sorted(unknown)[0]!r} "
+                         f"(known: {', '.join(SPECS)})")
+    return {**spec, **(own.get(dataset) or {})}
+
+
 @lru_cache(maxsize=1)
 def _table() -> dict:
     """The file, read once per process (the progress line asks for its estimates every minute)."""

@@ -1,7 +1,7 @@
 """The one-change-at-a-time ablation ladder: from the specified CNN to the improved recipe.
 
     python -m experiments.ablation --dataset mnist --budget smoke          # minutes: does every step run?
-    python -m experiments.ablation --dataset mnist --budget standard       # 2 epochs on a quarter of the data
+    python -m experiments.ablation --dataset mnist --budget standard       # all the data, each step's own epochs
     python -m experiments.ablation --dataset mnist --budget full           # 3 seeds (0, 1, 2), full epochs
     python -m experiments.ablation --dataset cifar10 --budget full --seeds 1   # ~3 h on 2 CPU cores
     python -m experiments.ablation --dataset mnist --framework keras --budget smoke
@@ -55,6 +55,7 @@ from experiments.numbers import mean_std, p_text, plural, pp_mean_std
 
 def ladders() -> Path:
     return configs.folder() / "ablation"
+
 
 @dataclass(frozen=True)
 class Step:
@@ -216,7 +217,7 @@ ROW_NUMBERS = ("test_acc_mean", "test_acc_std", "val_acc_mean", "val_acc_std", "
 def run_ladder(dataset: str, budget: str, seeds: int, epochs: int | None, framework: str, keep_all: bool,
                out: Path, only: list[int] | None = None, resume: bool = False, first_seed: int = 0) -> list[dict]:
     steps = load_ladder(dataset)
-    spec = budgets.budget("ablation", budget)
+    spec = budgets.ladder(budget, dataset)
     epochs = epochs if epochs is not None else spec["epochs"]
     done = finished_runs(out, resume)
     (out / "configs").mkdir(parents=True, exist_ok=True)
@@ -427,7 +428,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.steps and not all(0 <= i < len(steps) for i in args.steps):
         p.error(f"--steps: the {args.dataset} ladder has steps 0..{len(steps) - 1}")
     if args.seeds is None:
-        args.seeds = budgets.budget("ablation", args.budget)["seeds"]
+        args.seeds = budgets.ladder(args.budget, args.dataset)["seeds"]
     return args
 
 

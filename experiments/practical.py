@@ -145,7 +145,7 @@ def parts(budget: str, runs: Path, seeds: int | None = None) -> list[Part]:
             ["experiments.ablation", "--dataset", dataset, "--budget", budget,
              "--framework", framework, "--runs-dir", out],
             ladder, meta={"dataset": dataset, "framework": framework},
-            reads={"ablation": budgets.budget("ablation", budget)}))
+            reads={"ablation": budgets.ladder(budget, dataset)}))
     found.append(Part("denoise", "denoise", "denoising study, Fashion-MNIST",
                       ["experiments.denoising", "--budget", budget, "--runs-dir", out,
                        "--jobs", str(os.cpu_count() or 1)],
