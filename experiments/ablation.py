@@ -150,7 +150,21 @@ def finished_runs(out: Path, resume: bool) -> dict[str, dict]:
     if not resume:
         raise UsageError(f"{out} already holds a ladder (results.json); go on with it with --resume {out} "
                          "(finished runs are reused), or pass another --runs-dir")
-    return {r["key"]: r for r in json.loads(path.read_text()) if "key" in r}
+    return {r["key"]: r for r in ladder_runs(out) if "key" in r}
+
+
+def ladder_runs(out: Path) -> list[dict]:
+    """Every run a ladder folder's results.json records, in the order they ran (none: an empty list)."""
+    path = out / "results.json"
+    if not path.is_file():
+        return []
+    try:
+        runs = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{path}: not JSON ({err}); delete it to run the ladder's steps again") from None
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        raise UsageError(f"{path}: not a list of runs; delete it to run the ladder's steps again")
+    return runs
 
 
 ALPHA = 0.05  # the keep rule's significance level: a step must beat the last kept step with p below it

@@ -233,7 +233,7 @@ LADDER_HEADER = ["step", "change", "params", "test acc %", "val acc %", "Δ val 
                  "McNemar p", "decision", "s/epoch"]
 
 
-def section_ladders(ctx: Context) -> None:
+def section_ladders(ctx: Context, specified: dict | None = None) -> None:
     ladders = ctx.of_kind("ladder")
     if not ladders:
         return
@@ -281,12 +281,21 @@ def section_ladders(ctx: Context) -> None:
         for name, r in (("first", ran[0]), ("final", ran[-1])):  # the first step, and the last one kept
             key = f"ladder_{dataset}_{fw}_{r['step']}_test_acc"
             n.add(f"ladder_{dataset}_{fw}_{name}_test_acc", n.value(key), n.text(key), record)
-        seeds, epochs = int(rows[0]["seeds"]), rows[0]["epochs"]
+        seeds = int(rows[0]["seeds"])
+        epochs = sorted({int(r["epochs"]) for r in rows if int(float(r["seeds"] or 0)) > 0})
         n.add(f"ladder_{dataset}_{fw}_seeds", seeds, str(seeds), record)
         spread = "mean ± std over seeds" if seeds > 1 else "one seed: no spread"
+        runs = ablation.ladder_runs(out)
+        first = next((m for m in runs if m.get("step") == rows[0]["step"]), None)
+        seen = f" on {discussion.images_per_epoch(first):,} training images an epoch" if first and "epoch_time_s" in first else ""
+        if first and first.get("val_images"):
+            n.add(f"ladder_{dataset}_{fw}_val_images", first["val_images"], f"{first['val_images']:,}", record)
         ctx.doc.add(ctx.table(f"ladder_{dataset}_{fw}", Table(
             LADDER_HEADER, table, align="llrrrrrrlr",
-            caption=f"{dataset}, {fw}, budget {spec['budget']}: {plural(seeds, 'seed')}, {plural(epochs, 'epoch')} per run; {spread}; "
+            caption=f"{dataset}, {fw}, budget {spec['budget']}: {plural(seeds, 'seed')}, "
+                    + (f"{plural(epochs[0], 'epoch')} per run" if len(epochs) == 1 else
+                       f"each step at its recipe's epochs ({', '.join(map(str, epochs))})")
+                    + f"{seen}; {spread}; "
                     "right only here / in kept: validation images (summed over seeds) that only this step's runs, or "
                     "only the last kept step's runs, classify correctly"),
             record["command"]))
@@ -296,6 +305,7 @@ def section_ladders(ctx: Context) -> None:
                                     "seconds per epoch below. The kept chain is joined by a line; a step left out is a "
                                     "hollow marker on a grey band. Look at whether each kept step lifts validation "
                                     "and at what it costs in time."))
+        discussion.ladder_start(ctx, dataset, fw, first, (specified or {}).get(fw) if dataset == "mnist" else None)
         discussion.ladder(ctx, dataset, fw, rows)
     for dataset, (out, kept) in chains.items():
         net = final_net(out, kept)

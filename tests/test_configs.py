@@ -70,6 +70,25 @@ def test_the_budgets_are_one_vocabulary_declared_once():
         budgets.budget("ablation", "quick")
 
 
+def test_a_ladder_budget_takes_its_datasets_own_overrides(monkeypatch):
+    """A budget's ablation section holds every ladder's size; ``datasets: {<name>: {...}}`` overrides it for one
+    dataset (the standard budget: MNIST's steps at their own epochs, CIFAR-10's cut to one), and an unknown dataset
+    there is refused by name instead of being silently ignored."""
+    from core import budgets
+
+    standard = budgets.budget("ablation", "standard")
+    mnist, cifar = budgets.ladder("standard", "mnist"), budgets.ladder("standard", "cifar10")
+    assert "datasets" not in mnist and "datasets" not in cifar
+    assert mnist["epochs"] is None and cifar["epochs"] == standard["epochs"] == 1
+    assert mnist["train_fraction"] == cifar["train_fraction"] == 1.0  # every step on the whole training split
+    assert budgets.ladder("smoke", "mnist") == budgets.budget("ablation", "smoke")  # no overrides: the section
+    table = {**budgets._table(), "standard": {**budgets._table()["standard"],
+                                              "ablation": {**standard, "datasets": {"mnsit": {"epochs": 3}}}}}
+    monkeypatch.setattr(budgets, "_table", lambda: table)
+    with pytest.raises(ValueError, match="no dataset 'mnsit'"):
+        budgets.ladder("standard", "mnist")
+
+
 def test_an_unset_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
     from core import precision
 

@@ -567,6 +567,68 @@ def test_the_discussion_names_the_most_frequent_confusions(tmp_path):
     assert not unregistered({"numbers": ctx.numbers.entries, "discussion": ctx.claims})
 
 
+def test_the_ladder_says_whether_it_starts_where_the_specified_cnn_stands(tmp_path):
+    """The ladder's first step is the specified CNN: trained on the same images for the same epochs (the standard
+    budget) it is compared with the specified section's run of the same seed by McNemar on the test images; where the
+    budget cuts its data (smoke) the report says it starts below. Every number has a source."""
+    from experiments import discussion, sections
+
+    record = {"kind": "ladder", "command": "python -m experiments.ablation", "configs": [],
+              "meta": {"dataset": "mnist", "framework": "lightning"}}
+    ctx = sections.Context([record], "standard", tmp_path, "practical")
+
+    def run(acc, wrong, images=54000, epochs=5):
+        return {"seed": 0, "test_acc": acc, "epochs": epochs, "test_errors": wrong,
+                "train_images_per_s": [images / 10.0] * epochs, "epoch_time_s": [10.0] * epochs}
+
+    specified = {"runs": [run(0.9935, list(range(65)))], "items": [{"meta": {"seed": 0}}]}
+    discussion.ladder_start(ctx, "mnist", "lightning", run(0.9933, list(range(2, 69))), specified)
+    (said,) = ctx.claims
+    assert "trained for 5 epochs on 54,000 training images each (seed 0): 99.33 % test, against 99.35 %" in said
+    assert "2 are right only in the ladder's run and 4 only in the specified section's" in said
+    assert "within noise, so the ladder starts where the exercise's network stands" in said
+    assert not unregistered({"numbers": ctx.numbers.entries, "discussion": ctx.claims})
+    ctx = sections.Context([record], "smoke", tmp_path, "practical")
+    discussion.ladder_start(ctx, "mnist", "lightning", run(0.9812, list(range(188)), images=1080, epochs=1), specified)
+    (said,) = ctx.claims
+    assert "starts below the network it improves" in said and "McNemar" not in said
+    assert not unregistered({"numbers": ctx.numbers.entries, "discussion": ctx.claims})
+    discussion.ladder_start(ctx, "mnist", "lightning", run(0.99, [], images=1080), {"runs": [], "items": []})
+    assert len(ctx.claims) == 1  # no specified run of that seed: nothing to say
+
+
+def test_a_ladder_that_keeps_little_beside_a_recipe_ahead_beyond_noise_is_explained(tmp_path):
+    """MNIST saturates: a ladder keeping none of its changes while the shipped recipe is ahead of the specified CNN
+    beyond noise gets a paragraph that says why both hold, from registered numbers only; nothing is said where the
+    recipe is not ahead, or where the ladder kept every change."""
+    from experiments import discussion, sections
+
+    record = {"kind": "ladder", "command": "python -m experiments.ablation", "configs": []}
+    ctx = sections.Context([record], "standard", tmp_path, "practical")
+    ctx.ladders = {("mnist", "lightning"): [{"step": "00_base"}], ("cifar10", "lightning"): [{"step": "00_base"}]}
+    n = ctx.numbers
+    for key, value, text in (("ladder_mnist_lightning_kept", 0, "0"), ("ladder_mnist_lightning_tried", 7, "7"),
+                             ("ladder_mnist_lightning_val_images", 6000, "6,000"),
+                             ("ladder_mnist_lightning_00_base_val_acc", 0.9936, "99.36"),
+                             ("ladder_cifar10_lightning_00_base_val_acc", 0.5046, "50.46"),
+                             ("improved_mnist_lightning_vs_specified_p", 5.8e-08, "5.8e-08"),
+                             ("improved_mnist_lightning_vs_specified_only_improved", 127, "127"),
+                             ("improved_mnist_lightning_vs_specified_only_specified", 54, "54"),
+                             ("improved_mnist_lightning_seeds", 3, "3")):
+        n.add(key, value, text, record)
+    discussion.saturation(ctx)
+    (said,) = ctx.claims
+    assert "kept 0 of its 7 changes, yet the shipped recipe" in said and "127 to 54 test image-runs" in said
+    assert "gets 99.36 % of the 6,000 validation images right" in said and "only 50.46 %" in said
+    assert not unregistered({"numbers": n.entries, "discussion": ctx.claims})
+    n.add("improved_mnist_lightning_vs_specified_p", 0.3, "0.3", record)  # the recipe within noise: nothing to explain
+    discussion.saturation(ctx)
+    n.add("improved_mnist_lightning_vs_specified_p", 5.8e-08, "5.8e-08", record)
+    n.add("ladder_mnist_lightning_kept", 7, "7", record)  # every change kept: no disagreement
+    discussion.saturation(ctx)
+    assert len(ctx.claims) == 1
+
+
 @pytest.mark.parametrize("jobs", [1, 2, None])
 def test_a_call_that_runs_every_part_records_its_elapsed_time(tmp_path, monkeypatch, jobs):
     """The budget's cost is the elapsed time of the call that ran all its parts (with --jobs less than the sum of the
