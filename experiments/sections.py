@@ -323,6 +323,17 @@ def section_ladders(ctx: Context, specified: dict | None = None) -> None:
                     architecture_table(torch_net, keras_net, shape))
 
 
+def shipped_architecture(recipe: str, shape: tuple[int, int, int]) -> Table:
+    """The architecture table of a shipped recipe's net: what the improved section's figures were trained on."""
+    torch_net, keras_net = build_pair(recipe_net(recipe), shape)
+    table = architecture_table(torch_net, keras_net, shape)
+    if table.rows[-1][3] != table.rows[-1][6]:  # the totals: torch counts every parameter, Keras its trainable ones
+        table.caption = ("Parameters: torch counts every parameter, Keras only its trainable weights; the two differ "
+                         "by the weights this net freezes (the whitening filters, BatchNorm's scales), which are set, "
+                         "not trained.")
+    return table
+
+
 def section_improved(ctx: Context, specified: dict) -> dict:
     """The shipped improved recipes (configs/<dataset>_improved.yaml) trained at their own size over the seeds, in
     each framework; on MNIST each seed paired with the specified CNN of the same seed and framework on the same test
@@ -365,7 +376,10 @@ def section_improved(ctx: Context, specified: dict) -> dict:
                    "it over all its seeds)" if len(seeds) == 1 else ")"))
         ctx.doc.add(Heading(f"{SPECS[dataset].title}: configs/{recipe}", 3),
                     Para(f"The recipe a user trains (`python -m lightning_impl.train --config configs/{recipe}`{twin}), "
-                         f"at its own epochs and on the whole training split, {over}. " + made + paired))
+                         f"at its own epochs and on the whole training split, {over}. " + made + paired),
+                    Para("The network it trains, read layer by layer from the live models of both frameworks (shapes "
+                         "without the batch axis):"),
+                    shipped_architecture(recipe, SPECS[dataset].shape))
         rows, groups = [], {}
         for (d, fw), items in by.items():
             if d != dataset:
