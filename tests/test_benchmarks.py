@@ -65,17 +65,20 @@ def test_recipes_smoke(tmp_path):
     assert [(r["framework"], r["seed"]) for r in again["runs"]] == [("keras", 0), ("lightning", 3)]
 
 
-def test_the_recipe_table_in_the_docs_is_the_committed_benchmark():
+@pytest.mark.parametrize("name", ["recipes.json", "keras_backends.json"])
+def test_the_recipe_table_in_the_docs_is_the_committed_benchmark(name):
+    """Each committed recipe benchmark has its own block in docs/performance.md, rendered from it."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import recipes
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    committed = ROOT / "results" / "benchmarks" / "recipes.json"
+    committed = ROOT / "results" / "benchmarks" / name
     page = (ROOT / "docs" / "performance.md").read_text()
-    block = recipes.BEGIN + page.split(recipes.BEGIN, 1)[1].split(recipes.END, 1)[0] + recipes.END
-    assert block == recipes.docs_block(json.loads(committed.read_text())), (
-        "render it: python benchmarks/recipes.py --json results/benchmarks/recipes.json --update-docs")
+    begin, end = recipes.markers(committed)
+    block = begin + page.split(begin, 1)[1].split(end, 1)[0] + end
+    assert block == recipes.docs_block(json.loads(committed.read_text()), name), (
+        f"render it: python benchmarks/recipes.py --json results/benchmarks/{name} --update-docs")
     results = json.loads(committed.read_text())
     assert results["summary"] == recipes.summarise(results["runs"])  # the summary is the runs', not edited
 
