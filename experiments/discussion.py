@@ -155,7 +155,7 @@ def saturation(ctx, dataset: str = "mnist", framework: str = "lightning") -> Non
             f"{n.text(tag + '_val_images')} validation images right, so what one change can still gain is a handful "
             "of images, no more than two runs of the same recipe differ by (the images only one of them gets right, "
             "in the ladder's table), and one run per step cannot tell it from noise. Together the changes cut the "
-            "errors by far more than that, over three seeds, on the whole test set. This is the saturation the "
+            "errors by far more than that, on the whole test set, pooled over the seeds. This is the saturation the "
             "exercise anticipates: on this dataset the remaining errors are too few to judge changes one at a time "
             "at this budget")
     other = [d for d, fw in ctx.ladders if d != dataset and fw == framework]

@@ -127,8 +127,7 @@ def section_specified(ctx: Context) -> dict:
             n.add(f"specified_{fw}_test_s", statistics.fmean(test_s), duration(statistics.fmean(test_s)), items[0][0])
         n.add(f"specified_{fw}_parameters", items[0][1]["parameters"], f"{items[0][1]['parameters']:,}", items[0][0])
         n.add(f"specified_{fw}_epochs", items[0][1]["epochs"], str(items[0][1]["epochs"]), items[0][0])
-        m0 = items[0][1]  # images seen per epoch: throughput × time, as the run measured them
-        per_epoch = round(statistics.fmean(r * t for r, t in zip(m0["train_images_per_s"], m0["epoch_time_s"])))
+        per_epoch = discussion.images_per_epoch(items[0][1])
         n.add(f"specified_{fw}_images_per_epoch", per_epoch, f"{per_epoch:,}", items[0][0])
         summary[fw] = {"values": values, "record": items[0][0], "metrics": items[0][1], "runs": [m for _, m in items],
                        "items": [r for r, _ in items]}
