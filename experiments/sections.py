@@ -625,7 +625,7 @@ def section_methods(ctx: Context) -> None:
              f"{ablation.ALPHA:g} and 'within noise' otherwise; each claim names its p-value."),
         Para("**Recipes.** Every trained model and how it is trained, read from the recipe files the trainers read "
              "(where a recipe has a Keras twin, both frameworks read the same file: the Keras trainer translates it, "
-             "and parity check 6 proves the translation; configs/cifar10_whitened.yaml is trained in Lightning only):"),
+             "and parity check 6 proves the translation):"),
         Table(methods.HEADER, methods.recipe_rows(), align="lllllrrll"),
     )
     ctx.doc.add(Para("**Why each recipe is trained this way.**"),

@@ -57,7 +57,8 @@ def probabilities(model: keras.Model, card: dict, arrays: np.ndarray) -> np.ndar
     """uint8 (N, C, H, W) -> class probabilities: normalised as in training, NHWC for Keras, softmax of the logits."""
     c = arrays.shape[1]
     x = (arrays.astype(np.float32) / 255.0 - np.float32(card["mean"]).reshape(1, c, 1, 1)) / np.float32(card["std"]).reshape(1, c, 1, 1)
-    return softmax(eval_logits(model, x.transpose(0, 2, 3, 1), int(card.get("shift_tta", 0))))  # as it was tested
+    return softmax(eval_logits(model, x.transpose(0, 2, 3, 1), int(card.get("shift_tta", 0)),  # as it was tested
+                               bool(card.get("flip_tta", False))))
 
 
 def restored(model: keras.Model, arrays: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import keras
 
 from keras_ref.augment import AUGMENTATIONS
 from keras_ref.models import TWINS
-from keras_ref.torch_like import TorchAdam, TorchAdamW, TorchSGD
+from keras_ref.torch_like import TorchAdam, TorchAdamW, TorchSGD, norm_variables
 from core import configs, precision
 from core.datasets import SPECS
 from core.ranges import MAX_FLOAT, MAX_INT, MAX_SEED  # the same bounds as the Lightning side's
@@ -156,15 +156,14 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
     model, data, trainer = config.get("model") or {}, config.get("data") or {}, config.get("trainer") or {}
     _check_keys("classifier model", model, "model.")
     net_name, net_args = _class(model.get("net", "lightning_impl.models.SpecifiedCNN"), "model.net")
-    if net_name == "WhitenedCNN":
-        raise RecipeError("model.net: WhitenedCNN's twin serves the parity checks; the Keras trainer does not set its "
-                          "stem from the training images")
-    if net_name not in ("SpecifiedCNN", "ImprovedCNN"):
+    if net_name not in ("SpecifiedCNN", "ImprovedCNN", "WhitenedCNN"):
         raise RecipeError(f"model.net: no Keras twin for {net_name!r} in a classifier")
-    if model.get("norm_lr_scale", 1.0) != 1.0:
-        raise RecipeError("model.norm_lr_scale: a learning rate of their own for the BatchNorm parameters is not translated")
-    if model.get("flip_tta"):
-        raise RecipeError("model.flip_tta: test-time flips have no Keras translation (the Keras trainer evaluates plain images)")
+    _number("model.norm_lr_scale", model.get("norm_lr_scale", 1.0), 0.0, MAX_FLOAT, low_open=True)
+    if model.get("norm_lr_scale", 1.0) != 1.0 and _optimizer(model)["class_path"].rsplit(".", 1)[-1] == "AdamW":
+        raise RecipeError("model.norm_lr_scale: not translated with AdamW (its decoupled decay reads the optimizer's "
+                          "learning rate); use Adam or SGD, whose weight decay is a gradient term")
+    if not isinstance(model.get("flip_tta", False), bool):
+        raise RecipeError(f"model.flip_tta: expected true or false, got {model['flip_tta']!r}")
     data_name, data_args = _class(data, "data")
     if data_name not in DATASETS:
         raise RecipeError(f"data.class_path: no Keras reader for {data_name!r}; known: {sorted(DATASETS)}")
@@ -193,6 +192,8 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
         "warmup_fraction": model.get("warmup_fraction", 0.1),
         "label_smoothing": model.get("label_smoothing", 0.0),
         "shift_tta": model.get("shift_tta", 0),
+        "flip_tta": model.get("flip_tta", False),
+        "norm_lr_scale": model.get("norm_lr_scale", 1.0),
         "batch_size": data_args.get("batch_size", 128),
         "val_fraction": data_args.get("val_fraction", 0.1),
         "split_seed": data_args.get("split_seed", 0),
@@ -239,9 +240,11 @@ def denoiser_recipe(config: dict | str | Path = DENOISER_DEFAULT) -> dict:
     }
 
 
-def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_fraction: float) -> keras.optimizers.Optimizer:
+def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_fraction: float, norm_lr_scale: float = 1.0,
+                   model: keras.Model | None = None) -> keras.optimizers.Optimizer:
     """The Keras optimizer of a recipe's ``model.optimizer`` (Adam, AdamW or SGD), with its schedule, updating as
-    torch's does (keras_ref.torch_like)."""
+    torch's does (keras_ref.torch_like); with ``norm_lr_scale`` != 1, ``model``'s normalisation variables step at
+    that multiple of the learning rate, their weight decay divided by it (torch's second parameter group)."""
     name = optimizer["class_path"].rsplit(".", 1)[-1]
     args = dict(optimizer.get("init_args", {}))
     lr = _number("model.optimizer.init_args.lr", args.pop("lr", 1e-3), 0.0, MAX_FLOAT, low_open=True)
@@ -269,8 +272,16 @@ def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_frac
     # torch's updates, not Keras' (keras_ref.torch_like): Adam's ε on √v̂, SGD's momentum convention, and torch's
     # weight_decay as it is: decoupled for AdamW, an L2 term in the gradient for Adam and SGD.
     if name == "AdamW":
+        if norm_lr_scale != 1.0:
+            raise RecipeError("model.norm_lr_scale: not translated with AdamW (its decoupled decay reads the optimizer's "
+                              "learning rate); use Adam or SGD, whose weight decay is a gradient term")
         return TorchAdamW(lr, weight_decay=weight_decay, **kwargs)
-    return (TorchAdam if name == "Adam" else TorchSGD)(lr, l2=weight_decay, **kwargs)
+    made = (TorchAdam if name == "Adam" else TorchSGD)(lr, l2=weight_decay, **kwargs)
+    if norm_lr_scale != 1.0:
+        if model is None:
+            raise ValueError("make_optimizer: norm_lr_scale needs the model whose normalisation variables it scales")
+        made.scale_norms(norm_variables(model), norm_lr_scale)
+    return made
 
 
 @contextlib.contextmanager

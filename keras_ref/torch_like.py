@@ -10,7 +10,10 @@ Keras' defaults differ from torch's where it matters for a comparison of the two
   (the bias-corrected second moment): the effective ε differs by 1/√(1-β₂ᵗ) (`TorchAdam`, `TorchAdamW`);
 * SGD with momentum: torch keeps v = μv + g and steps p -= lr·v, Keras v = μv - lr·g and p += v; the two agree
   only while the learning rate is constant (`TorchSGD`); torch's weight_decay for Adam and SGD is an L2 term added
-  to the gradient (coupled), which Keras' own ``weight_decay`` is not.
+  to the gradient (coupled), which Keras' own ``weight_decay`` is not;
+* a learning rate of their own for the normalisation layers (a recipe's ``model.norm_lr_scale``, torch parameter
+  groups in lightning_impl.tasks.schedules): Keras has no parameter groups, so `TorchSGD` and `TorchAdam` step the
+  variables given to ``scale_norms`` at lr × scale with their weight decay ÷ scale, as torch's second group does.
 
 parity's check 6 ("recipe") proves each of these against torch: distributions of the initial weights, the
 optimiser's canonical description, the learning rate at every step, and steps of each framework's own optimiser
@@ -58,14 +61,49 @@ def torch_init(model: keras.Model, seed: int) -> keras.Model:
     return model
 
 
+# The layers whose trainable variables a recipe's norm_lr_scale speeds up (torch: _BatchNorm, GroupNorm, LayerNorm).
+_NORMS = (keras.layers.BatchNormalization, keras.layers.GroupNormalization, keras.layers.LayerNormalization)
+
+
+def norm_variables(model: keras.Model) -> list:
+    """The trainable variables of ``model``'s normalisation layers: torch's second parameter group under
+    ``norm_lr_scale`` (lightning_impl.tasks.schedules.parameter_groups)."""
+    return [v for layer in model._flatten_layers(include_self=False, recursive=True) if isinstance(layer, _NORMS)
+            for v in layer.trainable_variables]
+
+
 class _CoupledDecay:
-    """torch's weight_decay of Adam and SGD: ``g += wd · p`` before the update (an L2 term, not decoupled)."""
+    """torch's weight_decay of Adam and SGD: ``g += wd · p`` before the update (an L2 term, not decoupled); and
+    torch's parameter group of normalisation variables (``scale_norms``): lr × scale, weight decay ÷ scale."""
+
+    norm_lr_scale = 1.0
+    _scaled: frozenset = frozenset()
+
+    def scale_norms(self, variables, scale: float) -> None:
+        """Step ``variables`` (norm_variables of the model) at the learning rate × ``scale``, their weight decay
+        divided by it, as torch's ``{"params": norms, "lr": lr * scale, "weight_decay": wd / scale}``."""
+        self.norm_lr_scale = float(scale)
+        self._scaled = frozenset(id(v) for v in variables) if scale != 1.0 else frozenset()
+
+    def _factor(self, variable) -> float:
+        return self.norm_lr_scale if id(variable) in self._scaled else 1.0
 
     def _with_decay(self, gradient, variable):
         gradient = ops.cast(gradient, variable.dtype)
         if self.l2:
-            gradient = ops.add(gradient, ops.multiply(variable, _constant(self.l2, variable)))
+            gradient = ops.add(gradient, ops.multiply(variable, _constant(self.l2 / self._factor(variable), variable)))
         return gradient
+
+    def _grouped(self, torch, grads, params, variables, lr: float) -> None:
+        """``_foreach_step`` once per learning-rate group (one group unless ``scale_norms`` made two)."""
+        groups: dict[float, list] = {}
+        for item in zip(grads, params, variables):
+            groups.setdefault(self._factor(item[2]), []).append(item)
+        for factor, items in groups.items():
+            g, p, v = (list(column) for column in zip(*items))
+            if self.l2:
+                g = torch._foreach_add(g, p, alpha=self.l2 / factor)
+            self._foreach_step(torch, g, p, v, lr * factor)
 
 
 def _adam_step(opt, gradient, variable, learning_rate) -> None:
@@ -102,7 +140,10 @@ class _ForeachOnTorch:
         with torch.no_grad():
             params = [v.value for v in trainable_variables]
             grads = [g.to(p.dtype) for g, p in zip(grads, params)]
-            self._foreach_step(torch, grads, params, trainable_variables, float(learning_rate))
+            if isinstance(self, _CoupledDecay):  # weight decay and the norms' group, then the update
+                self._grouped(torch, grads, params, trainable_variables, float(learning_rate))
+            else:
+                self._foreach_step(torch, grads, params, trainable_variables, float(learning_rate))
 
 
 def _foreach_adam(opt, torch, grads, params, variables, lr: float) -> None:
@@ -128,11 +169,10 @@ class TorchAdam(_ForeachOnTorch, _CoupledDecay, keras.optimizers.Adam):
         self.l2 = float(l2)
 
     def update_step(self, gradient, variable, learning_rate):
-        _adam_step(self, self._with_decay(gradient, variable), variable, learning_rate)
+        lr = ops.multiply(ops.cast(learning_rate, variable.dtype), _constant(self._factor(variable), variable))
+        _adam_step(self, self._with_decay(gradient, variable), variable, lr)
 
-    def _foreach_step(self, torch, grads, params, variables, lr: float) -> None:
-        if self.l2:
-            grads = torch._foreach_add(grads, params, alpha=self.l2)
+    def _foreach_step(self, torch, grads, params, variables, lr: float) -> None:  # decay added by _grouped
         _foreach_adam(self, torch, grads, params, variables, lr)
 
     def get_config(self):
@@ -170,7 +210,7 @@ class TorchSGD(_ForeachOnTorch, _CoupledDecay, keras.optimizers.SGD):
         self.l2 = float(l2)
 
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
+        lr = ops.multiply(ops.cast(learning_rate, variable.dtype), _constant(self._factor(variable), variable))
         gradient = self._with_decay(gradient, variable)
         if self.momentum == 0:
             self.assign_sub(variable, ops.multiply(gradient, lr))
@@ -181,9 +221,7 @@ class TorchSGD(_ForeachOnTorch, _CoupledDecay, keras.optimizers.SGD):
         step = ops.add(gradient, ops.multiply(v, mu)) if self.nesterov else v
         self.assign_sub(variable, ops.multiply(step, lr))
 
-    def _foreach_step(self, torch, grads, params, variables, lr: float) -> None:
-        if self.l2:
-            grads = torch._foreach_add(grads, params, alpha=self.l2)
+    def _foreach_step(self, torch, grads, params, variables, lr: float) -> None:  # decay added by _grouped
         if self.momentum != 0:
             mu = float(self.momentum)
             bufs = [self.momentums[self._get_variable_index(v)].value for v in variables]
@@ -208,6 +246,8 @@ def describe(optimizer: keras.optimizers.Optimizer) -> dict:
         out |= {"momentum": float(optimizer.momentum), "nesterov": bool(optimizer.nesterov),
                 "momentum_convention": "v = mu v + g; p -= lr v" if isinstance(optimizer, TorchSGD)
                 else "v = mu v - lr g; p += v"}
+    scaled = len(getattr(optimizer, "_scaled", ()))
+    out["norm_lr_scale"] = (float(getattr(optimizer, "norm_lr_scale", 1.0)), scaled) if scaled else (1.0, 0)
     decoupled = float(optimizer.weight_decay or 0.0)
     coupled = float(getattr(optimizer, "l2", 0.0))
     out["weight_decay"] = (decoupled, "decoupled") if decoupled else ((coupled, "coupled (L2 in the gradient)")

@@ -31,12 +31,19 @@ from keras_ref.augment import AUGMENTATIONS
 from keras_ref.epochs import EpochBatches
 from keras_ref.fit import ResumeError, fit_and_test, resumable_recipe, save_atomically
 from keras_ref.models import TWINS
+from keras_ref.models.whitened_cnn import init_whitening
 from keras_ref.torch_like import torch_init
 from keras_ref.recipes import CLASSIFIER_DEFAULT, classifier_recipe, dtype_policy, make_optimizer
 from core import flags, plots, shift_views
 from core.paired import wrong_positions
 from core.split import DatasetSplit
+from core.whitening import WHITENING_IMAGES
 from core.runs import data_errors, write_json
+
+
+def stem_images(x_train: np.ndarray) -> np.ndarray:
+    """The normalised NHWC training images a data-set stem is set from (core.whitening: the split's first ones)."""
+    return x_train[:WHITENING_IMAGES]
 
 
 def training_model(net: keras.Model, augmentation: keras.Model | None) -> keras.Model:
@@ -55,7 +62,7 @@ def build(recipe: dict, input_shape: tuple[int, int, int], num_classes: int, ste
         model = training_model(net, augmentation)
     model.compile(
         optimizer=make_optimizer(recipe["optimizer"], recipe["epochs"] * steps_per_epoch, recipe["schedule"],
-                                 recipe["warmup_fraction"]),
+                                 recipe["warmup_fraction"], recipe.get("norm_lr_scale", 1.0), net),
         # One-hot targets because only the categorical loss takes label smoothing; same formula as torch's.
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe["label_smoothing"]),
         metrics=[keras.metrics.CategoricalAccuracy(name="acc")],
@@ -63,11 +70,29 @@ def build(recipe: dict, input_shape: tuple[int, int, int], num_classes: int, ste
     return net, model
 
 
-def eval_logits(net: keras.Model, images: np.ndarray, shift_tta: int = 0) -> np.ndarray:
-    """float64 logits of NHWC images: with ``shift_tta``, the mean over the 9 shifted views (core.shift_views), as
-    lightning_impl's ImageClassifier.eval_logits tests and predicts."""
+def eval_logits(net: keras.Model, images: np.ndarray, shift_tta: int = 0, flip_tta: bool = False) -> np.ndarray:
+    """float64 logits of NHWC images: the mean over the image's views, as lightning_impl's ImageClassifier.eval_logits
+    tests and predicts: with ``shift_tta`` the 9 shifted views (core.shift_views), with ``flip_tta`` their mirrors too."""
     views = shift_views.views_nhwc(images, shift_tta)
+    if flip_tta:
+        views += [np.ascontiguousarray(v[:, :, ::-1]) for v in views]  # torch takes no negative strides
     return sum(np.asarray(net.predict(v, batch_size=1000, verbose=0), dtype=np.float64) for v in views) / len(views)
+
+
+class MirroredValidation(keras.callbacks.Callback):
+    """val_loss and val_acc of every epoch as Lightning's validation scores a ``flip_tta`` recipe: the mean logits of
+    each validation image and its mirror (no shifts: per-epoch validation only picks the epoch). Keras' own
+    validation would score plain images and so could pick another epoch. Before BestWeights and CSVLogger, which
+    read what it adds."""
+
+    def __init__(self, net: keras.Model, images: np.ndarray, labels: np.ndarray, label_smoothing: float) -> None:
+        super().__init__()
+        self.net, self.images, self.labels, self.label_smoothing = net, images, labels, label_smoothing
+
+    def on_epoch_end(self, epoch, logs=None):
+        logits = eval_logits(self.net, self.images, flip_tta=True)
+        logs.update(val_loss=cross_entropy(logits, self.labels, self.label_smoothing),
+                    val_acc=float((logits.argmax(axis=1) == self.labels).mean()))
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray, label_smoothing: float) -> float:
@@ -84,13 +109,13 @@ def for_display(images: np.ndarray, dm) -> np.ndarray:
     return np.clip(images * dm.std.numpy() + dm.mean.numpy(), 0.0, 1.0)
 
 
-def save_for_prediction(run: Path, net: keras.Model, dm, shift_tta: int = 0) -> None:
+def save_for_prediction(run: Path, net: keras.Model, dm, shift_tta: int = 0, flip_tta: bool = False) -> None:
     """model.keras (the bare net with the selected weights; augmentation acts in training only) and
     model_card.json (what keras_ref.predict needs besides: normalisation, class names, image shape)."""
     save_atomically(net.save, run / "model.keras")
     card = {"task": "classifier", "dataset": dm.dataset_name, "classes": list(dm.spec.classes),
             "input_shape": list(dm.spec.shape), "mean": dm.mean.tolist(), "std": dm.std.tolist(), "model": "model.keras",
-            "shift_tta": shift_tta}
+            "shift_tta": shift_tta, "flip_tta": flip_tta}
     write_json(run / "model_card.json", card)
 
 
@@ -105,6 +130,7 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
     dm.prepare()
     dm.setup()
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (dm.arrays(s) for s in ("train", "val", "test"))
+    first = stem_images(x_train)  # before any limit: the whole split's first images, as in Lightning
     if isinstance(limit_train, float):  # a share of the split, as Lightning's limit_train_batches takes one
         limit_train = max(1, int(limit_train * len(x_train)))
     if limit_train is not None and limit_train < len(x_train):  # smoke runs: a seeded random subset of the split
@@ -112,12 +138,15 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
         x_train, y_train = x_train[keep], y_train[keep]
     onehot = lambda y: np.eye(dm.num_classes, dtype="float32")[y]  # noqa: E731
     net, model = build(recipe, x_train.shape[1:], dm.num_classes, -(-len(x_train) // recipe["batch_size"]))
+    if recipe["net"] == "WhitenedCNN":  # before the first step; a resumed run loads its own stem with its weights
+        init_whitening(net, first)
+    shift, flip = recipe.get("shift_tta", 0), recipe.get("flip_tta", False)
 
     tested: dict[str, np.ndarray] = {}  # each split's logits, computed once from the selected epoch's weights
 
     def logits(split: str) -> np.ndarray:
         if split not in tested:
-            tested[split] = eval_logits(net, x_test if split == "test" else x_val, recipe.get("shift_tta", 0))
+            tested[split] = eval_logits(net, x_test if split == "test" else x_val, shift, flip)
         return tested[split]
 
     def test() -> dict:
@@ -140,12 +169,13 @@ def train(recipe: dict, data_dir: str | None = None, runs_dir: str | None = None
         plots.misclassified_gallery(for_display(x_test[worst], dm), y_test[worst], pred[worst], confidence[worst], classes,
                                     folder / "misclassified.png", f"{title}: most confidently wrong test images")
 
+    validation = (dict(callbacks=[MirroredValidation(net, x_val, y_val, recipe["label_smoothing"])]) if flip else
+                  dict(validation_data=(x_val, onehot(y_val)), validation_batch_size=1000))
     return fit_and_test(
-        model, net, EpochBatches(x_train, onehot(y_train), recipe["batch_size"], recipe["seed"]),
-        validation_data=(x_val, onehot(y_val)), validation_batch_size=1000,
+        model, net, EpochBatches(x_train, onehot(y_train), recipe["batch_size"], recipe["seed"]), **validation,
         recipe=recipe, monitor="val_acc", train_images=len(x_train), test=test, runs_dir=runs_dir, resume=resume,
         verbose=verbose,
-        after_best=lambda run: save_for_prediction(run, net, dm, recipe.get("shift_tta", 0)), figures=figures, errors=errors,
+        after_best=lambda run: save_for_prediction(run, net, dm, shift, flip), figures=figures, errors=errors,
         describe={"dataset": recipe["dataset"], "model": recipe["net"], "val_images": len(x_val)},
     )
 

@@ -193,20 +193,20 @@ def _checked(result: dict) -> None:
 # --- the two directions ------------------------------------------------------------------------------------------
 
 
-def lightning_module(pair: ModelPair, net: torch.nn.Module, shift_tta: int = 0):
+def lightning_module(pair: ModelPair, net: torch.nn.Module, shift_tta: int = 0, flip_tta: bool = False):
     if pair.task == "classification":
-        return ImageClassifier(net, num_classes=net_classes(net), shift_tta=shift_tta).eval()
+        return ImageClassifier(net, num_classes=net_classes(net), shift_tta=shift_tta, flip_tta=flip_tta).eval()
     return Denoiser(net).eval()
 
 
-def keras_shift_tta(source: Path) -> int:
-    """The test-time shifts (core.shift_views) a Keras model is tested with: its model card's, when it has one (a
-    keras_ref run's model_card.json, or the card convert wrote beside a .keras file)."""
+def keras_tta(source: Path) -> tuple[int, bool]:
+    """The test-time views a Keras model is tested with, (shifts in pixels (core.shift_views), mirrors or not): its
+    model card's, when it has one (a keras_ref run's model_card.json, or the card convert wrote beside a .keras file)."""
     model_file = source / "model.keras" if source.is_dir() else source
     for card in (model_file.parent / "model_card.json", card_path(model_file)):
         if card.is_file() and (record := read_record(card, "model card")).get("model") == model_file.name:
-            return int(record.get("shift_tta", 0))
-    return 0
+            return int(record.get("shift_tta", 0)), bool(record.get("flip_tta", False))
+    return 0, False
 
 
 def net_classes(net: torch.nn.Module) -> int:
@@ -221,7 +221,9 @@ def to_lightning(source: Path, out: Path, pair_name: str | None = None, n: int =
     keras_to_torch(model, net, pair.input_shape)
     result = verify(pair, net, model, n)
     _checked(result)
-    module = lightning_module(pair, net, keras_shift_tta(source))
+    if hasattr(net, "whitened"):  # the stem came with the weights: a fine-tuning run must not set it again
+        net.whitened.fill_(True)
+    module = lightning_module(pair, net, *keras_tta(source))
     data = datamodule(pair.dataset) if pair.task == "classification" else NoisyDataModule(dataset=pair.dataset)
     card = make_card(module, data, net_config(pair))
     checkpoint = {"state_dict": module.state_dict(), CARD_KEY: card, "epoch": 0, "global_step": 0,
@@ -237,8 +239,6 @@ def to_keras(source: Path, out: Path, n: int = N_IMAGES) -> dict:
     if out.suffix != ".keras":
         raise ConversionError(f"--to-keras {out}: Keras saves whole models as .keras files")
     module, card, file = load_model(source)
-    if card.get("flip_tta"):
-        raise ConversionError(f"{file}: trained with flip_tta (test-time flips), which the Keras model has no twin of")
     net = module.net.float().eval()
     pair = pair_of_torch(net, card["dataset"])
     model = build_keras(pair)
@@ -249,7 +249,7 @@ def to_keras(source: Path, out: Path, n: int = N_IMAGES) -> dict:
     save_atomically(model.save, Path(out))
     keras_card = {"task": card["task"], "dataset": card["dataset"], "classes": card["classes"],
                   "input_shape": card["input_shape"], "model": out.name, "converted_from": str(file)}
-    keras_card |= {k: card[k] for k in ("mean", "std", "sigma", "eval_sigma", "shift_tta") if k in card}
+    keras_card |= {k: card[k] for k in ("mean", "std", "sigma", "eval_sigma", "shift_tta", "flip_tta") if k in card}
     write_json(card_path(out), keras_card)
     return result | {"written": str(out), "card": str(card_path(out))}
 

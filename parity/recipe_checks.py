@@ -9,7 +9,8 @@ a. initialisation: per parameter, over INIT_SEEDS fresh seeds, the standard devi
    initial weights against torch's, ratio within 1 ± a bound (INIT_TOL, or four sampling standard errors of
    the ratio where the tensor is small);
 b. optimiser: both reduced to one canonical description (class, peak learning rate, betas, ε and where it is
-   added, weight decay and its kind, momentum, Nesterov, momentum convention), compared for equality;
+   added, weight decay and its kind, momentum, Nesterov, momentum convention, the normalisation layers' learning-rate
+   multiplier and how many parameters it applies to), compared for equality;
 c. learning rate at every step of the run: the same number of steps, |Δlr| <= LR_TOL × peak;
 d. recipe steps: copied weights, float64, real batches, each framework's *own* optimiser and schedule for STEPS
    steps from step 0: weights within check 4's bound (parity.checks.TRAIN_TOL) of the update;
@@ -21,7 +22,9 @@ g. augmentation: both augmentations applied to AUG_SAMPLES copies of a probe ima
    whose centre of mass gives the shift and whose principal axis the rotation; for integer crops, a ramp whose
    centre pixel gives the shift and flip); the drawn parameters' distributions compared, a two-sample
    Kolmogorov-Smirnov test for continuous ones and a chi-square test of the counts for discrete ones, each at
-   p > AUG_P.
+   p > AUG_P;
+h. data-set stem (a net set from training images before its first step, WhitenedCNN): the stem each trainer sets
+   from the images it reads, compared weight for weight.
 
 A recipe the Keras translator refuses (keras_ref.recipes.RecipeError) is reported as not run, with the reason.
 """
@@ -56,6 +59,7 @@ LR_TOL = 1e-6  # × the peak learning rate, at every step
 STEPS = 20  # recipe steps compared (d)
 ORDER_EPOCHS = 3  # epochs whose order of the training images is compared (e)
 AUG_SAMPLES = 4000  # augmented copies per framework (g)
+STEM_TOL = 1e-6  # × the largest stem weight: both computed in float64 by core.whitening, stored in float32
 AUG_P = 1e-3  # a distribution test below this p-value fails (g): 1 in 1000 false alarms per test
 # Where a parameter has few values the std of a sample is itself noisy: the bound on the std ratio is the larger
 # of INIT_TOL and SE_FACTOR sampling standard errors of a ratio of two such stds (for a uniform distribution the
@@ -206,6 +210,8 @@ def describe_torch(optimizer: torch.optim.Optimizer) -> dict:
     elif name == "SGD":
         out |= {"momentum": float(d["momentum"]), "nesterov": bool(d["nesterov"]),
                 "momentum_convention": "v = mu v + g; p -= lr v"}
+    norms = [g for g in optimizer.param_groups if "norm_lr_scale" in g]  # lightning_impl.tasks.schedules' second group
+    out["norm_lr_scale"] = (float(norms[0]["norm_lr_scale"]), len(norms[0]["params"])) if norms else (1.0, 0)
     wd = float(d.get("weight_decay", 0.0))
     out["weight_decay"] = (wd, "decoupled" if name == "AdamW" else "coupled (L2 in the gradient)") if wd else (0.0, "none")
     return out
@@ -325,7 +331,8 @@ def _steps_from(pair: ModelPair, s: Sides, first: int) -> list[Row]:
         optimizer, schedule = s.torch_optimizer(torch_model)
         loss_fn = checks.TORCH_LOSSES[pair.loss]()
         kr = s.keras_recipe
-        k_opt = keras_recipes.make_optimizer(kr["optimizer"], s.keras_total, kr["schedule"], kr["warmup_fraction"])
+        k_opt = keras_recipes.make_optimizer(kr["optimizer"], s.keras_total, kr["schedule"], kr["warmup_fraction"],
+                                             kr.get("norm_lr_scale", 1.0), keras_model)
         keras_model.compile(optimizer=k_opt, loss=checks.KERAS_LOSSES[pair.loss]())
         _start_at(first, torch_model, optimizer, schedule, keras_model)
         with checks.dropout_off(torch_model, keras_model):
@@ -533,6 +540,39 @@ def check_augmentation(s: Sides) -> list[Row]:
     return rows
 
 
+# --- h. data-set stem --------------------------------------------------------------------------------------------------------
+
+
+def check_stem(s: Sides) -> list[Row]:
+    """The whitening stem each trainer sets (lightning_impl ImageClassifier.on_fit_start, keras_ref.train.train) from
+    its own copy of the training split; no row for a net without one."""
+    if s.task != "classification" or not hasattr(s.torch_net(0), "init_whitening"):
+        return []
+    from core.split import DatasetSplit
+    from keras_ref.models.whitened_cnn import init_whitening
+    from keras_ref.train import stem_images as keras_stem_images
+    from lightning_impl.tasks.classifier import stem_images as torch_stem_images
+
+    lightning = s.cli.datamodule
+    if lightning.train_set is None:
+        lightning.setup()
+    torch_net = s.torch_net(0)
+    torch_net.init_whitening(torch_stem_images(lightning))
+    kr = s.keras_recipe
+    split = DatasetSplit(kr["dataset"], val_fraction=kr["val_fraction"], split_seed=kr["split_seed"], download=False)
+    split.prepare()
+    split.setup()
+    keras_net = _bare(s.keras_net(0))
+    init_whitening(keras_net, keras_stem_images(split.arrays("train")[0]))
+    t = torch_net.whiten.weight.detach().double().numpy()
+    k = np.asarray(keras.ops.convert_to_numpy(keras_net.get_layer("whiten").kernel), dtype=np.float64).transpose(3, 2, 0, 1)
+    scale = float(np.abs(t).max())
+    worst = float(np.abs(t - k).max()) / scale
+    return [Row(f"6h recipe data-set stem: the whitening filters each trainer sets from its training images "
+                f"({len(t)} filters)", f"max |Δ| {worst:.1e} × max |w| {scale:.3g}", f"<= {STEM_TOL:g} × max |w|",
+                worst <= STEM_TOL, worst)]
+
+
 def check_recipe(pair: ModelPair) -> list[Row]:
     recipe = pair.trained_by
     if recipe is None:
@@ -542,7 +582,7 @@ def check_recipe(pair: ModelPair) -> list[Row]:
     except keras_recipes.RecipeError as err:
         return [Row(f"6 recipe ({recipe})", f"not run: Keras does not translate the recipe ({err})", "-", None)]
     return [*check_init(s), *check_optimizer(s), *check_schedule(s), *check_steps(pair, s), *check_data(s),
-            *check_precision(s), *check_augmentation(s)]
+            *check_precision(s), *check_augmentation(s), *check_stem(s)]
 
 
 __all__ = ["check_recipe", "describe_torch", "sides"]

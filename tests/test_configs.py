@@ -39,8 +39,8 @@ def test_keras_reads_every_recipe_or_refuses_by_name(path):
     read = denoiser_recipe if is_denoiser(path) else classifier_recipe
     try:
         recipe = read(path)
-    except RecipeError as err:  # test-time flips, WhitenedCNN's data-set stem: no Keras translation, said by key
-        assert str(err).split(":")[0] in ("model.flip_tta", "model.net"), err
+    except RecipeError as err:  # none is refused today; one that is names its key
+        assert str(err).split(":")[0].startswith(("model.", "data.", "trainer.")), err
     else:
         assert recipe["epochs"] >= 1
 

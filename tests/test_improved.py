@@ -287,14 +287,15 @@ def test_augmentation_in_yaml_by_function_or_by_class():
     assert layer["augment"]["name"] == "DigitAugment" and layer["net"] == "SpecifiedCNN"
     rotate_shift = kaug.AUGMENTATIONS[layer["augment"]["name"]](**layer["augment"]["init_args"]).layers[0]
     assert (rotate_shift.degrees, rotate_shift.translate) == (5.0, 0.07)
-    with pytest.raises(ValueError, match="flip_tta"):  # not translated: refused, not silently dropped
-        recipes.classifier_recipe(RECIPES[1][2])
-    no_tta = {**RECIPES[1][2], "model": {**RECIPES[1][2]["model"], "flip_tta": False}}
+    fast_recipe = recipes.classifier_recipe(RECIPES[1][2])
+    assert fast_recipe["flip_tta"] is True  # translated (keras_ref.train.eval_logits), not dropped
+    with pytest.raises(ValueError, match="flip_tta"):  # a value that is no switch is refused by name
+        recipes.classifier_recipe({**RECIPES[1][2], "model": {**RECIPES[1][2]["model"], "flip_tta": "yes"}})
     # torch SGD's weight_decay (an L2 term in the gradient) is translated as it is (keras_ref.torch_like.TorchSGD)
     from keras_ref.torch_like import describe
 
-    wd = no_tta["model"]["optimizer"]["init_args"]["weight_decay"]
-    _, model = ktrain.build(recipes.classifier_recipe(no_tta), (32, 32, 3), 10, steps_per_epoch=1)
+    wd = RECIPES[1][2]["model"]["optimizer"]["init_args"]["weight_decay"]
+    _, model = ktrain.build(fast_recipe, (32, 32, 3), 10, steps_per_epoch=1)
     assert describe(model.optimizer)["weight_decay"] == (wd, "coupled (L2 in the gradient)")
 
 
@@ -338,6 +339,11 @@ def test_shift_tta_averages_nine_shifted_views_in_both_frameworks_at_test_and_pr
     with torch.no_grad():
         np.testing.assert_allclose(ktrain.eval_logits(twin, nhwc, 1), model.eval_logits(x).numpy(), atol=1e-5)
         np.testing.assert_allclose(ktrain.eval_logits(twin, nhwc, 0), net(x).numpy(), atol=1e-5)
+        both = ImageClassifier(net=net, shift_tta=1, flip_tta=True).eval()  # shifts and their mirrors, 18 views
+        np.testing.assert_allclose(ktrain.eval_logits(twin, nhwc, 1, flip_tta=True), both.eval_logits(x).numpy(), atol=1e-5)
+        mirrored = ImageClassifier(net=net, flip_tta=True).eval()  # what a flip_tta recipe's validation scores
+        np.testing.assert_allclose(ktrain.eval_logits(twin, nhwc, 0, flip_tta=True),
+                                   mirrored.eval_logits(x, shifted=False).numpy(), atol=1e-5)
     for bad in (-1, 0.5, True):
         with pytest.raises(ValueError, match="shift_tta"):
             ImageClassifier(net=net, shift_tta=bad)

@@ -53,6 +53,36 @@ def test_keras_optimizers_update_as_torchs_under_a_schedule(name, torch_opt, ker
     np.testing.assert_allclose(k, t, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("name,torch_opt,keras_opt", [
+    ("SGD Nesterov + L2", lambda groups: torch.optim.SGD(groups, lr=0.1, momentum=0.85, nesterov=True, weight_decay=1e-3),
+     lambda: torch_like.TorchSGD(0.1, momentum=0.85, nesterov=True, l2=1e-3)),
+    ("Adam + L2", lambda groups: torch.optim.Adam(groups, lr=0.1, weight_decay=0.05), lambda: torch_like.TorchAdam(0.1, l2=0.05)),
+])
+def test_keras_steps_the_norm_variables_as_torchs_second_parameter_group(name, torch_opt, keras_opt):
+    """norm_lr_scale: torch's group {lr × 64, weight_decay ÷ 64} (lightning_impl.tasks.schedules) against Keras'
+    scale_norms, under a schedule; a variable left out of scale_norms steps as torch's first group."""
+    rng, scale = np.random.default_rng(1), 64.0
+    w0 = [rng.normal(size=(5,)), rng.normal(size=(3,))]
+    plain, norm = (torch.nn.Parameter(torch.tensor(w, dtype=torch.float64)) for w in w0)
+    t_opt = torch_opt([{"params": [plain]}, {"params": [norm]}])
+    t_opt.param_groups[1]["weight_decay"] /= scale
+    variables = [keras.Variable(w.astype("float64"), dtype="float64") for w in w0]
+    k_opt = keras_opt()
+    k_opt.build(variables)
+    k_opt.scale_norms(variables[1:], scale)
+    assert torch_like.describe(k_opt)["norm_lr_scale"] == (scale, 1)
+    for lr in LRS:
+        grads = [rng.normal(size=w.shape) for w in w0]
+        t_opt.param_groups[0]["lr"], t_opt.param_groups[1]["lr"] = float(lr), float(lr) * scale
+        k_opt.learning_rate.assign(lr)
+        for p, g in zip((plain, norm), grads):
+            p.grad = torch.tensor(g, dtype=torch.float64)
+        t_opt.step()
+        k_opt.apply_gradients([(keras.ops.convert_to_tensor(g), v) for g, v in zip(grads, variables)])
+    for p, v in zip((plain, norm), variables):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(v), p.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("torch_opt,keras_opt", [
     (lambda ps: torch.optim.Adam(ps, lr=0.1), lambda: keras.optimizers.Adam(0.1)),  # ε on √v, not √v̂
     (lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9), lambda: keras.optimizers.SGD(0.1, momentum=0.9)),
@@ -108,10 +138,39 @@ def test_check_6_passes_for_the_default_recipes(name, fresh):
     assert end > 0 and len(windows) == 2 and "from step 0" in windows[0] and f"from step {end} (end of warm-up)" in windows[1]
 
 
-@pytest.mark.slow
-def test_check_6_reports_a_recipe_keras_does_not_translate_as_not_run(fresh):
+def test_check_6_reports_a_recipe_keras_does_not_translate_as_not_run(fresh, monkeypatch):
+    def refuse(path):
+        raise recipes.RecipeError("model.optimizer.class_path: no Keras translation for 'torch.optim.LBFGS'")
+
+    monkeypatch.setattr(recipes, "classifier_recipe", refuse)
     (row,) = recipe_checks.check_recipe(_pair("whitened_cnn_cifar10"))
-    assert row.passed is None and "not run" in row.value
+    assert row.passed is None and "not run" in row.value and "LBFGS" in row.value
+
+
+@pytest.mark.slow
+def test_check_6_passes_for_the_whitened_recipe_stem_and_norm_rate_included(fresh):
+    """The CIFAR-10 recipe's own parts: SGD with Nesterov momentum and its coupled decay, the BatchNorm shifts at
+    64x the rate (6b, 6d), the stem each trainer sets from its training images (6h)."""
+    rows = recipe_checks.check_recipe(_pair("whitened_cnn_cifar10"))
+    assert {r.check[:2] for r in rows} == {"6a", "6b", "6c", "6d", "6e", "6f", "6g", "6h"}
+    assert all(r.passed for r in rows), [r for r in rows if not r.passed]
+    assert "norm_lr_scale (64.0, 6)" in next(r.value for r in rows if r.check.startswith("6b"))
+
+
+@pytest.mark.slow
+def test_check_6_fails_without_the_norm_rate_or_with_another_stem(fresh, monkeypatch):
+    pair = _pair("whitened_cnn_cifar10")
+    s = recipe_checks.sides(pair.trained_by, pair.task)
+    monkeypatch.setattr(torch_like._CoupledDecay, "scale_norms", lambda self, variables, scale: None)
+    (optimizer,) = recipe_checks.check_optimizer(s)
+    assert not optimizer.passed and "norm_lr_scale" in optimizer.value
+    assert not any(r.passed for r in recipe_checks.check_steps(pair, s))
+    monkeypatch.undo()
+    from keras_ref import train
+
+    monkeypatch.setattr(train, "stem_images", lambda x_train: x_train[5000:10000])  # other images than Lightning's
+    (stem,) = recipe_checks.check_stem(s)
+    assert not stem.passed
 
 
 @pytest.mark.slow

@@ -49,6 +49,25 @@ def test_the_net_starts_as_identities_with_frozen_stem_and_scales():
         WhitenedCNN(widths=())
 
 
+def test_the_keras_twin_sets_the_same_stem_from_the_same_images():
+    import keras_ref  # noqa: F401  (Keras backend before keras)
+    import keras
+    import numpy as np
+
+    from keras_ref.models.whitened_cnn import init_whitening, whitened_cnn
+
+    images = correlated_images(64)
+    net = WhitenedCNN(widths=(8, 16, 16))
+    net.init_whitening(images)
+    twin = whitened_cnn((32, 32, 3), 10, widths=(8, 16, 16))
+    init_whitening(twin, images.permute(0, 2, 3, 1).numpy())
+    kernel = keras.ops.convert_to_numpy(twin.get_layer("whiten").kernel)  # (kh, kw, in, out)
+    np.testing.assert_array_equal(kernel.transpose(3, 2, 0, 1), net.whiten.weight.numpy())
+    assert not twin.get_layer("whiten").kernel.trainable
+    with pytest.raises(ValueError, match="no layer 'whiten'"):
+        init_whitening(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), images.numpy())
+
+
 def test_norm_parameters_get_the_scaled_rate_and_the_divided_decay():
     net = WhitenedCNN(widths=(8, 16, 16))
     plain = parameter_groups(net)
@@ -61,6 +80,9 @@ def test_norm_parameters_get_the_scaled_rate_and_the_divided_decay():
     assert {id(p) for p in norms["params"]} == bn_biases
     assert (weights["lr"], weights["weight_decay"]) == (0.5, 1e-3)
     assert norms["lr"] == pytest.approx(32.0) and norms["weight_decay"] == pytest.approx(1e-3 / 64)
+    for bad in (0, -1.0, True, "64"):  # keras_ref.recipes refuses the same values
+        with pytest.raises(ValueError, match="norm_lr_scale"):
+            ImageClassifier(net=net, norm_lr_scale=bad)
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 """Keras twin of lightning_impl.models.whitened_cnn.WhitenedCNN: the same layers, names and order.
 
 Frozen weights are frozen variables here too (the stem's kernel, every BatchNorm's scale), so that both frameworks
-count and train the same parameters. The stem's whitening filters come from torch (parity.transfer): the data-driven
-initialisation, like the recipe that uses it, is trained in Lightning only.
+count and train the same parameters. ``init_whitening`` sets the stem from training images as the torch net's
+method of that name does (core.whitening: one computation for both); keras_ref.train calls it before the first step.
 """
 
 from __future__ import annotations
@@ -11,21 +11,26 @@ from typing import Sequence
 
 import keras_ref  # noqa: F401  (Keras backend before keras)
 import keras
+import numpy as np
+import torch
 from keras import layers
 
 from keras_ref.batch_norm import FusedBatchNormalization
 
 from core.architectures import WHITENED_BN_EPS as BN_EPS, WHITENED_BN_MOMENTUM as BN_MOMENTUM
+from core.whitening import stem_filters
 
 
 @keras.saving.register_keras_serializable(package="keras_ref")
 class PartialDirac(keras.initializers.Initializer):
-    """Glorot-uniform, except that output filter ``o < in_channels`` passes input channel ``o`` through unchanged
-    (torch: ``nn.init.dirac_(weight[:in_channels])``)."""
+    """torch's initialisation of the twin: Conv2d's default U(±1/√fan_in) (keras_ref.torch_like.torch_init skips a
+    layer with an initialiser of its own, so this one draws it), except that output filter ``o < in_channels`` passes
+    input channel ``o`` through unchanged (torch: ``nn.init.dirac_(weight[:in_channels])``)."""
 
     def __call__(self, shape, dtype=None):
         kh, kw, c_in, c_out = shape
-        kernel = keras.initializers.GlorotUniform()(shape, dtype=dtype)
+        bound = 1.0 / (kh * kw * c_in) ** 0.5
+        kernel = keras.initializers.RandomUniform(-bound, bound)(shape, dtype=dtype)
         n = min(c_in, c_out)
         identity = keras.ops.zeros((kh, kw, c_in, n), dtype=dtype)
         eye = keras.ops.eye(c_in, n, dtype=dtype)
@@ -63,3 +68,19 @@ def whitened_cnn(
     for bn in norms:
         bn.gamma.trainable = False
     return model
+
+
+def init_whitening(model: keras.Model, images: np.ndarray) -> None:
+    """Set the twin's stem (the layer ``whiten``, found in ``model`` or in a net nested in it) from normalised NHWC
+    training images: the filters torch's WhitenedCNN.init_whitening sets from the same images, as a Keras kernel."""
+    layer = _find(model, "whiten")
+    nchw = torch.from_numpy(np.ascontiguousarray(np.asarray(images, dtype=np.float32).transpose(0, 3, 1, 2)))
+    filters = stem_filters(nchw, int(layer.kernel_size[0]))  # (out, in, kh, kw) -> Keras (kh, kw, in, out)
+    layer.kernel.assign(filters.permute(2, 3, 1, 0).numpy().astype(layer.kernel.dtype))
+
+
+def _find(model: keras.Model, name: str) -> layers.Layer:
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if layer.name == name:
+            return layer
+    raise ValueError(f"{model.name} has no layer {name!r}: not a WhitenedCNN twin")

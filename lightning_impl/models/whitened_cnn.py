@@ -15,8 +15,8 @@ What makes it learn in few epochs, each the paper's finding rather than a measur
 Layout: ``whiten`` (3 -> 24, 2x2 valid) -> GELU, then per stage ``conv{s}_1`` -> ``pool{s}`` -> ``bn{s}_1`` ->
 ``act{s}_1`` -> ``conv{s}_2`` -> ``bn{s}_2`` -> ``act{s}_2``: the first convolution runs at the stage's input
 resolution, the second at half of it. Then a max-pool over what is left (3x3), the logits without bias, the scale.
-The Keras twin is keras_ref.models.whitened_cnn (same names); only Lightning trains the recipe, as keras_ref.recipes
-refuses what it cannot translate (the stem's initialisation from data, flip test-time augmentation).
+The Keras twin is keras_ref.models.whitened_cnn (same names), and keras_ref.train trains the same recipe: both set the
+stem with core.whitening from the same training images.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from torch import nn
 
 
 from core.architectures import WHITENED_BN_EPS as BN_EPS, WHITENED_BN_MOMENTUM as BN_MOMENTUM
+from core.whitening import patch_whitening, stem_filters
+
+__all__ = ["GlobalMaxPool", "Scale", "WhitenedCNN", "patch_whitening"]
 
 
 class GlobalMaxPool(nn.Module):
@@ -49,18 +52,6 @@ class Scale(nn.Module):
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
-
-
-def patch_whitening(images: torch.Tensor, kernel_size: int, eps: float = 5e-4) -> torch.Tensor:
-    """Filters (C*k*k, C, k, k) that map each k x k patch onto the eigenvectors of the patch covariance, each divided
-    by the square root of its eigenvalue (+ eps), largest eigenvalue first."""
-    c = images.shape[1]
-    patches = images.double().unfold(2, kernel_size, 1).unfold(3, kernel_size, 1)  # N, C, H', W', k, k
-    patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * kernel_size * kernel_size)
-    covariance = patches.T @ patches / len(patches)
-    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
-    filters = (eigenvectors / (eigenvalues + eps).sqrt()).T.flip(0)
-    return filters.reshape(-1, c, kernel_size, kernel_size).float()
 
 
 class WhitenedCNN(nn.Sequential):
@@ -115,6 +106,5 @@ class WhitenedCNN(nn.Sequential):
     @torch.no_grad()
     def init_whitening(self, images: torch.Tensor) -> None:
         """Set the stem from normalised training images (N, C, H, W): the whitening filters and their negatives."""
-        filters = patch_whitening(images.float(), self.whiten.kernel_size[0])
-        self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight))
+        self.whiten.weight.copy_(stem_filters(images, self.whiten.kernel_size[0]).to(self.whiten.weight))
         self.whitened.fill_(True)

@@ -12,9 +12,16 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from core import shift_views
+from core.ranges import MAX_FLOAT
+from core.whitening import WHITENING_IMAGES
 from lightning_impl.models import SpecifiedCNN
 from lightning_impl.tasks.schedules import check_fraction, configure_optimizers
 from lightning_impl.tasks.train_logging import TrainLogging
+
+
+def stem_images(datamodule) -> torch.Tensor:
+    """The normalised training images a data-set stem is set from (core.whitening: the split's first ones)."""
+    return datamodule.normalize(datamodule.train_set.images[:WHITENING_IMAGES])
 
 
 class ImageClassifier(TrainLogging):
@@ -59,6 +66,8 @@ class ImageClassifier(TrainLogging):
         check_fraction("warmup_fraction", warmup_fraction, high_open=True)
         check_fraction("label_smoothing", label_smoothing)  # keras_ref.recipes refuses the same values
         shift_views.offsets(shift_tta)  # a ValueError for anything but a whole number of pixels >= 0
+        if isinstance(norm_lr_scale, bool) or not isinstance(norm_lr_scale, (int, float)) or not 0 < norm_lr_scale <= MAX_FLOAT:
+            raise ValueError(f"norm_lr_scale must be a positive number, got {norm_lr_scale!r}")  # keras_ref.recipes: the same
         if not num_classes >= 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.save_hyperparameters(ignore=["net", "optimizer"])
@@ -75,15 +84,15 @@ class ImageClassifier(TrainLogging):
             self.net = self.net.to(memory_format=torch.channels_last)
 
     def on_fit_start(self) -> None:
-        # A net with a data-derived first layer (WhitenedCNN) gets it from the first 5,000 training images, once:
+        # A net with a data-derived first layer (WhitenedCNN) gets it from the first WHITENING_IMAGES training images
+        # (the Keras trainer takes the same ones: core.whitening), once:
         # its ``whitened`` flag travels in checkpoints, so a resumed or fine-tuned run keeps the stem it trained with.
         if hasattr(self.net, "init_whitening") and not bool(self.net.whitened):
             datamodule = self.trainer.datamodule
             if datamodule is None or getattr(datamodule, "train_set", None) is None:
                 raise RuntimeError(f"{type(self.net).__name__} initialises its first layer from training images: "
                                    "fit it with a DataModule that holds them (lightning_impl.data.datamodules)")
-            images = datamodule.normalize(datamodule.train_set.images[:5000])
-            self.net.init_whitening(images.to(self.device))
+            self.net.init_whitening(stem_images(datamodule).to(self.device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:  # same values, another memory order
