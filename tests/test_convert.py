@@ -102,3 +102,23 @@ def test_round_trip_of_a_model_trained_for_one_epoch_keeps_its_test_accuracy(tmp
     assert metrics["test_acc"] > 0.9
     card = json.loads(convert.card_path(back).read_text())
     assert card["model"] == "back.keras" and card["dataset"] == "mnist"
+
+
+def test_test_time_views_travel_with_a_keras_model_and_prediction_uses_them(tmp_path):
+    """A Keras model card's flip_tta and shift_tta: convert carries them into the Lightning module it writes, and
+    keras_ref.predict scores an image as the mean over the image and its mirror, as the model was tested."""
+    from keras_ref.predict import probabilities
+    from keras_ref.train import eval_logits
+
+    path = random_keras_file(tmp_path)
+    card = {"task": "classifier", "model": path.name, "mean": [0.1307], "std": [0.3081], "shift_tta": 0, "flip_tta": True}
+    convert.card_path(path).write_text(json.dumps(card))
+    assert convert.keras_tta(path) == (0, True)
+    assert convert.keras_tta(tmp_path / "elsewhere.keras") == (0, False)  # no card: plain images
+    model = keras.saving.load_model(path)
+    arrays = np.random.default_rng(0).integers(0, 256, (3, 1, 28, 28), dtype=np.uint8)
+    x = ((arrays / 255.0 - 0.1307) / 0.3081).astype(np.float32).transpose(0, 2, 3, 1)
+    logits = (eval_logits(model, x) + eval_logits(model, np.ascontiguousarray(x[:, :, ::-1]))) / 2
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities(model, card, arrays), expected, atol=1e-6)
+    assert not np.allclose(probabilities(model, {**card, "flip_tta": False}, arrays), expected, atol=1e-6)
