@@ -159,9 +159,7 @@ def classifier_recipe(config: dict | str | Path = CLASSIFIER_DEFAULT) -> dict:
     if net_name not in ("SpecifiedCNN", "ImprovedCNN", "WhitenedCNN"):
         raise RecipeError(f"model.net: no Keras twin for {net_name!r} in a classifier")
     _number("model.norm_lr_scale", model.get("norm_lr_scale", 1.0), 0.0, MAX_FLOAT, low_open=True)
-    if model.get("norm_lr_scale", 1.0) != 1.0 and _optimizer(model)["class_path"].rsplit(".", 1)[-1] == "AdamW":
-        raise RecipeError("model.norm_lr_scale: not translated with AdamW (its decoupled decay reads the optimizer's "
-                          "learning rate); use Adam or SGD, whose weight decay is a gradient term")
+    _norm_scale_translates(_optimizer(model)["class_path"].rsplit(".", 1)[-1], model.get("norm_lr_scale", 1.0))
     if not isinstance(model.get("flip_tta", False), bool):
         raise RecipeError(f"model.flip_tta: expected true or false, got {model['flip_tta']!r}")
     data_name, data_args = _class(data, "data")
@@ -240,6 +238,14 @@ def denoiser_recipe(config: dict | str | Path = DENOISER_DEFAULT) -> dict:
     }
 
 
+def _norm_scale_translates(optimizer_name: str, norm_lr_scale: float) -> None:
+    """A RecipeError where Keras cannot give the normalisation layers their own rate: with AdamW, whose decoupled
+    decay reads the optimizer's learning rate (keras_ref.torch_like scales Adam's and SGD's gradient-term decay)."""
+    if norm_lr_scale != 1.0 and optimizer_name == "AdamW":
+        raise RecipeError("model.norm_lr_scale: not translated with AdamW (its decoupled decay reads the optimizer's "
+                          "learning rate); use Adam or SGD, whose weight decay is a gradient term")
+
+
 def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_fraction: float, norm_lr_scale: float = 1.0,
                    model: keras.Model | None = None) -> keras.optimizers.Optimizer:
     """The Keras optimizer of a recipe's ``model.optimizer`` (Adam, AdamW or SGD), with its schedule, updating as
@@ -271,10 +277,8 @@ def make_optimizer(optimizer: dict, total_steps: int, schedule: str, warmup_frac
         raise RecipeError(f"model.optimizer.init_args.{sorted(args)[0]}: no Keras translation for {name}")
     # torch's updates, not Keras' (keras_ref.torch_like): Adam's ε on √v̂, SGD's momentum convention, and torch's
     # weight_decay as it is: decoupled for AdamW, an L2 term in the gradient for Adam and SGD.
+    _norm_scale_translates(name, norm_lr_scale)
     if name == "AdamW":
-        if norm_lr_scale != 1.0:
-            raise RecipeError("model.norm_lr_scale: not translated with AdamW (its decoupled decay reads the optimizer's "
-                              "learning rate); use Adam or SGD, whose weight decay is a gradient term")
         return TorchAdamW(lr, weight_decay=weight_decay, **kwargs)
     made = (TorchAdam if name == "Adam" else TorchSGD)(lr, l2=weight_decay, **kwargs)
     if norm_lr_scale != 1.0:

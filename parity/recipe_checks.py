@@ -546,7 +546,8 @@ def check_augmentation(s: Sides) -> list[Row]:
 def check_stem(s: Sides) -> list[Row]:
     """The whitening stem each trainer sets (lightning_impl ImageClassifier.on_fit_start, keras_ref.train.train) from
     its own copy of the training split; no row for a net without one."""
-    if s.task != "classification" or not hasattr(s.torch_net(0), "init_whitening"):
+    torch_net = s.torch_net(0)
+    if s.task != "classification" or not hasattr(torch_net, "init_whitening"):
         return []
     from core.split import DatasetSplit
     from keras_ref.models.whitened_cnn import init_whitening
@@ -556,7 +557,6 @@ def check_stem(s: Sides) -> list[Row]:
     lightning = s.cli.datamodule
     if lightning.train_set is None:
         lightning.setup()
-    torch_net = s.torch_net(0)
     torch_net.init_whitening(torch_stem_images(lightning))
     kr = s.keras_recipe
     split = DatasetSplit(kr["dataset"], val_fraction=kr["val_fraction"], split_seed=kr["split_seed"], download=False)

@@ -71,16 +71,13 @@ def whitened_cnn(
 
 
 def init_whitening(model: keras.Model, images: np.ndarray) -> None:
-    """Set the twin's stem (the layer ``whiten``, found in ``model`` or in a net nested in it) from normalised NHWC
-    training images: the filters torch's WhitenedCNN.init_whitening sets from the same images, as a Keras kernel."""
-    layer = _find(model, "whiten")
+    """Set the twin's stem (its layer ``whiten``) from normalised NHWC training images: the filters torch's
+    WhitenedCNN.init_whitening sets from the same images, as a Keras kernel."""
+    try:
+        layer = model.get_layer("whiten")
+    except ValueError:
+        raise ValueError(f"{model.name} has no layer 'whiten': not a WhitenedCNN twin") from None
     nchw = torch.from_numpy(np.ascontiguousarray(np.asarray(images, dtype=np.float32).transpose(0, 3, 1, 2)))
     filters = stem_filters(nchw, int(layer.kernel_size[0]))  # (out, in, kh, kw) -> Keras (kh, kw, in, out)
     layer.kernel.assign(filters.permute(2, 3, 1, 0).numpy().astype(layer.kernel.dtype))
 
-
-def _find(model: keras.Model, name: str) -> layers.Layer:
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if layer.name == name:
-            return layer
-    raise ValueError(f"{model.name} has no layer {name!r}: not a WhitenedCNN twin")
