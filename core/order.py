@@ -20,3 +20,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """A permutation of range(n): the order in which epoch ``epoch`` visits the training images."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+
+
+FLIP_STREAM = 2**62 + 1  # apart from every epoch seed of nearby runs: the mirrored half is not tied to an epoch's order
+
+
+def mirrored(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Which training images epoch ``epoch`` shows mirrored, under airbench's *alternating flip*: a random half,
+    fixed by the run's seed, in even epochs, and the other half in odd ones, so that every image is seen both ways in
+    any two consecutive epochs (random flips leave a quarter of the images unmirrored, or mirrored, in both)."""
+    half = torch.rand(n, generator=torch.Generator().manual_seed((seed + FLIP_STREAM) % 2**63)) < 0.5
+    return half ^ bool(epoch % 2)

@@ -40,6 +40,8 @@ RANGES: dict[str, tuple[float, tuple, str]] = {
     "trainer.fast_dev_run": (0, (), "0 (off) or more batches"),
     "model.norm_lr_scale": (1e-12, (), "a factor above 0"),
     "model.shift_tta": (0, (), "0 (off) or more pixels"),
+    "model.lookahead": (0, (), "0 (off) or more steps"),
+    "model.stem_bias_epochs": (0, (), "0 or more epochs (null: trains throughout)"),
     "model.optimizer.init_args.lr": (1e-12, (), "a learning rate above 0 (0 would train nothing)"),
     "model.optimizer.init_args.weight_decay": (0, (), "0 or more"),
     "checkpoint.save_top_k": (1, (-1,), "1 or more checkpoints, or -1 (all): the best one is tested"),

@@ -18,7 +18,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from core.datasets import SPECS
-from core.order import epoch_order
+from core.order import epoch_order, mirrored
 from core.split import DatasetSplit, TensorBatches, check_batch_sizes, nhwc_arrays, standardize
 
 
@@ -34,8 +34,9 @@ class EpochShuffle(torch.utils.data.Sampler):
     is called. A batch is a slice of one permutation tensor (``TensorBatches`` indexes with it directly): no
     per-sample Python work."""
 
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+    def __init__(self, n: int, batch_size: int, seed: int, alternating_flip: bool = False) -> None:
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+        self.alternating_flip = alternating_flip
         # Lightning calls set_epoch on the loader's ``sampler`` and on ``batch_sampler.sampler``, never on a batch
         # sampler itself (lightning.fabric.utilities.data._set_sampler_epoch): without this every epoch would
         # repeat the first epoch's order.
@@ -48,20 +49,47 @@ class EpochShuffle(torch.utils.data.Sampler):
         return -(-self.n // self.batch_size)
 
     def __iter__(self):
-        yield from epoch_order(self.n, self.seed, self.epoch).split(self.batch_size)
+        order = epoch_order(self.n, self.seed, self.epoch)
+        if self.alternating_flip:  # index i + n: image i mirrored (WithMirrors)
+            order = order + self.n * mirrored(self.n, self.seed, self.epoch)[order]
+        yield from order.split(self.batch_size)
 
 
-def training_loader(dataset: Dataset, batch_size: int, trainer, seed: int | None = None) -> DataLoader:
+class WithMirrors(Dataset):
+    """A training set whose indices n..2n-1 are its images 0..n-1 mirrored left-right: how ``EpochShuffle`` asks for
+    the half of an epoch that alternating flips mirror (core.order.mirrored), one batch at a time."""
+
+    def __init__(self, dataset: TensorBatches) -> None:
+        self.dataset, self.n = dataset, len(dataset)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitems__(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = torch.as_tensor(indices)
+        images, labels = self.dataset.__getitems__(indices % self.n)
+        mirror = (indices >= self.n).view(-1, *([1] * (images.dim() - 1)))
+        return torch.where(mirror, images.flip(-1), images), labels
+
+
+def training_loader(dataset: Dataset, batch_size: int, trainer, seed: int | None = None,
+                    alternating_flip: bool = False) -> DataLoader:
     """Training batches in a new order every epoch, the same for every DataModule. One process: ``EpochShuffle``,
     and a generator of the loader's own, from which its iterator draws a worker seed instead of from the global
     generator (whose stream an epoch's dropout, augmentation and noise use). Under DDP, Lightning's
     DistributedSampler shuffles by (seed, epoch) too."""
     if trainer is not None and trainer.world_size > 1:
+        if alternating_flip:
+            raise ValueError("alternating_flip draws each epoch's mirrored half in one process; under several "
+                             "devices use random flips (the augment's flip) instead")
         return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=already_batched)
     # The run's seed as the CLI hands it over (ProjectCLI.instantiate_classes); a DataModule used on its own
     # (a notebook, a benchmark) falls back to the seed torch was last seeded with.
     seed = torch.initial_seed() if seed is None else seed
-    return DataLoader(dataset, batch_sampler=EpochShuffle(len(dataset), batch_size, seed), collate_fn=already_batched,
+    if alternating_flip:
+        dataset = WithMirrors(dataset)
+    return DataLoader(dataset, batch_sampler=EpochShuffle(len(dataset), batch_size, seed, alternating_flip),
+                      collate_fn=already_batched,
                       generator=torch.Generator().manual_seed(seed))
 
 
@@ -80,6 +108,9 @@ class ImageDataModule(L.LightningDataModule):
         augment: a module or function applied to normalised *training* batches on the device (see
             lightning_impl.data.augment); validation and test batches are never augmented. In YAML either an
             import path (``lightning_impl.data.augment.digit_augment``) or ``class_path``/``init_args``.
+        alternating_flip: airbench's flips: a random half of the training images (fixed by the run's seed) mirrored
+            in even epochs, the other half in odd ones (core.order.mirrored), instead of a fresh coin per image and
+            epoch; the augment must not flip as well. Photographs only, never digits. One process only.
     """
 
     dataset_name: ClassVar[str]
@@ -93,9 +124,15 @@ class ImageDataModule(L.LightningDataModule):
         split_seed: int = 0,
         download: bool = True,
         augment: nn.Module | Callable[[torch.Tensor], torch.Tensor] | None = None,
+        alternating_flip: bool = False,
     ) -> None:
         super().__init__()
         check_batch_sizes(batch_size, eval_batch_size)
+        if not isinstance(alternating_flip, bool):
+            raise ValueError(f"alternating_flip must be true or false, got {alternating_flip!r}")
+        if alternating_flip and getattr(augment, "flip", False):
+            raise ValueError("alternating_flip mirrors the training images itself: give the augment flip=False "
+                             "(e.g. CropFlipAugment with flip: false), or it would flip them a second time at random")
         # The data itself (files, split, statistics) is the framework-neutral core's; this class only serves it.
         self.split = DatasetSplit(self.dataset_name, data_dir, val_fraction, split_seed, download)
         self.save_hyperparameters(ignore=["augment"])
@@ -148,7 +185,8 @@ class ImageDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=already_batched)
 
     def train_dataloader(self) -> DataLoader:
-        return training_loader(self.train_set, self.hparams.batch_size, self.trainer, self.seed)
+        return training_loader(self.train_set, self.hparams.batch_size, self.trainer, self.seed,
+                               self.hparams.alternating_flip)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.val_set)

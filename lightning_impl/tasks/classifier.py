@@ -19,6 +19,12 @@ from lightning_impl.tasks.schedules import check_fraction, configure_optimizers
 from lightning_impl.tasks.train_logging import TrainLogging
 
 
+# airbench94's lookahead: every ``lookahead`` steps the weights move to an exponential average of themselves, which
+# keeps a share LOOKAHEAD_DECAY ** lookahead * (step / steps) ** 3 of the old average: nothing early on, most of it
+# at the end, where the average smooths the last steps' noise; the last step takes the average whole.
+LOOKAHEAD_DECAY = 0.95
+
+
 def stem_images(datamodule) -> torch.Tensor:
     """The normalised training images a data-set stem is set from (core.whitening: the split's first ones)."""
     return datamodule.normalize(datamodule.train_set.images[:WHITENING_IMAGES])
@@ -47,6 +53,13 @@ class ImageClassifier(TrainLogging):
         norm_lr_scale: learning-rate multiplier for the BatchNorm parameters, whose weight decay is divided by
             the same factor so that it decays them as much per step as before (the airbench recipes train the
             BatchNorm shifts 64x faster than the weights: lightning_impl.models.whitened_cnn).
+        lookahead: every so many steps, the weights and BatchNorm statistics become an exponential moving average of
+            themselves (airbench's lookahead, LOOKAHEAD_DECAY above); the run's last step leaves the average in the
+            net. 0: off.
+        stem_bias_epochs: epochs during which the stem's bias (a net's ``whiten`` layer, WhitenedCNN) trains; frozen
+            afterwards, as in airbench (which also ramps its rate down to 0 over them; here it follows the run's
+            schedule). Freezing it also spares the backward pass the gradient of the first convolution's input.
+            None: it trains throughout.
     """
 
     def __init__(
@@ -61,6 +74,8 @@ class ImageClassifier(TrainLogging):
         shift_tta: int = 0,
         channels_last: bool = False,
         norm_lr_scale: float = 1.0,
+        lookahead: int = 0,
+        stem_bias_epochs: int | None = None,
     ) -> None:
         super().__init__()
         check_fraction("warmup_fraction", warmup_fraction, high_open=True)
@@ -68,6 +83,11 @@ class ImageClassifier(TrainLogging):
         shift_views.offsets(shift_tta)  # a ValueError for anything but a whole number of pixels >= 0
         if isinstance(norm_lr_scale, bool) or not isinstance(norm_lr_scale, (int, float)) or not 0 < norm_lr_scale <= MAX_FLOAT:
             raise ValueError(f"norm_lr_scale must be a positive number, got {norm_lr_scale!r}")  # keras_ref.recipes: the same
+        for name, value in (("lookahead", lookahead), ("stem_bias_epochs", stem_bias_epochs)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        if stem_bias_epochs is not None and not hasattr(net, "whiten"):
+            raise ValueError(f"stem_bias_epochs: {type(net).__name__} has no stem (a ``whiten`` layer) to freeze")
         if not num_classes >= 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.save_hyperparameters(ignore=["net", "optimizer"])
@@ -82,6 +102,7 @@ class ImageClassifier(TrainLogging):
         self.train_epoch_metrics = ("train_acc",)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.lookahead_average: list[torch.Tensor] | None = None
 
     def on_fit_start(self) -> None:
         # A net with a data-derived first layer (WhitenedCNN) gets it from the first WHITENING_IMAGES training images
@@ -93,6 +114,40 @@ class ImageClassifier(TrainLogging):
                 raise RuntimeError(f"{type(self.net).__name__} initialises its first layer from training images: "
                                    "fit it with a DataModule that holds them (lightning_impl.data.datamodules)")
             self.net.init_whitening(stem_images(datamodule).to(self.device))
+
+    def averaged(self) -> list[torch.Tensor]:
+        """The tensors lookahead averages: the net's floating-point weights and buffers (BatchNorm statistics)."""
+        return [t for t in self.net.state_dict(keep_vars=True).values() if t.is_floating_point()]
+
+    def on_train_start(self) -> None:
+        if self.hparams.get("lookahead") and self.lookahead_average is None:  # a resumed run has its own
+            self.lookahead_average = [t.detach().clone() for t in self.averaged()]
+
+    def on_train_epoch_start(self) -> None:
+        epochs = self.hparams.get("stem_bias_epochs")
+        if epochs is not None:
+            self.net.whiten.bias.requires_grad_(self.current_epoch < epochs)
+
+    @torch.no_grad()
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        every = self.hparams.get("lookahead")
+        if not every:
+            return
+        step, steps = self.global_step, self.trainer.estimated_stepping_batches
+        if step % every and step < steps:
+            return
+        keep = 1.0 if step >= steps else LOOKAHEAD_DECAY**every * (step / steps) ** 3
+        live = [t.detach() for t in self.averaged()]
+        torch._foreach_lerp_(self.lookahead_average, live, 1.0 - keep)
+        torch._foreach_copy_(live, self.lookahead_average)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.lookahead_average is not None:  # a resumed run continues the same average
+            checkpoint["lookahead_average"] = self.lookahead_average
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "lookahead_average" in checkpoint:
+            self.lookahead_average = [t.to(self.device) for t in checkpoint["lookahead_average"]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:  # same values, another memory order
