@@ -4,6 +4,7 @@ test images. What airbench's paper does for each of its tricks, on this project'
 
     python benchmarks/recipe_elements.py                                   # cifar10_whitened: every overlay, seeds 0 1
     python benchmarks/recipe_elements.py --elements lookahead --seeds 3 --jobs 1
+    python benchmarks/recipe_elements.py --step-costs                      # only the cost per step, alone (~2 min)
     python benchmarks/recipe_elements.py --update-docs                     # docs/improved.md's table, no training
 
 Each run is one process of what a user types, ``python -m lightning_impl.train --config configs/<recipe>.yaml
@@ -15,7 +16,9 @@ images/s of runs that shared the CPU compare only with each other (the JSON reco
 
 The gain of an element is its test accuracy minus the base's, per seed; whether it is more than noise is McNemar's
 exact test on the test images only one of the pair gets right, pooled over the seeds (core.paired): a pair shares
-its seed, so its initial weights and the order of its batches. Its cost is the training images/s against the base's.
+its seed, so its initial weights and the order of its batches. Its cost is measured apart, with nothing else
+running (``step_costs``): a training step of the recipe's net on one batch, with and without what the element adds
+to it, interleaved over rounds (runs that share the CPU move each other's images/s by 10 % and more).
 """
 
 from __future__ import annotations
@@ -124,6 +127,71 @@ def images_per_s(m: dict) -> float:
     return statistics.mean(value) if isinstance(value, list) else float(value)
 
 
+def step_costs(recipe: str, rounds: int = 5, steps: int = 3) -> dict:
+    """Seconds per training step of ``recipe``'s net on one training batch (median over interleaved rounds, the
+    machine's threads, nothing else should run), and each element's step against the base's: the frozen stem bias
+    as a step without its gradient; lookahead as the step plus a fifth of one ``lookahead_step``; alternating flip as
+    the step plus its batch (gathered with mirrors, augmented without flips) against the base's batch."""
+    import torch
+    import torch.nn.functional as F
+
+    from core.split import TensorBatches
+    from lightning_impl.card import build_net
+    from lightning_impl.data.augment import CropFlipAugment
+    from lightning_impl.data.datamodules import WithMirrors
+    from lightning_impl.tasks.classifier import ImageClassifier
+
+    config = configs.load(f"{recipe}.yaml")
+    model_cfg, data_cfg = config["model"], config["data"]["init_args"]
+    batch = data_cfg["batch_size"]
+    torch.manual_seed(0)
+    task = ImageClassifier(net=build_net(model_cfg["net"]), lookahead=5, channels_last=model_cfg.get("channels_last", False))
+    net = task.net
+    opt_args = model_cfg["optimizer"]["init_args"]
+    optimizer = torch.optim.SGD([q for q in net.parameters() if q.requires_grad], **opt_args)
+    module = config["data"]["class_path"].rsplit(".", 1)[1]
+    shape = next(spec.shape for spec in SPECS.values() if spec.datamodule == module)
+    images = torch.randint(0, 256, (4 * batch, *shape), dtype=torch.uint8)
+    data = TensorBatches(images=images, labels=torch.randint(0, 10, (4 * batch,)))
+    mirrored_data = WithMirrors(data)
+    index = torch.randperm(2 * len(data))[:batch]
+    padding = data_cfg["augment"]["init_args"].get("padding", 4)
+    flip, no_flip = CropFlipAugment(padding), CropFlipAugment(padding, flip=False)
+    smoothing = model_cfg.get("label_smoothing", 0.0)
+
+    def train_step(frozen: bool) -> None:
+        net.whiten.bias.requires_grad_(not frozen)
+        x, y = data.__getitems__(index % len(data))
+        x = x.float().contiguous(memory_format=torch.channels_last) / 255
+        loss = F.cross_entropy(task(x), y, label_smoothing=smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    task.on_train_start()
+    work = {"base": lambda: train_step(False), "stem_bias": lambda: train_step(True),
+            "lookahead": lambda: task.lookahead_step(5, 10**6),
+            "batch, random flips": lambda: flip(data.__getitems__(index % len(data))[0].float()),
+            "batch, alternating flips": lambda: no_flip(mirrored_data.__getitems__(index)[0].float())}
+    times: dict[str, list[float]] = {name: [] for name in work}
+    for name, fn in work.items():  # warm-up: first calls allocate and pick kernels
+        fn()
+    for _ in range(rounds):
+        for name, fn in work.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[name].append((time.perf_counter() - start) / steps)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    step = med["base"]
+    ratio = {"stem_bias": med["stem_bias"] / step, "lookahead": (step + med["lookahead"] / 5) / step,
+             "alternating_flip": (step + med["batch, alternating flips"] - med["batch, random flips"]) / step}
+    env = environment()
+    return {"seconds": med, "ratio": ratio, "batch": batch, "rounds": rounds, "steps": steps,
+            "machine": {"cpu": env["cpu"], "cores": env["cpu_cores"], "threads": torch.get_num_threads(),
+                        "date": env["date"]}}
+
+
 def compare(runs: list[dict]) -> list[dict]:
     """Per element: its accuracy and the base's over the seeds both ran, the images each alone gets right (pooled),
     McNemar's exact p and the images/s ratio."""
@@ -153,19 +221,25 @@ def verdict(row: dict, alpha: float = 0.05) -> str:
 def docs_block(results: list[dict]) -> str:
     """The page's table, one row per element of every committed recipe-elements file, with its commands."""
     lines = [BEGIN, ""]
-    rows, commands = [], []
+    rows, commands, machines = [], [], []
     for res in results:
         for row in res["elements"]:
             rows.append([res["recipe"], row["arm"], ", ".join(map(str, row["seeds"])),
                          ", ".join(f"{100 * a:.2f}" for a in row["base_acc"]),
                          ", ".join(f"{100 * a:.2f}" for a in row["arm_acc"]), f"{row['gain_pp']:+.2f}",
                          f"{row['right_only_arm']} / {row['right_only_base']}", f"{row['mcnemar_p']:.2f}", verdict(row),
-                         f"{row['speed_ratio']:.2f}×", f"{res['machine']['cpu']}, {res['jobs']} run(s) at once"])
+                         f"{res['step_costs']['ratio'][row['arm']]:.2f}×" if "step_costs" in res else "—"])
         commands.append(res["command"])
+        machines.append(f"{res['recipe']}: the runs on {res['machine']['cpu']} ({res['machine']['cores']} cores), "
+                        f"{res['jobs']} at a time, {res['machine']['date']}" + (
+                            f"; the step times alone on the same machine, {res['step_costs']['machine']['threads']} "
+                            f"threads, base step {res['step_costs']['seconds']['base']:.2f} s at batch "
+                            f"{res['step_costs']['batch']} (median of {res['step_costs']['rounds']} interleaved rounds)"
+                            if "step_costs" in res else ""))
     lines += tables.markdown(["recipe", "element", "seeds", "base test %", "with it %", "gain (pp)",
-                              "right only with / only base", "McNemar p", "verdict", "training images/s vs base",
-                              "machine"], rows, align="lllrrrrrlrl")
-    lines += ["", "Measured by:", ""] + [f"- `{c}`" for c in commands] + ["", END]
+                              "right only with / only base", "McNemar p", "verdict", "step time vs base"],
+                             rows, align="lllrrrrrlr")
+    lines += ["", *[m + "." for m in machines], "", "Measured by:", ""] + [f"- `{c}`" for c in commands] + ["", END]
     return "\n".join(lines)
 
 
@@ -179,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, help="shorter runs (smoke tests): trainer.max_epochs")
     p.add_argument("--limit-train-batches", type=int, help="shorter runs (smoke tests): trainer.limit_train_batches")
     p.add_argument("--json", type=Path, help="write the results here (default: results/benchmarks/elements_<recipe>.json)")
+    p.add_argument("--step-costs", action="store_true", help="measure only each element's cost per step, alone, "
+                   "and add it to the --json file (which must hold the runs)")
     p.add_argument("--update-docs", action="store_true", help="rewrite docs/improved.md's table from results/benchmarks/")
     args = p.parse_args(argv)
     if args.update_docs:
@@ -195,18 +271,26 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--elements {' '.join(unknown)}: not among configs/elements/{args.recipe}/ ({', '.join(known) or 'none'})")
     if args.seeds < 1 or args.jobs < 1:
         p.error("--seeds and --jobs: 1 or more")
+    out = args.json or RESULTS / f"elements_{args.recipe}.json"
+    if args.step_costs:
+        if not out.is_file():
+            p.error(f"--step-costs: {out} holds no runs to add the costs to; train them first")
+        result = json.loads(out.read_text())
+        result["step_costs"] = step_costs(args.recipe)
+        write_json(out, result)
+        for arm, ratio in result["step_costs"]["ratio"].items():
+            print(f"[elements] {arm}: {ratio:.3f}x the base's step time")
+        return
     shorten = {"epochs": args.epochs, "limit_train_batches": args.limit_train_batches}
     runs = measure(args.recipe, [BASE, *elements], list(range(args.seeds)), args.runs_dir, args.jobs, **shorten)
     env = environment()
-    out = args.json or RESULTS / f"elements_{args.recipe}.json"
     shown = " ".join(["python benchmarks/recipe_elements.py"] + (argv if argv is not None else sys.argv[1:]))
     result = {"recipe": args.recipe, "command": shown, "jobs": args.jobs,
               "machine": {"cpu": env["cpu"], "cores": env["cpu_cores"], "date": env["date"], "torch": env["packages"]["torch"]},
               "runs": runs, "elements": compare(runs)}
     write_json(out, result)
     for row in result["elements"]:
-        print(f"[elements] {row['arm']}: {row['gain_pp']:+.2f} pp (McNemar p {row['mcnemar_p']:.2f}, {verdict(row)}), "
-              f"{row['speed_ratio']:.2f}x the base's training images/s")
+        print(f"[elements] {row['arm']}: {row['gain_pp']:+.2f} pp (McNemar p {row['mcnemar_p']:.2f}, {verdict(row)})")
     print(f"[elements] {out}")
 
 

@@ -128,12 +128,16 @@ class ImageClassifier(TrainLogging):
         if epochs is not None:
             self.net.whiten.bias.requires_grad_(self.current_epoch < epochs)
 
-    @torch.no_grad()
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        every = self.hparams.get("lookahead")
-        if not every:
-            return
-        step, steps = self.global_step, self.trainer.estimated_stepping_batches
+        if self.hparams.get("lookahead"):
+            self.lookahead_step(self.global_step, int(self.trainer.estimated_stepping_batches))
+
+    @torch.no_grad()
+    def lookahead_step(self, step: int, steps: int) -> None:
+        """After optimiser step ``step`` of ``steps``: on every ``lookahead``-th step the average takes a share
+        1 - keep of the net (keep = LOOKAHEAD_DECAY ** lookahead * (step / steps) ** 3) and the net becomes the
+        average; the last step hands the net the average whole."""
+        every = self.hparams.lookahead
         if step % every and step < steps:
             return
         keep = 1.0 if step >= steps else LOOKAHEAD_DECAY**every * (step / steps) ** 3
