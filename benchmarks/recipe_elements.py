@@ -230,8 +230,10 @@ def docs_block(results: list[dict]) -> str:
                          f"{row['right_only_arm']} / {row['right_only_base']}", f"{row['mcnemar_p']:.2f}", verdict(row),
                          f"{res['step_costs']['ratio'][row['arm']]:.2f}×" if "step_costs" in res else "—"])
         commands.append(res["command"])
+        if "step_costs" in res:
+            commands.append(f"python benchmarks/recipe_elements.py --recipe {res['recipe']} --step-costs")
         machines.append(f"{res['recipe']}: the runs on {res['machine']['cpu']} ({res['machine']['cores']} cores), "
-                        f"{res['jobs']} at a time, {res['machine']['date']}" + (
+                        f"{res['jobs']} at a time (results written {res['machine']['date']})" + (
                             f"; the step times alone on the same machine, {res['step_costs']['machine']['threads']} "
                             f"threads, base step {res['step_costs']['seconds']['base']:.2f} s at batch "
                             f"{res['step_costs']['batch']} (median of {res['step_costs']['rounds']} interleaved rounds)"
@@ -239,6 +241,14 @@ def docs_block(results: list[dict]) -> str:
     lines += tables.markdown(["recipe", "element", "seeds", "base test %", "with it %", "gain (pp)",
                               "right only with / only base", "McNemar p", "verdict", "step time vs base"],
                              rows, align="lllrrrrrlr")
+    for res in results:
+        by = {v: [row["arm"] for row in res["elements"] if verdict(row) == v] for v in ("helps", "hurts", "within noise")}
+        lines += ["", f"{res['recipe']}: beyond noise (McNemar p < 0.05): "
+                  + ("; ".join(f"{v}: {', '.join(by[v])}" for v in ("helps", "hurts") if by[v]) or "none")
+                  + (f"; within noise: {', '.join(by['within noise'])}" if by["within noise"] else "") + ". "
+                  + (f"Candidates for configs/{res['recipe']}.yaml: {', '.join(by['helps'])}." if by["helps"] else
+                     f"An element joins the recipe only with a gain beyond noise (a tie keeps the simpler recipe): "
+                     f"configs/{res['recipe']}.yaml takes none of these.")]
     lines += ["", *[m + "." for m in machines], "", "Measured by:", ""] + [f"- `{c}`" for c in commands] + ["", END]
     return "\n".join(lines)
 

@@ -176,6 +176,13 @@ def test_the_element_benchmark_pairs_each_element_with_the_base_seed_by_seed():
     assert rows["x"]["gain_pp"] == pytest.approx(0.4) and rows["x"]["speed_ratio"] == pytest.approx(1.0)
     assert bench.verdict(rows["x"]) == "helps" and bench.verdict(rows["y"]) == "within noise"
     assert rows["y"]["seeds"] == [0] and rows["y"]["mcnemar_p"] == 1.0
+    result = {"recipe": "r", "command": "python benchmarks/recipe_elements.py", "jobs": 2, "runs": runs,
+              "elements": list(rows.values()), "machine": {"cpu": "CPU", "cores": 2, "date": "today"}}
+    block = bench.docs_block([result])
+    assert "beyond noise (McNemar p < 0.05): helps: x; within noise: y" in block and "Candidates for configs/r.yaml: x" in block
+    assert "| r | x | 0, 1 | 99.00, 99.00 | 99.40, 99.40 | +0.40 | 80 / 0 |" in block
+    rows["x"].update(mcnemar_p=0.5)
+    assert "takes none of these" in bench.docs_block([result])
 
 
 def test_the_docs_table_is_the_committed_results():
