@@ -87,7 +87,8 @@ class ImageClassifier(TrainLogging):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
         if stem_bias_epochs is not None and not hasattr(net, "whiten"):
-            raise ValueError(f"stem_bias_epochs: {type(net).__name__} has no stem (a ``whiten`` layer) to freeze")
+            name = type(net).__name__ if net is not None else "SpecifiedCNN (the default net)"
+            raise ValueError(f"stem_bias_epochs: {name} has no stem (a ``whiten`` layer) to freeze")
         if not num_classes >= 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.save_hyperparameters(ignore=["net", "optimizer"])
