@@ -110,8 +110,7 @@ def measure(recipe: str, arms: list[str], seeds: list[int], runs_dir: Path, jobs
             if m is None:
                 raise RuntimeError(f"{home}: the run ended without a finished metrics.json")
         print(f"[elements] {recipe} {arm} seed {seed}: test {100 * m['test_acc']:.2f} %, "
-              f"{m['train_images_per_s']} training images/s" if isinstance(m["train_images_per_s"], (int, float))
-              else f"[elements] {recipe} {arm} seed {seed}: test {100 * m['test_acc']:.2f} %", flush=True)
+              f"{images_per_s(m):.0f} training images/s", flush=True)
         return {"recipe": recipe, "arm": arm, "seed": seed, "test_acc": m["test_acc"], "test_errors": m["test_errors"],
                 "dataset": m["dataset"], "train_s": m["train_s"], "images_per_s": images_per_s(m), "wall_s": wall,
                 "epochs": m["epochs"], "jobs": jobs, "threads": threads,
@@ -168,7 +167,7 @@ def step_costs(recipe: str, rounds: int = 5, steps: int = 3) -> dict:
         loss.backward()
         optimizer.step()
 
-    task.on_train_start()
+    task.lookahead_average = [t.detach().clone() for t in task.averaged()]  # what on_train_start starts from
     work = {"base": lambda: train_step(False), "stem_bias": lambda: train_step(True),
             "lookahead": lambda: task.lookahead_step(5, 10**6),
             "batch, random flips": lambda: flip(data.__getitems__(index % len(data))[0].float()),

@@ -74,7 +74,9 @@ def test_alternating_flips_refuse_a_second_random_flip_and_several_devices():
 
 def test_lookahead_moves_the_net_to_its_average_on_schedule():
     model = ImageClassifier(net=WhitenedCNN(widths=(4, 8, 8)), lookahead=5)
+    model._trainer = SimpleNamespace(estimated_stepping_batches=100)
     model.on_train_start()
+    assert model.lookahead_steps == 100
     start = [t.clone() for t in model.averaged()]
     names = [k for k, t in model.net.state_dict().items() if t.is_floating_point()]
     assert any("running_mean" in k for k in names) and not any("num_batches_tracked" in k for k in names)
@@ -94,6 +96,13 @@ def test_lookahead_moves_the_net_to_its_average_on_schedule():
     model.lookahead_step(100, 100)  # the last step: the average, whole
     for t, s in zip(model.averaged(), start):
         torch.testing.assert_close(t, s + (1 - keep))
+
+
+def test_lookahead_refuses_a_run_of_unknown_length():
+    model = ImageClassifier(net=WhitenedCNN(widths=(4, 8, 8)), lookahead=5)
+    model._trainer = SimpleNamespace(estimated_stepping_batches=float("inf"))
+    with pytest.raises(ValueError, match="max_epochs or trainer.max_steps"):
+        model.on_train_start()
 
 
 def test_the_options_refuse_what_cannot_work():

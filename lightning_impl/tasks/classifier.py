@@ -104,6 +104,7 @@ class ImageClassifier(TrainLogging):
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.lookahead_average: list[torch.Tensor] | None = None
+        self.lookahead_steps = 0  # the run's steps, set when training starts
 
     def on_fit_start(self) -> None:
         # A net with a data-derived first layer (WhitenedCNN) gets it from the first WHITENING_IMAGES training images
@@ -121,7 +122,14 @@ class ImageClassifier(TrainLogging):
         return [t for t in self.net.state_dict(keep_vars=True).values() if t.is_floating_point()]
 
     def on_train_start(self) -> None:
-        if self.hparams.get("lookahead") and self.lookahead_average is None:  # a resumed run has its own
+        if not self.hparams.get("lookahead"):
+            return
+        steps = self.trainer.estimated_stepping_batches  # once: lookahead_step reads it on every step
+        if steps == float("inf"):
+            raise ValueError("lookahead ramps its average over the run's steps: give trainer.max_epochs or "
+                             "trainer.max_steps")
+        self.lookahead_steps = int(steps)
+        if self.lookahead_average is None:  # a resumed run has its own
             self.lookahead_average = [t.detach().clone() for t in self.averaged()]
 
     def on_train_epoch_start(self) -> None:
@@ -131,7 +139,7 @@ class ImageClassifier(TrainLogging):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.hparams.get("lookahead"):
-            self.lookahead_step(self.global_step, int(self.trainer.estimated_stepping_batches))
+            self.lookahead_step(self.global_step, self.lookahead_steps)
 
     @torch.no_grad()
     def lookahead_step(self, step: int, steps: int) -> None:
