@@ -138,6 +138,7 @@ LIGHTNING_ACCEPTED = {  # (option, value) -> what it means
     ("--model.warmup_fraction", "0"): "no warm-up",
     ("--model.label_smoothing", "0"): "plain cross-entropy",
     ("--model.shift_tta", "0"): "no test-time shifts",
+    ("--model.lookahead", "0"): "no lookahead",
     ("--model.optimizer.init_args.weight_decay", "0"): "no weight decay",
     ("--checkpoint.save_top_k", "-1"): "every checkpoint kept",
     ("--checkpoint.every_n_train_steps", "0"): "off",
