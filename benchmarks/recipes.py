@@ -221,8 +221,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--frameworks", nargs="+", choices=sorted(ENTRY), default=["lightning"])
     p.add_argument("--update-docs", action="store_true",
                    help="render docs/performance.md's table from --json FILE and stop (no training)")
+    p.add_argument("--add", action="store_true",
+                   help="add these seeds' runs to the row's earlier runs in --json FILE (an earlier run of the same "
+                        "seed is replaced) instead of replacing the row: seeds measured in several sittings")
     flags.add(p, "seeds", "seed", "backend", "epochs", "limit_train", "json")
     args = p.parse_args(argv)
+    if args.add and not args.json:
+        p.error("--add adds runs to a benchmark file's: give --json FILE")
     args.seeds = 3 if args.seeds is None else args.seeds
     args.seed = 0 if args.seed is None else args.seed
     for recipe in args.recipes:
@@ -264,7 +269,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     print(f"[recipes]   test {100 * m['test_acc']:.2f} %, {wall:.0f} s wall, "
                           f"{statistics.median(ips):,.0f} images/s ({precision})", flush=True)
                     if args.json:  # after every run: an interrupted benchmark keeps what it measured
-                        stale = save(Path(args.json), runs, earlier)
+                        stale = save(Path(args.json), runs, earlier, add=args.add)
                         if stale and len(runs) == 1:
                             names = ", ".join(sorted({r["recipe"] for r in stale}))
                             print(f"[recipes] {args.json}: {len(stale)} earlier run(s) of {names} measured another "
@@ -281,15 +286,16 @@ def config_sha(recipe: str) -> str:
     return hashlib.sha256((configs.folder() / f"{recipe}.yaml").read_bytes()).hexdigest()[:16]
 
 
-def save(path: Path, runs: list[dict], earlier: list[dict]) -> list[dict]:
-    """The file's earlier runs, but those of a recipe and framework measured now on this kind of machine, and those
-    of an earlier text of a recipe measured now (on any machine: they measured another recipe under the same name),
-    plus this benchmark's runs (another machine's runs of the same recipe text stay: a row each). Returns the
-    earlier runs dropped because their recipe has changed since."""
-    measured = {key(r) for r in runs}
+def save(path: Path, runs: list[dict], earlier: list[dict], add: bool = False) -> list[dict]:
+    """The file's earlier runs, but those of a recipe and framework measured now on this kind of machine (with
+    ``add``, only those of a seed measured now), and those of an earlier text of a recipe measured now (on any
+    machine: they measured another recipe under the same name), plus this benchmark's runs (another machine's runs
+    of the same recipe text stay: a row each). Returns the earlier runs dropped because their recipe has changed
+    since."""
+    measured = {(key(r), r["seed"]) if add else key(r) for r in runs}
     current = {r["recipe"]: r["config_sha"] for r in runs}
     stale = [r for r in earlier if r["recipe"] in current and r.get("config_sha") != current[r["recipe"]]]
-    kept = [r for r in earlier if key(r) not in measured and r not in stale]
+    kept = [r for r in earlier if ((key(r), r["seed"]) if add else key(r)) not in measured and r not in stale]
     write_json(path, {"runs": kept + runs, "summary": summarise(kept + runs)})
     return stale
 

@@ -138,6 +138,25 @@ def test_recipe_benchmark_keeps_machines_apart_and_pairs_the_frameworks_seed_by_
     assert len(stale) == 5 and json.loads(path.read_text())["runs"] == edited
 
 
+def test_added_seeds_join_the_row_and_replace_only_their_own_seed(tmp_path):
+    """``--add``: seeds measured in another sitting join the row's earlier runs; a seed measured again replaces its
+    own earlier run only, and another machine's runs stay."""
+    recipes = _recipes_module()
+    path = tmp_path / "recipes.json"
+    first = [_run("lightning", 0, 0.9960, [1]), _run("lightning", 1, 0.9950, [2]), _run("keras", 0, 0.9930, [3])]
+    recipes.save(path, first, [_run("lightning", 0, 0.996, None, cpu="CPU B")])
+    recipes.save(path, [_run("lightning", 1, 0.9955, [4]), _run("lightning", 2, 0.9965, [5])],
+                 json.loads(path.read_text())["runs"], add=True)
+    runs = json.loads(path.read_text())["runs"]
+    assert sorted((r["machine"]["cpu"], r["framework"], r["seed"], r["test_acc"]) for r in runs) == [
+        ("CPU A", "keras", 0, 0.9930), ("CPU A", "lightning", 0, 0.9960), ("CPU A", "lightning", 1, 0.9955),
+        ("CPU A", "lightning", 2, 0.9965), ("CPU B", "lightning", 0, 0.996)]
+    rows = json.loads(path.read_text())["summary"]
+    assert sorted(r["seeds"] for r in rows if r["framework"] == "lightning") == [[0], [0, 1, 2]]
+    with pytest.raises(SystemExit):
+        recipes.parse_args(["--add"])  # nothing to add to
+
+
 def _benchmark(name: str):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
