@@ -25,10 +25,14 @@ import json
 import sys
 from pathlib import Path
 
-from core import tables
+from core import flags, tables
 from core.runs import UsageError, write_json
 from experiments.docs_sync import rewrite_block
-from recipes import compared  # benchmarks/recipes.py, beside this script
+
+try:
+    from recipes import compared  # benchmarks/recipes.py, beside this script when it runs as one
+except ModuleNotFoundError:  # imported from the checkout's root (tests): benchmarks is a package there
+    from benchmarks.recipes import compared
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "parity.md"
@@ -75,22 +79,28 @@ def update_docs(json_path: Path, page: Path = DOCS) -> bool:
     return rewrite_block(page, BEGIN, END, docs_block(json.loads(json_path.read_text())))
 
 
-def main(argv: list[str] | None = None) -> dict | None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = flags.Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", help="the recipe's name (configs/<recipe>.yaml)")
     parser.add_argument("--side", choices=sorted(SIDES), help="before recipe parity (Keras defaults) or after")
     parser.add_argument("--lightning", nargs="+", type=Path, default=[], help="the Lightning run folders")
     parser.add_argument("--keras", nargs="+", type=Path, default=[], help="the Keras run folders, same seeds")
-    parser.add_argument("--json", type=Path, required=True, help="the results file (a measured row replaces its like)")
+    parser.add_argument("--json", type=flags.output_file, required=True, help="the results file (a measured row replaces its like)")
     parser.add_argument("--update-docs", action="store_true", help="render docs/parity.md's gap table from --json")
     args = parser.parse_args(argv)
     measuring = args.recipe or args.side or args.lightning or args.keras
     if not measuring and not args.update_docs:
         parser.error("give --recipe, --side, --lightning and --keras to add a row, or --update-docs to render")
+    if measuring and not (args.recipe and args.side and args.lightning and args.keras):
+        parser.error("a row needs --recipe, --side, --lightning and --keras")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = parse_args(argv)
+    measuring = args.recipe or args.side or args.lightning or args.keras
     result = None
     if measuring:
-        if not (args.recipe and args.side and args.lightning and args.keras):
-            parser.error("a row needs --recipe, --side, --lightning and --keras")
         from experiments.records import environment
 
         env = environment()

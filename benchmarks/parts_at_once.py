@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from core import tables
+from core import flags, tables
 from core.runs import read_record, write_json
 from experiments.docs_sync import rewrite_block
 from experiments.numbers import plural
@@ -80,12 +80,17 @@ def docs_block(result: dict) -> str:
         f"`python -m {' '.join(PART)}`.", "", END])
 
 
-def main(argv: list[str] | None = None) -> dict | None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--jobs", type=int, default=2, help="copies of the part (default: %(default)s)")
-    p.add_argument("--json", type=Path, default=None, help=f"write the figures here (the docs read {RESULT.relative_to(ROOT)})")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = flags.Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--jobs", type=flags.positive_int, default=2, help="copies of the part (default: %(default)s)")
+    p.add_argument("--json", type=flags.output_file, default=None,
+                   help=f"write the figures here (the docs read {RESULT.relative_to(ROOT)})")
     p.add_argument("--update-docs", action="store_true", help="render docs/performance.md's table from the JSON")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = parse_args(argv)
     result = None
     if args.json is not None:
         from experiments.records import environment
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         block = docs_block(result or json.loads(RESULT.read_text()))
         print("docs/performance.md", "updated" if rewrite_block(DOCS, BEGIN, END, block) else "unchanged")
     if result is None and not args.update_docs:
-        p.error("give --json FILE to measure, or --update-docs to render the table")
+        raise SystemExit("error: give --json FILE to measure, or --update-docs to render the table")
     return result
 
 

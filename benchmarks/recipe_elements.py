@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from core import configs, tables
+from core import configs, flags, tables
 from core.datasets import SPECS
 from core.paired import mcnemar
 from core.runs import write_json
@@ -252,38 +252,47 @@ def docs_block(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = flags.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", default="cifar10_whitened", help="a config name in configs/ (default: %(default)s)")
     p.add_argument("--elements", nargs="+", help="overlays of configs/elements/<recipe>/ (default: all of them)")
-    p.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per arm (default: %(default)s)")
-    p.add_argument("--jobs", type=int, default=2, help="runs at once (default: %(default)s)")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the runs live (default: %(default)s)")
-    p.add_argument("--epochs", type=int, help="shorter runs (smoke tests): trainer.max_epochs")
-    p.add_argument("--limit-train-batches", type=int, help="shorter runs (smoke tests): trainer.limit_train_batches")
-    p.add_argument("--json", type=Path, help="write the results here (default: results/benchmarks/elements_<recipe>.json)")
+    p.add_argument("--seeds", type=flags.positive_int, default=2, help="seeds 0..N-1 per arm (default: %(default)s)")
+    flags.add(p, "jobs", jobs=2)
+    p.add_argument("--runs-dir", type=flags.output_folder, default="runs", help="where the runs live (default: %(default)s)")
+    p.add_argument("--epochs", type=flags.positive_int, help="shorter runs (smoke tests): trainer.max_epochs")
+    p.add_argument("--limit-train-batches", type=flags.positive_int,
+                   help="shorter runs (smoke tests): trainer.limit_train_batches")
+    p.add_argument("--json", type=flags.output_file,
+                   help="write the results here (default: results/benchmarks/elements_<recipe>.json)")
     p.add_argument("--step-costs", action="store_true", help="measure only each element's cost per step, alone, "
                    "and add it to the --json file (which must hold the runs)")
     p.add_argument("--update-docs", action="store_true", help="rewrite docs/improved.md's table from results/benchmarks/")
     args = p.parse_args(argv)
     if args.update_docs:
+        return args
+    if not (configs.folder() / f"{args.recipe}.yaml").is_file():
+        p.error(f"--recipe {args.recipe}: no configs/{args.recipe}.yaml")
+    known = elements_of(args.recipe)
+    args.elements = args.elements or known
+    unknown = sorted(set(args.elements) - set(known))
+    if unknown or not args.elements:
+        p.error(f"--elements {' '.join(unknown)}: not among configs/elements/{args.recipe}/ ({', '.join(known) or 'none'})")
+    args.runs_dir = Path(args.runs_dir)
+    args.json = args.json or RESULTS / f"elements_{args.recipe}.json"
+    if args.step_costs and not args.json.is_file():
+        p.error(f"--step-costs: {args.json} holds no runs to add the costs to; train them first")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.update_docs:
         results = [json.loads(f.read_text()) for f in sorted(RESULTS.glob("elements_*.json"))]
         rewrite_block(DOCS, BEGIN, END, docs_block(results))
         print(f"[elements] {DOCS.relative_to(ROOT)}: {sum(len(r['elements']) for r in results)} row(s)")
         return
-    if not (configs.folder() / f"{args.recipe}.yaml").is_file():
-        p.error(f"--recipe {args.recipe}: no configs/{args.recipe}.yaml")
-    known = elements_of(args.recipe)
-    elements = args.elements or known
-    unknown = sorted(set(elements) - set(known))
-    if unknown or not elements:
-        p.error(f"--elements {' '.join(unknown)}: not among configs/elements/{args.recipe}/ ({', '.join(known) or 'none'})")
-    if args.seeds < 1 or args.jobs < 1:
-        p.error("--seeds and --jobs: 1 or more")
-    out = args.json or RESULTS / f"elements_{args.recipe}.json"
+    elements, out = args.elements, args.json
     if args.step_costs:
-        if not out.is_file():
-            p.error(f"--step-costs: {out} holds no runs to add the costs to; train them first")
         result = json.loads(out.read_text())
         result["step_costs"] = step_costs(args.recipe)
         write_json(out, result)

@@ -1,21 +1,25 @@
-"""Accuracy and wall time of whole training runs, recipe by recipe, seed by seed: the fast-recipe benchmark.
+"""Test score and wall time of whole training runs, recipe by recipe, seed by seed: the fast-recipe benchmark.
 
     python benchmarks/recipes.py                                                  # mnist_improved, Lightning, seeds 0 1 2
     python benchmarks/recipes.py --recipes mnist_improved --frameworks lightning keras --json results/benchmarks/recipes.json
-    python benchmarks/recipes.py --recipes cifar10_ladder --seeds 3 --seed 1
+    python benchmarks/recipes.py --recipes cifar10_whitened --seed 1 --seeds 2 --add --json results/benchmarks/recipes.json
+    python benchmarks/recipes.py --recipes denoise_reference --frameworks lightning keras --json results/benchmarks/recipes.json
     python benchmarks/recipes.py --recipes mnist_improved --frameworks keras --backend jax --seeds 1
     python benchmarks/recipes.py --recipes mnist_specified_cnn --epochs 1 --limit-train 640 --seeds 1   # smoke run
 
 Each run is what a user types: ``python -m lightning_impl.train --config configs/<recipe>.yaml --seed_everything S``
-(or ``python -m keras_ref.train --config ... --seed S``), in its own process, one after the other, and ``wall_s``
-is that process' wall time from start to exit: imports, data loading, training, validation, the test of the
-best checkpoint and the figures. ``train_s`` and images/s are the run's own record (metrics.json). The table
-gives mean ± sample std of test accuracy over the seeds, the mean wall time per run and the machine: the CPU
-model, whether it computes bf16 natively (AMX) and the precision the run resolved to.
+(or ``python -m keras_ref.train --config ... --seed S``; a denoiser's recipe, the one with noise in its data
+section, runs ``lightning_impl.train_denoiser`` and ``keras_ref.train_denoiser``), in its own process, one after
+the other, and ``wall_s`` is that process' wall time from start to exit: imports, data loading, training,
+validation, the test of the best checkpoint and the figures. ``train_s`` and images/s are the run's own record
+(metrics.json). The table gives mean ± sample std of the test score over the seeds (accuracy; PSNR in dB for a
+denoiser), the mean wall time per run and the machine: the CPU model, whether it computes bf16 natively (AMX) and
+the precision the run resolved to.
 
 Timings depend on everything else running on the machine: run it alone, compare figures from one sitting,
 and never assert on them in a test (tests/test_benchmarks.py runs it on a tiny budget for its plumbing only).
-``--json`` appends every run to the file's ``runs`` (a re-measured recipe replaces its earlier runs), so the
+``--json`` appends every run to the file's ``runs``: a re-measured recipe replaces its earlier runs, or with
+``--add`` only the earlier runs of the seeds it measured again (seeds measured in several sittings). So the
 README's and docs' figures are rendered from one committed file: ``--update-docs`` rewrites the table in
 docs/performance.md (between its markers) from the JSON file, without training.
 
@@ -43,6 +47,18 @@ from experiments.records import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = {"lightning": "lightning_impl.train", "keras": "keras_ref.train"}
+DENOISER_ENTRY = {"lightning": "lightning_impl.train_denoiser", "keras": "keras_ref.train_denoiser"}
+# What a run of each task is scored by (metrics.json), and how the table writes a mean and std of it.
+SCORE = {"classifier": "test_acc", "denoiser": "test_psnr"}
+
+
+def task_of(recipe: str) -> str:
+    """A denoiser's recipe has noise in its data section (data.sigma); every other recipe trains a classifier."""
+    return "denoiser" if "sigma" in configs.load(f"{recipe}.yaml").get("data", {}) else "classifier"
+
+
+def entry(recipe: str, framework: str) -> str:
+    return (DENOISER_ENTRY if task_of(recipe) == "denoiser" else ENTRY)[framework]
 
 
 def machine() -> dict:
@@ -57,12 +73,14 @@ def command(recipe: str, framework: str, seed: int, runs_dir: str, backend: str 
             epochs: int | None = None, limit_train: int | None = None) -> list[str]:
     """The command line of one run; ``epochs`` and ``limit_train`` (images) shorten it, for smoke runs."""
     config = str(configs.folder() / f"{recipe}.yaml")
-    cmd = [sys.executable, "-m", ENTRY[framework], "--config", config]
+    cmd = [sys.executable, "-m", entry(recipe, framework), "--config", config]
     if framework == "lightning":
         cmd += ["--seed_everything", str(seed), "--trainer.logger.init_args.save_dir", runs_dir,
                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
         cmd += ["--trainer.max_epochs", str(epochs)] if epochs else []
-        if limit_train:
+        if limit_train and task_of(recipe) == "denoiser":  # the denoisers' DataModule takes a count of images
+            cmd += ["--data.train_limit", str(limit_train)]
+        elif limit_train:
             batch = configs.load(f"{recipe}.yaml")["data"]["init_args"]["batch_size"]
             cmd += ["--trainer.limit_train_batches", str(max(1, limit_train // batch))]
     else:
@@ -88,9 +106,9 @@ def precision_of(recipe: str, framework: str) -> str:
     """What the run computes in: Lightning's resolved precision, or the Keras twin's dtype policy."""
     config = configs.load(f"{recipe}.yaml")
     if framework == "keras":
-        from keras_ref.recipes import classifier_recipe
+        from keras_ref.recipes import classifier_recipe, denoiser_recipe
 
-        return classifier_recipe(config)["dtype_policy"]
+        return (denoiser_recipe if task_of(recipe) == "denoiser" else classifier_recipe)(config)["dtype_policy"]
     trainer = config.get("trainer", {})
     return resolve(trainer.get("precision"), trainer.get("accelerator"))
 
@@ -112,8 +130,9 @@ def summarise(runs: list[dict]) -> list[dict]:
         groups.setdefault(key(r), []).append(r)
     rows = []
     for (recipe, framework, backend, _), rs in groups.items():
-        acc = [r["test_acc"] for r in rs]
-        rows.append({
+        metric = score_of(rs[0])
+        acc = [r[metric] for r in rs]
+        rows.append({"metric": metric,
             "recipe": recipe, "framework": framework + (f" ({backend})" if backend else ""), "parameters": rs[0]["parameters"],
             "epochs": rs[0]["epochs"], "seeds": [r["seed"] for r in rs], "test_mean": statistics.fmean(acc),
             "test_std": statistics.stdev(acc) if len(acc) > 1 else None, "test_min": min(acc),
@@ -121,6 +140,11 @@ def summarise(runs: list[dict]) -> list[dict]:
             "images_per_s": statistics.median(r["images_per_s"] for r in rs), "precision": rs[0]["precision"],
             "machine": rs[0]["machine"]})
     return rows
+
+
+def score_of(run: dict) -> str:
+    """The metrics.json key a run is scored by: test PSNR for a denoiser, test accuracy for a classifier."""
+    return "test_psnr" if "test_psnr" in run else "test_acc"
 
 
 def compared(lightning: dict[int, dict], keras: dict[int, dict]):
@@ -152,7 +176,8 @@ def gaps(runs: list[dict]) -> list[list[str]]:
     gap more than noise?"""
     out = []
     for recipe, machine in dict.fromkeys((r["recipe"], where(r["machine"])) for r in runs):
-        same = [r for r in runs if r["recipe"] == recipe and where(r["machine"]) == machine and not r.get("backend")]
+        same = [r for r in runs if r["recipe"] == recipe and where(r["machine"]) == machine and not r.get("backend")
+                and score_of(r) == "test_acc"]  # classifiers: paired on the test images they get right
         by = {fw: {r["seed"]: r for r in same if r["framework"] == fw} for fw in ("lightning", "keras")}
         if not all(by.values()):
             continue
@@ -168,10 +193,19 @@ def acc_text(mean: float, std: float | None, n: int) -> str:
     return f"{pp_mean_std(mean, float('nan') if std is None else std)} (n={n})"
 
 
+def score_text(row: dict) -> str:
+    """A row's test score over its seeds: accuracy in % ('99.60 ± 0.14 % (n=2)'), PSNR in dB ('19.31 ± 0.05 dB')."""
+    n = len(row["seeds"])
+    if row.get("metric", "test_acc") == "test_acc":
+        return acc_text(row["test_mean"], row["test_std"], n).replace(" (n=", " % (n=", 1)
+    spread = "" if row["test_std"] is None else f" ± {row['test_std']:.2f}"
+    return f"{row['test_mean']:.2f}{spread} dB (n={n})"
+
+
 def table(rows: list[dict]) -> list[str]:
     return tables.markdown(
-        ["recipe", "framework", "params", "epochs", "test acc % (mean ± std)", "wall per run", "images/s", "precision", "machine"],
-        [[r["recipe"], r["framework"], f"{r['parameters']:,}", r["epochs"], acc_text(r["test_mean"], r["test_std"], len(r["seeds"])),
+        ["recipe", "framework", "params", "epochs", "test score (mean ± std)", "wall per run", "images/s", "precision", "machine"],
+        [[r["recipe"], r["framework"], f"{r['parameters']:,}", r["epochs"], score_text(r),
           f"{r['wall_s'] / 60:.1f} min (max {r['wall_max_s'] / 60:.1f})", f"{r['images_per_s']:,.0f}", r["precision"],
           where(r["machine"])] for r in rows], align="llrrrrrll")
 
@@ -257,16 +291,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     print(f"[recipes] {recipe} {framework} seed {seed}: {shown}", flush=True)
                     m, wall = run_once(cmd, Path(tmp) / f"{recipe}_{framework}_{seed}.log")
                     ips = m.get("train_images_per_s") or [float("nan")]
+                    metric = SCORE[task_of(recipe)]
                     runs.append({"recipe": recipe, "framework": framework, "backend": backend, "seed": seed,
                                  "dataset": m.get("dataset"), "test_errors": m.get("test_errors"),
-                                 "test_acc": m["test_acc"], "parameters": m["parameters"], "epochs": m["epochs"],
+                                 metric: m[metric], **({"test_ssim": m["test_ssim"]} if "test_ssim" in m else {}),
+                                 "parameters": m["parameters"], "epochs": m["epochs"],
                                  "wall_s": wall, "train_s": m.get("train_s"), "images_per_s": statistics.median(ips),
                                  "precision": precision, "machine": info,
                                  "shortened": {"epochs": args.epochs, "limit_train": args.limit_train},
                                  "config_sha": config_sha(recipe),
-                                 "command": " ".join(["python", "-m", ENTRY[framework], "--config",
+                                 "command": " ".join(["python", "-m", entry(recipe, framework), "--config",
                                                       f"configs/{recipe}.yaml"])})
-                    print(f"[recipes]   test {100 * m['test_acc']:.2f} %, {wall:.0f} s wall, "
+                    score = f"{100 * m[metric]:.2f} %" if metric == "test_acc" else f"{m[metric]:.2f} dB PSNR"
+                    print(f"[recipes]   test {score}, {wall:.0f} s wall, "
                           f"{statistics.median(ips):,.0f} images/s ({precision})", flush=True)
                     if args.json:  # after every run: an interrupted benchmark keeps what it measured
                         stale = save(Path(args.json), runs, earlier, add=args.add)

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from core import tables
+from core import flags, tables
 from core.paired import mcnemar, wrong_positions
 from core.runs import write_json
 from experiments.docs_sync import rewrite_block
@@ -100,20 +100,27 @@ def update_docs(page: Path = DOCS, folder: Path = RESULTS) -> bool:
     return rewrite_block(page, BEGIN, END, docs_block(results))
 
 
-def main(argv: list[str] | None = None) -> dict | None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = flags.Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*", type=Path, help="training run folders (one recipe, its seeds)")
     parser.add_argument("--keras", action="store_true", help="the runs are keras_ref.train runs")
-    parser.add_argument("--pixels", type=int, default=None, help="the views' shift (default: the run's own, else 1)")
-    parser.add_argument("--limit-test", type=int, default=None, metavar="N", help="score the first N test images only")
-    parser.add_argument("--json", type=Path, default=None,
+    parser.add_argument("--pixels", type=flags.positive_int, default=None,
+                        help="the views' shift (default: the run's own, else 1)")
+    parser.add_argument("--limit-test", type=flags.positive_int, default=None, metavar="N",
+                        help="score the first N test images only")
+    parser.add_argument("--json", type=flags.output_file, default=None,
                         help="write the figures here (results/benchmarks/test_time_views_<name>.json: the docs table)")
     parser.add_argument("--update-docs", action="store_true",
                         help="render docs/improved.md's table from results/benchmarks/test_time_views_*.json")
     args = parser.parse_args(argv)
+    if not args.runs and not args.update_docs:
+        parser.error("give the run folders to score, or --update-docs to render the table")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = parse_args(argv)
     if not args.runs:
-        if not args.update_docs:
-            parser.error("give the run folders to score, or --update-docs to render the table")
         print("docs/improved.md", "updated" if update_docs() else "unchanged")
         return None
 

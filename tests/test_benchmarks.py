@@ -65,6 +65,22 @@ def test_recipes_smoke(tmp_path):
     assert [(r["framework"], r["seed"]) for r in again["runs"]] == [("keras", 0), ("lightning", 3)]
 
 
+@pytest.mark.slow
+def test_recipes_smoke_denoiser(tmp_path):
+    """A denoiser's recipe runs its own entry points (train_denoiser) and is scored by test PSNR, in dB."""
+    out = run("recipes.py", "--recipes", "denoise_reference", "--epochs", "1", "--limit-train", "256", "--seeds", "1",
+              "--frameworks", "lightning", "keras", json_path=tmp_path / "recipes.json")
+    assert [(r["framework"], r["seed"]) for r in out["runs"]] == [("lightning", 0), ("keras", 0)]
+    for r in out["runs"]:
+        assert "test_acc" not in r and 5 < r["test_psnr"] < 40 and 0 < r["test_ssim"] <= 1 and r["parameters"] == 28_353
+        assert r["command"].startswith(f"python -m {'lightning_impl' if r['framework'] == 'lightning' else 'keras_ref'}"
+                                       ".train_denoiser --config configs/denoise_reference.yaml")
+    assert {row["metric"] for row in out["summary"]} == {"test_psnr"}
+    recipes = _recipes_module()
+    lines = recipes.table(out["summary"])
+    assert all(" dB (n=1)" in line for line in lines[2:]) and not recipes.gaps(out["runs"])  # no McNemar on PSNR
+
+
 @pytest.mark.parametrize("name", ["recipes.json", "keras_backends.json"])
 def test_the_recipe_table_in_the_docs_is_the_committed_benchmark(name):
     """Each committed recipe benchmark has its own block in docs/performance.md, rendered from it."""
@@ -267,3 +283,63 @@ def test_the_parts_at_once_table_in_the_docs_is_the_committed_file():
     assert result["speedup"] == pytest.approx(result["alone"]["wall_s"] / result["together"]["wall_s"])
     rates = [sum(r["images_per_s"] for r in result[way]["runs"]) for way in ("alone", "together")]
     assert result["training_speedup"] == pytest.approx(rates[1] / (rates[0] / result["jobs"]))
+
+
+def test_compute_budget_counts_multiply_adds_and_projects_a_run():
+    """benchmarks/compute_budget.py: the multiply-adds of a known net, counted exactly; a run's projection is its
+    steps and evaluation batches times their seconds; a smoke measurement of a small whitened net."""
+    import torch
+    from torch import nn
+
+    budget = _benchmark("compute_budget")
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    assert budget.forward_macs(net, (1, 4, 4)) == 2 * 4 * 4 * 9 + 32 * 3  # per output value: 9 products; 32 x 3
+    m = {"train_batch": 512, "eval_batch": 1000, "step_s": 1.0, "eval_batch_s": 2.0}
+    p = budget.projection(m, epochs=8, train_images=45_000, val_images=5_000, test_images=10_000)
+    assert p == {"training_s": 8 * 88 * 1.0, "evaluation_s": (8 * 5 + 10) * 2.0, "run_s": 704.0 + 100.0}
+    assert budget.split_sizes(budget.variant_config(None, None)) == (45_000, 5_000, 10_000)
+    config = budget.variant_config([8, 16, 16], 1)
+    assert config["trainer"]["max_epochs"] == 1 and config["model"]["net"]["init_args"]["widths"] == [8, 16, 16]
+    got = budget.measure(config, rounds=1, steps=1, batch=4)
+    assert got["step_s"] > 0 and got["eval_batch_s"] > 0 and got["views"] == 2 and got["threads"] == torch.get_num_threads()
+    assert got["gflops"] == pytest.approx(6 * got["forward_macs"] * 4 / got["step_s"] / 1e9)
+    from lightning_impl.card import build_net
+
+    shipped = build_net(budget.variant_config(None, None)["model"]["net"])
+    # By hand, output values x products each: the 2x2 stem 24 x 31^2 x 12; conv1_1 64 x 31^2 x 216; conv1_2
+    # 64 x 15^2 x 576; conv2_1 128 x 15^2 x 576; conv2_2 and conv3_1 128 x 7^2 x 1152 each; conv3_2 128 x 3^2 x 1152;
+    # the head 128 x 10.
+    by_hand = (24 * 961 * 12 + 64 * 961 * 216 + 64 * 225 * 576 + 128 * 225 * 576 + 2 * 128 * 49 * 1152
+               + 128 * 9 * 1152 + 1280)
+    assert budget.forward_macs(shipped, (3, 32, 32)) == by_hand == 54_223_904
+    assert 0 < got["forward_macs"] < by_hand
+    # --train: the command a user types for a variant, and its runs as the table writes them
+    cmd = budget.train_command("half width", 3, "/tmp/r")
+    assert cmd[1:5] == ["-m", "lightning_impl.train", "--config", "configs/cifar10_whitened.yaml"]
+    assert cmd[cmd.index("--model.net.init_args.widths") + 1] == "[32, 64, 64]" and "--trainer.max_epochs" not in cmd
+    assert cmd[cmd.index("--seed_everything") + 1] == "3"
+    wide = budget.train_command("airbench94's size", 0, "/tmp/r")
+    assert wide[wide.index("--trainer.max_epochs") + 1] == "10"
+    runs = [{"wall_s": 420.0, "test_acc": 0.8846}, {"wall_s": 480.0, "test_acc": 0.8854}]
+    assert budget.measured_text(runs[:1], "x") == "7.0 min, 88.46 % (n=1, x)"
+    assert budget.measured_text(runs, "x") == "7.5 min, 88.50 ± 0.06 % (n=2, x)" and budget.measured_text([], "x") == "—"
+    half = {"name": "half width", "projection": {"run_s": 300.0}}
+    assert budget.goal_line(half, 1.2) == ("Against the goal of ≥ 91 % in ≤ 6 min a run, half width: projected 6.0 min, "
+                                           "1.00× the time (not trained whole on this machine).")
+    assert budget.goal_line({**half, "runs": runs}, 1.2).endswith(
+        "measured 7.5 min and 88.50 % test, 1.25× the time, 2.50 pp short of the accuracy.")
+
+
+def test_the_compute_budget_table_in_the_docs_is_the_committed_file():
+    budget = _benchmark("compute_budget")
+    result = json.loads(budget.RESULT.read_text())
+    page = budget.DOCS.read_text()
+    block = budget.BEGIN + page.split(budget.BEGIN, 1)[1].split(budget.END, 1)[0] + budget.END
+    assert block == budget.docs_block(result), "render it: python benchmarks/compute_budget.py --update-docs"
+    assert [v["name"] for v in result["variants"]] == list(budget.VARIANTS)
+    for v in result["variants"]:  # what the JSON says of each net is what the net is
+        widths, epochs, _ = budget.VARIANTS[v["name"]]
+        config = budget.variant_config(widths, epochs)
+        assert v["epochs"] == config["trainer"]["max_epochs"]
+        assert v["parameters"] == sum(p.numel() for p in __import__("lightning_impl.card", fromlist=["build_net"])
+                                      .build_net(config["model"]["net"]).parameters())

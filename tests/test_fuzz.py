@@ -33,7 +33,10 @@ ARGPARSE = [
     "experiments.report", "parity.__main__", "parity.baseline", "parity.convert", "parity.drift",
     "benchmarks.epoch_time", "benchmarks.keras_backends", "benchmarks.time_to_accuracy", "benchmarks.keras_batchnorm",
     "benchmarks.denoise_variants", "benchmarks.throughput", "benchmarks.bm3d_check", "benchmarks.recipes",
+    "benchmarks.recipe_elements", "benchmarks.test_time_views", "benchmarks.parts_at_once", "benchmarks.parity_gap",
+    "benchmarks.compute_budget",
 ]
+NOT_ENTRY_POINTS = {"core.flags": "the shared vocabulary itself", "keras_ref.backend": "adds --backend to others' parsers"}
 REQUIRED = {  # what each needs besides the option, so that a refusal is the option's
     "experiments.report": ["--update-docs", "results.json"],
     "experiments.ablation": ["--dataset", "mnist"],
@@ -104,6 +107,16 @@ def test_every_numeric_option_of_an_argparse_entry_point_is_checked(name):
             elif not (result == "exit 2" and len(lines) == 1 and lines[0].startswith("error:") and option in lines[0]):
                 problems.append(f"{option} {value}: {result}, {lines[-3:]}")
     assert not problems, "\n".join(problems)
+
+
+def test_every_parser_in_the_project_is_fuzzed():
+    """A new entry point (or benchmark) with a parser of its own is in ARGPARSE, so its numbers are checked too."""
+    found = set()
+    for folder in ("lightning_impl", "keras_ref", "parity", "experiments", "benchmarks", "core"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if "add_argument(" in path.read_text():
+                found.add(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    assert found - set(NOT_ENTRY_POINTS) == set(ARGPARSE), (found - set(NOT_ENTRY_POINTS)) ^ set(ARGPARSE)
 
 
 def test_the_fuzz_finds_the_options():
