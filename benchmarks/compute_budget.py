@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from core import configs, flags, tables
-from core.datasets import SPECS
+from core.datasets import spec_of_datamodule
 from core.runs import write_json
 from experiments.docs_sync import rewrite_block
 
@@ -117,7 +117,7 @@ def measure(config: dict, rounds: int = 3, steps: int = 2, batch: int | None = N
     from lightning_impl.tasks.classifier import ImageClassifier
 
     model_cfg, data_cfg = config["model"], config["data"]["init_args"]
-    spec = spec_of(config)
+    spec = spec_of_datamodule(config["data"]["class_path"])
     torch.manual_seed(0)
     task = ImageClassifier(net=build_net(model_cfg["net"]), channels_last=model_cfg.get("channels_last", False),
                            flip_tta=model_cfg.get("flip_tta", False))
@@ -156,15 +156,11 @@ def projection(m: dict, epochs: int, train_images: int, val_images: int, test_im
     return {"training_s": training, "evaluation_s": evaluation, "run_s": training + evaluation}
 
 
-def spec_of(config: dict):
-    """The dataset a recipe trains on, by its DataModule's name."""
-    return next(s for s in SPECS.values() if s.datamodule == config["data"]["class_path"].rsplit(".", 1)[1])
-
-
 def split_sizes(config: dict) -> tuple[int, int, int]:
-    """Training, validation and test images of the recipe's split."""
-    spec = spec_of(config)
-    val = round(spec.train_size * config["data"]["init_args"]["val_fraction"])
+    """Training, validation and test images of the recipe's split (core.split holds out sklearn's train_test_split
+    share: the validation count rounded up)."""
+    spec = spec_of_datamodule(config["data"]["class_path"])
+    val = math.ceil(spec.train_size * config["data"]["init_args"]["val_fraction"])
     return spec.train_size - val, val, spec.test_size
 
 
@@ -249,7 +245,9 @@ def docs_block(result: dict) -> str:
     else:
         lines.append("No whole run of the shipped recipe on this kind of machine is in results/benchmarks/recipes.json: "
                      "the projections are not scaled.")
-    lines += ["\n".join(["", goal_line(v, ratio)]) for v in result["variants"] if v["name"] in GOALS and ratio]
+    for v in result["variants"]:
+        if v["name"] in GOALS and ratio:
+            lines += ["", goal_line(v, ratio)]
     trained = [r["command"] for v in result["variants"] for r in v.get("runs", [])]
     if trained:
         lines += ["", "Trained whole by `--train`: " + "; ".join(f"`{c}`" for c in dict.fromkeys(trained)) + "."]

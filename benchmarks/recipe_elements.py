@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core import configs, flags, tables
-from core.datasets import SPECS
+from core.datasets import SPECS, spec_of_datamodule
 from core.paired import mcnemar
 from core.runs import write_json
 from experiments.docs_sync import rewrite_block
@@ -148,8 +148,7 @@ def step_costs(recipe: str, rounds: int = 5, steps: int = 3) -> dict:
     net = task.net
     opt_args = model_cfg["optimizer"]["init_args"]
     optimizer = torch.optim.SGD([q for q in net.parameters() if q.requires_grad], **opt_args)
-    module = config["data"]["class_path"].rsplit(".", 1)[1]
-    shape = next(spec.shape for spec in SPECS.values() if spec.datamodule == module)
+    shape = spec_of_datamodule(config["data"]["class_path"]).shape
     images = torch.randint(0, 256, (4 * batch, *shape), dtype=torch.uint8)
     data = TensorBatches(images=images, labels=torch.randint(0, 10, (4 * batch,)))
     mirrored_data = WithMirrors(data)

@@ -329,10 +329,13 @@ def save(path: Path, runs: list[dict], earlier: list[dict], add: bool = False) -
     machine: they measured another recipe under the same name), plus this benchmark's runs (another machine's runs
     of the same recipe text stay: a row each). Returns the earlier runs dropped because their recipe has changed
     since."""
-    measured = {(key(r), r["seed"]) if add else key(r) for r in runs}
+    def replaced_by(r: dict) -> tuple:  # what a new run replaces: its row's runs, or with ``add`` its seed's run
+        return (key(r), r["seed"]) if add else key(r)
+
+    measured = {replaced_by(r) for r in runs}
     current = {r["recipe"]: r["config_sha"] for r in runs}
     stale = [r for r in earlier if r["recipe"] in current and r.get("config_sha") != current[r["recipe"]]]
-    kept = [r for r in earlier if ((key(r), r["seed"]) if add else key(r)) not in measured and r not in stale]
+    kept = [r for r in earlier if replaced_by(r) not in measured and r not in stale]
     write_json(path, {"runs": kept + runs, "summary": summarise(kept + runs)})
     return stale
 

@@ -330,6 +330,15 @@ def load_split(name: str, root: Path, train: bool) -> tuple[torch.Tensor, torch.
     return _cifar_split(Path(root) / spec.folder, train)
 
 
+def spec_of_datamodule(class_path: str) -> DatasetSpec:
+    """The dataset a recipe's ``data.class_path`` trains on: its DataModule's class name, with or without the module."""
+    name = class_path.rsplit(".", 1)[-1]
+    for spec in SPECS.values():
+        if spec.datamodule == name:
+            return spec
+    raise ValueError(f"{class_path}: not the DataModule of a dataset; known: {sorted(s.datamodule for s in SPECS.values())}")
+
+
 def _check_name(name: str) -> str:
     if name not in SPECS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(SPECS)}")

@@ -260,3 +260,12 @@ def test_per_batch_cifar_checksums_compose_to_the_published_ones():
         data.update(np.ascontiguousarray(entry["data"], np.uint8).tobytes())
         labels.update(np.asarray(entry["labels"], np.uint8).tobytes())
     assert (data.hexdigest(), labels.hexdigest()) == datasets.CIFAR10_PUBLISHED_TRAIN_SHA256
+
+
+def test_a_recipes_datamodule_names_its_dataset():
+    from core.datasets import SPECS, spec_of_datamodule
+
+    assert spec_of_datamodule("lightning_impl.data.datamodules.CIFAR10DataModule") is SPECS["cifar10"]
+    assert spec_of_datamodule("MNISTDataModule") is SPECS["mnist"]
+    with pytest.raises(ValueError, match="NoisyDataModule: not the DataModule of a dataset"):
+        spec_of_datamodule("lightning_impl.data.noise.NoisyDataModule")
